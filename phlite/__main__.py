@@ -1,0 +1,3 @@
+from phlite.cli import main
+
+main()

@@ -1,0 +1,162 @@
+"""The command line: `python app.py` serves; `project` and `key` subcommands script setup.
+
+The only module that imports waitress. Logging is configured here, once.
+"""
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from phlite import __version__, config as configmod
+
+log = logging.getLogger("phlite")
+
+EXAMPLE = """\
+Point posthog-python at it:
+
+    from posthog import Posthog
+    posthog = Posthog("{token}", host="{url}")
+    posthog.capture("my-event", distinct_id="user-1")
+"""
+
+
+def _settings_parser():
+    parent = argparse.ArgumentParser(add_help=False)
+    for s in configmod.SETTINGS:
+        parent.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=argparse.SUPPRESS, metavar=s.name.upper(),
+                            help=f"{s.help} (env {configmod.env_name(s.name)}, default {s.default})")
+    return parent
+
+
+def build_parser():
+    settings = _settings_parser()
+    parser = argparse.ArgumentParser(prog="phlite", parents=[settings],
+                                     description="A PostHog-compatible analytics and feature-flag server on SQLite.")
+    parser.add_argument("--version", action="version", version=f"phlite {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", parents=[settings], help="Run the server (the default).")
+
+    project = sub.add_parser("project", help="Manage projects.").add_subparsers(dest="action", required=True)
+    p = project.add_parser("list", parents=[settings], help="List projects.")
+    p.add_argument("--json", action="store_true")
+    p = project.add_parser("create", parents=[settings], help="Create a project with its own phc_ token.")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+
+    key = sub.add_parser("key", help="Manage personal API keys.").add_subparsers(dest="action", required=True)
+    p = key.add_parser("create", parents=[settings], help="Create a personal API key (shown once).")
+    p.add_argument("--label", default="")
+    p.add_argument("--project", type=int, action="append", dest="projects",
+                   help="Limit the key to this project id (repeatable). Default: all projects.")
+    p.add_argument("--json", action="store_true")
+    p = key.add_parser("list", parents=[settings], help="List personal API keys (never the keys themselves).")
+    p.add_argument("--json", action="store_true")
+    p = key.add_parser("revoke", parents=[settings], help="Revoke a personal API key by id.")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _flags(args):
+    return {s.name: getattr(args, s.name, None) for s in configmod.SETTINGS}
+
+
+def _print(obj, as_json, text):
+    print(json.dumps(obj) if as_json else text, flush=True)
+
+
+def run_admin(args, config):
+    # Admin commands open the store directly (SQLite lets them run beside the server).
+    from phlite.store import Store
+
+    store = Store(config.db_path)
+    try:
+        if args.command == "project" and args.action == "list":
+            rows = [{"id": p["id"], "name": p["name"], "api_token": p["api_token"]} for p in store.list_projects()]
+            _print(rows, args.json, "\n".join(f"{r['id']}\t{r['name']}\t{r['api_token']}" for r in rows))
+        elif args.command == "project" and args.action == "create":
+            p = store.create_project(args.name)
+            _print({"id": p["id"], "name": p["name"], "api_token": p["api_token"]}, args.json,
+                   f"created project {p['id']} {p['name']!r}: {p['api_token']}")
+        elif args.command == "key" and args.action == "create":
+            k = store.create_personal_key(args.label, args.projects)
+            _print({"personal_api_key": k["personal_api_key"]}, args.json,
+                   f"personal API key (shown once): {k['personal_api_key']}")
+        elif args.command == "key" and args.action == "list":
+            rows = store.list_personal_keys()
+            _print(rows, args.json, "\n".join(
+                f"{r['id']}\t{r['prefix']}...\t{'revoked' if r['revoked'] else 'active'}\t{r['label']}" for r in rows))
+        elif args.command == "key" and args.action == "revoke":
+            ok = store.revoke_personal_key(args.id)
+            if not ok:
+                print(f"phlite: no active key with id {args.id}", file=sys.stderr)
+                return 1
+            _print({"id": args.id, "revoked": True}, args.json, f"revoked key {args.id}")
+        return 0
+    finally:
+        store.close()
+
+
+def first_start(services):
+    """On an empty data dir: create the default project and a personal key, and say how to use them."""
+    store = services.store
+    if store.list_projects():
+        return
+    project = store.create_project("Default project")
+    key = store.create_personal_key("created on first start")
+    cfg = services.config
+    url = f"http://{cfg.host}:{cfg.port}"
+    print(f"Created project 1 'Default project' with project API key {project['api_token']}", flush=True)
+    print(f"Created personal API key (shown once, store it): {key['personal_api_key']}", flush=True)
+    print(EXAMPLE.format(token=project["api_token"], url=url), flush=True)
+
+
+def serve(config):
+    import waitress
+
+    from phlite.services import open_services
+    from phlite.web import create_app
+
+    services = open_services(config)
+    first_start(services)
+    app = create_app(services)
+    server = waitress.create_server(
+        app, host=config.host, port=config.port, threads=config.threads,
+        connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
+        # Our own 413 JSON answers oversize bodies; waitress's limit only guards the disk.
+        max_request_body_size=max(1 << 30, config.max_batch_body_bytes * 2),
+        ident="phlite", clear_untrusted_proxy_headers=False,
+    )
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"phlite {__version__} listening on http://{config.host}:{server.effective_port}"
+          f" (data in {config.data_dir})", flush=True)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        # Stop accepting, let requests in flight finish, then store everything queued.
+        log.info("shutting down: draining the ingestion queue")
+        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+        drained = services.writer.stop()
+        services.writer.spool.close()
+        services.store.close()
+        log.info("stopped%s", "" if drained else " (undrained events stay in the spool and are stored at next start)")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = configmod.load(_flags(args))
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in (None, "serve"):
+        sys.exit(serve(config))
+    sys.exit(run_admin(args, config))

@@ -1,0 +1,48 @@
+"""Builds the long-lived parts of a running phlite (store, spool, writer) from a Config.
+
+The CLI and the tests both start phlite through `open_services`, so they run the same
+wiring. Processors are the writer's per-batch steps (person and group effects).
+"""
+
+import dataclasses
+import time
+
+from phlite.config import Config
+from phlite.spool import Spool
+from phlite.store import Store
+from phlite.writer import Writer
+
+
+@dataclasses.dataclass
+class Services:
+    config: Config
+    store: Store
+    writer: Writer
+    clock: object = time.time
+    # Filled by later features (flag definitions cache, rate limiter...).
+    extras: dict = dataclasses.field(default_factory=dict)
+
+    def close(self):
+        self.writer.stop()
+        self.writer.spool.close()
+        self.store.close()
+
+
+def writer_processors():
+    """The writer's per-batch steps, in order. Person processing registers here."""
+    return []
+
+
+def open_services(config, clock=time.time, start_writer=True):
+    store = Store(config.db_path)
+    spool = Spool(config.spool_dir, config.spool_segment_bytes)
+    writer = Writer(
+        store, spool,
+        max_bytes=config.queue_max_bytes,
+        batch_events=config.writer_batch_events,
+        clock=clock,
+        processors=writer_processors(),
+    )
+    if start_writer:
+        writer.start()
+    return Services(config=config, store=store, writer=writer, clock=clock)

@@ -1,0 +1,114 @@
+"""The write-ahead spool: every accepted request is appended here before it is answered.
+
+A record is appended with a plain write() (no fsync): once write() returns the bytes are
+in the kernel, so they survive `kill -9` of this process (limits.md). The writer stores
+the events of a record and the record's end position in the same SQLite transaction;
+on start, records after the stored position are replayed. So a 200 is never lost and
+never stored twice.
+
+Layout: data/spool/<segment>.log, each record = magic, length, crc32, payload. A record
+cut short by a crash fails its length or CRC check and is ignored (it was never
+acknowledged). Segments wholly behind the stored position are deleted.
+"""
+
+import logging
+import os
+import struct
+import zlib
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"\xa5\x5a"
+HEADER = struct.Struct("<2sII")  # magic, payload length, crc32 of payload
+
+
+class Spool:
+    def __init__(self, directory, segment_bytes=64 * 1024 * 1024):
+        self.dir = directory
+        self.segment_bytes = segment_bytes
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fd = None
+        self.segment = 0
+        self.size = 0
+
+    def _path(self, segment):
+        return self.dir / f"{segment:010d}.log"
+
+    def _segments(self):
+        out = []
+        for p in self.dir.glob("*.log"):
+            try:
+                out.append(int(p.stem))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def recover(self, committed):
+        """Records after `committed` ((segment, offset)) as [(position, payload)], then
+        open a fresh segment for new appends."""
+        records = []
+        for seg in self._segments():
+            if seg < committed[0]:
+                continue
+            start = committed[1] if seg == committed[0] else 0
+            with open(self._path(seg), "rb") as f:
+                data = f.read()
+            pos = start
+            while pos + HEADER.size <= len(data):
+                magic, length, crc = HEADER.unpack_from(data, pos)
+                end = pos + HEADER.size + length
+                if magic != MAGIC or end > len(data):
+                    break
+                payload = data[pos + HEADER.size:end]
+                if zlib.crc32(payload) != crc:
+                    break
+                records.append(((seg, end), payload))
+                pos = end
+            if pos < len(data):
+                log.warning("spool %s: ignoring %d bytes of an unacknowledged, cut-short record",
+                            self._path(seg).name, len(data) - pos)
+        segments = self._segments()
+        self._open(max(segments[-1] if segments else 0, committed[0]) + 1)
+        if records:
+            log.info("spool: replaying %d accepted requests not yet stored", len(records))
+        return records
+
+    def _open(self, segment):
+        if self.fd is not None:
+            os.close(self.fd)
+        self.segment = segment
+        self.fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.size = os.fstat(self.fd).st_size
+
+    def append(self, payload):
+        """Append one record; returns its end position. Raises OSError (e.g. disk full),
+        leaving no partial record behind. Callers serialise appends."""
+        if self.size >= self.segment_bytes:
+            self._open(self.segment + 1)
+        record = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+        try:
+            written = os.write(self.fd, record)
+            if written != len(record):
+                raise OSError(28, "short write to spool")
+        except OSError:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                pass
+            raise
+        self.size += len(record)
+        return (self.segment, self.size)
+
+    def release(self, committed):
+        """Delete segments whose records are all stored."""
+        for seg in self._segments():
+            if seg < committed[0] and seg != self.segment:
+                try:
+                    self._path(seg).unlink()
+                except OSError:
+                    pass
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -1,0 +1,83 @@
+"""Capture endpoints: PostHog's /capture, /batch, /e, /i/v0/e and the Mixpanel-style
+/track, /engage, /groups, /import. Decode, authenticate, spool, answer 200 at once.
+
+Per-event validation happens later in the writer (phlite's contract), so a request is
+refused only when it cannot be decoded or has no valid project key.
+"""
+
+import bottle
+
+from phlite import errors, ingest
+from phlite.web.common import client_ip, is_preflight, preflight, query, read_body, route
+
+POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch"]
+MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
+OK = {"status": 1}
+
+
+def resolve_project(store, token, project_id):
+    """The project id a capture request writes to, or the contract's exact error."""
+    if not token:
+        raise errors.invalid_project_key()
+    if token.startswith("phx_"):
+        record = store.verify_personal_key(token)
+        if record is None:
+            raise errors.invalid_personal_key()
+        try:
+            pid = int(project_id)
+        except (TypeError, ValueError):
+            raise errors.invalid_project()
+        allowed = record["project_ids"]
+        if store.get_project(pid) is None or (allowed is not None and pid not in allowed):
+            raise errors.invalid_project()
+        return pid
+    pid = store.project_for_token(token)
+    if pid is None:
+        raise errors.invalid_project_key()
+    return pid
+
+
+def register(app, services):
+    config, store, writer = services.config, services.store, services.writer
+
+    def ingest_request():
+        req = bottle.request
+        path = req.path
+        limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
+        body = read_body(limit) if req.method == "POST" else b""
+        q = query()
+        payload = ingest.decode_request(
+            path, body,
+            content_type=req.headers.get("Content-Type", ""),
+            content_encoding=req.headers.get("Content-Encoding", ""),
+            query=q,
+            max_decompressed=config.max_decompressed_bytes,
+        )
+        project_id = resolve_project(store, payload.token, payload.project_id)
+        limiter = services.extras.get("rate_limiter")
+        if limiter is not None and payload.events:
+            limiter.check(project_id, len(payload.events))
+        if payload.events:
+            writer.submit(project_id, payload.events, sent_at=payload.sent_at, ip=client_ip(config),
+                          token=payload.token or "")
+        return payload
+
+    def posthog_capture():
+        if bottle.request.method == "OPTIONS":
+            return preflight() if is_preflight() else OK
+        ingest_request()
+        return OK
+
+    def mixpanel_capture():
+        if bottle.request.method == "OPTIONS":
+            return preflight() if is_preflight() else OK
+        # Errors stay JSON even without verbose: any body but `1` is a failure to
+        # mixpanel-node, and the status code tells the rest.
+        payload = ingest_request()
+        if payload.verbose or query().get("verbose") == "1":
+            return {"status": 1, "error": None}
+        bottle.response.content_type = "text/plain"
+        return "1"
+
+    route(app, POSTHOG_PATHS, ["GET", "POST", "OPTIONS"], posthog_capture, public=True)
+    route(app, MIXPANEL_PATHS, ["GET", "POST", "OPTIONS"], mixpanel_capture, public=True)

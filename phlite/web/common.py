@@ -1,0 +1,246 @@
+"""What every route shares: JSON in and out, the error plugin, CORS, body limits, auth.
+
+Routes are registered with `route(app, paths, methods, public=...)`. Public routes
+(the SDK endpoints) get permissive CORS with credentials, as PostHog's capture does;
+private API routes get no CORS headers at all.
+"""
+
+import logging
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, urlencode
+
+import bottle
+import orjson
+
+from phlite import errors
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+def dumps(value):
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_response(value, status=200, headers=None):
+    return bottle.HTTPResponse(dumps(value), status, {"Content-Type": JSON, **(headers or {})})
+
+
+def error_response(err):
+    resp = json_response(err.body(), err.status, err.headers)
+    return resp
+
+
+def _cors_headers(resp, public):
+    origin = bottle.request.headers.get("Origin")
+    if not public or not origin:
+        return
+    resp.set_header("Access-Control-Allow-Origin", origin)
+    resp.set_header("Access-Control-Allow-Credentials", "true")
+    resp.set_header("Vary", "Origin")
+
+
+def _json_plugin(callback):
+    def wrapper(*args, **kwargs):
+        try:
+            rv = callback(*args, **kwargs)
+        except errors.PhliteError as e:
+            rv = error_response(e)
+        except bottle.HTTPResponse as r:
+            rv = r
+        except Exception:
+            log.exception("error while serving %s %s", bottle.request.method, bottle.request.path)
+            rv = error_response(errors.PhliteError("Internal server error.", code="server_error"))
+        if isinstance(rv, (dict, list)):
+            bottle.response.content_type = JSON
+            rv = dumps(rv)
+        route = bottle.request.route
+        public = bool(route and route.config.get("public"))
+        _cors_headers(rv if isinstance(rv, bottle.HTTPResponse) else bottle.response, public)
+        return rv
+
+    return wrapper
+
+
+def _bottle_error(status, type_, code, detail):
+    def handler(err):
+        bottle.response.content_type = JSON
+        bottle.response.status = status
+        if status == 405 and err.headers and "Allow" in err.headers:
+            bottle.response.set_header("Allow", err.headers["Allow"])
+        return dumps(errors.error_body(type_, code, detail))
+
+    return handler
+
+
+def install(app, services):
+    app.install(_json_plugin)
+    # bottle's own error pages are HTML; phlite answers JSON on every path.
+    app.error(400)(_bottle_error(400, "validation_error", "invalid_input", "Bad request."))
+    app.error(404)(_bottle_error(404, "invalid_request", "not_found", "Not found."))
+    app.error(405)(_bottle_error(405, "invalid_request", "method_not_allowed", "Method not allowed."))
+    app.error(413)(_bottle_error(413, "validation_error", "payload_too_large", "Request body too large."))
+    app.error(500)(_bottle_error(500, "server_error", "error", "Internal server error."))
+
+
+def route(app, paths, methods, callback, public=False, slash=True):
+    """Register callback on each path, with and without the trailing slash."""
+    if isinstance(paths, str):
+        paths = [paths]
+    for path in paths:
+        variants = {path.rstrip("/") or "/", path.rstrip("/") + "/"} if slash else {path}
+        for p in sorted(variants):
+            app.route(p, methods, callback, public=public)
+            if public and "OPTIONS" not in methods:
+                app.route(p, "OPTIONS", preflight, public=True)
+
+
+def preflight(*args, **kwargs):
+    """CORS preflight: allow the method and mirror the requested headers."""
+    resp = bottle.HTTPResponse(b"", 200)
+    req = bottle.request.headers.get("Access-Control-Request-Headers")
+    resp.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+    if req:
+        resp.set_header("Access-Control-Allow-Headers", req)
+    resp.set_header("Access-Control-Max-Age", "86400")
+    return resp
+
+
+def is_preflight():
+    return bottle.request.method == "OPTIONS" and "Access-Control-Request-Method" in bottle.request.headers
+
+
+# --- request helpers -------------------------------------------------------------
+
+
+def query():
+    """The query string as {name: last value}, decoded as UTF-8 (bottle's is latin-1)."""
+    return dict(parse_qsl(bottle.request.environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+
+def read_body(limit):
+    """The raw request body, refused with 413 JSON past `limit` bytes without reading it all."""
+    env = bottle.request.environ
+    length = env.get("CONTENT_LENGTH") or ""
+    stream = env["wsgi.input"]
+    if length.strip():
+        try:
+            n = int(length)
+        except ValueError:
+            raise errors.BadRequest("Invalid Content-Length header.")
+        if n > limit:
+            raise errors.PayloadTooLarge(f"Request body is {n} bytes; the limit here is {limit}.")
+        return stream.read(n) if n else b""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise errors.PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
+    return data
+
+
+def client_ip(config):
+    if config.trust_proxy:
+        fwd = bottle.request.headers.get("X-Forwarded-For")
+        if fwd:
+            return fwd.split(",")[0].strip()
+    return bottle.request.environ.get("REMOTE_ADDR")
+
+
+def iso_ms(ms):
+    """UTC epoch milliseconds as ISO 8601 with milliseconds and a Z."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time_param(value, name):
+    """A query-string time (ISO 8601 or date) as epoch ms; 400 naming the parameter if bad."""
+    if value in (None, ""):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+") if "T" in value else value)
+    except ValueError:
+        raise errors.BadRequest(f"'{name}' must be an ISO 8601 date or time.", attr=name)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def int_param(q, name, default, lo=1, hi=1000):
+    raw = q.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise errors.BadRequest(f"'{name}' must be an integer.", attr=name)
+    if not lo <= v <= hi:
+        raise errors.BadRequest(f"'{name}' must be between {lo} and {hi}.", attr=name)
+    return v
+
+
+def url_with(params):
+    """This request's URL with query parameters replaced (for `next` links)."""
+    parts = bottle.request.urlparts
+    q = query()
+    q.update({k: v for k, v in params.items() if v is not None})
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(q)}"
+
+
+def json_body(limit=2 * 1024 * 1024):
+    """A private-API JSON object body."""
+    raw = read_body(limit)
+    if not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise errors.BadRequest(f"Request body is not valid JSON: {e}.", code="parse_error")
+    if not isinstance(value, dict):
+        raise errors.BadRequest("Request body must be a JSON object.", code="parse_error")
+    return value
+
+
+# --- auth ------------------------------------------------------------------------
+
+
+def bearer_key():
+    auth = bottle.request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return None
+
+
+def personal_key(store):
+    """The verified personal key record of this request, or 401 JSON."""
+    key = bearer_key()
+    if not key:
+        raise errors.Unauthorized("Authentication credentials were not provided.", code="not_authenticated")
+    record = store.verify_personal_key(key)
+    if record is None:
+        raise errors.Unauthorized("Invalid personal API key.", code="authentication_failed")
+    return record
+
+
+def key_project_ids(store, record):
+    ids = [p["id"] for p in store.list_projects()]
+    allowed = record["project_ids"]
+    return ids if allowed is None else [i for i in ids if i in allowed]
+
+
+def project_for_key(store, record, project_ref):
+    """Resolve `<id>` or `@current` in a private API path to a project id the key may use."""
+    allowed = key_project_ids(store, record)
+    if project_ref == "@current":
+        if not allowed:
+            raise errors.Forbidden("This personal API key has no project.", code="permission_denied")
+        return allowed[0]
+    try:
+        pid = int(project_ref)
+    except ValueError:
+        raise errors.NotFound("Project not found.")
+    if pid not in allowed:
+        if store.get_project(pid) is None:
+            raise errors.NotFound("Project not found.")
+        raise errors.Forbidden("This personal API key cannot access this project.", code="permission_denied")
+    return pid

@@ -1,0 +1,76 @@
+"""The private API (Bearer personal API key): projects and the events list."""
+
+from phlite import errors
+from phlite.web.common import (
+    int_param, iso_ms, key_project_ids, parse_time_param, personal_key, project_for_key, query, route, url_with,
+)
+
+
+def event_json(row):
+    return {
+        "id": row["uuid"],
+        "event": row["event"],
+        "distinct_id": row["distinct_id"],
+        "properties": row["properties"],
+        "timestamp": iso_ms(row["timestamp"]),
+        "created_at": iso_ms(row["created_at"]),
+    }
+
+
+def parse_cursor(raw):
+    if not raw:
+        return None
+    try:
+        ts, rowid = raw.split("_")
+        return int(ts), int(rowid)
+    except ValueError:
+        raise errors.BadRequest("'cursor' is not a cursor this server gave out.", attr="cursor")
+
+
+def register(app, services):
+    store = services.store
+
+    def list_projects():
+        record = personal_key(store)
+        ids = key_project_ids(store, record)
+        results = [
+            {"id": p["id"], "name": p["name"], "api_token": p["api_token"], "created_at": iso_ms(p["created_at"])}
+            for p in store.list_projects(ids=set(ids))
+        ]
+        return {"count": len(results), "next": None, "previous": None, "results": results}
+
+    def get_project(project):
+        pid = project_for_key(store, personal_key(store), project)
+        p = store.get_project(pid)
+        return {"id": p["id"], "name": p["name"], "api_token": p["api_token"], "created_at": iso_ms(p["created_at"])}
+
+    def list_events(project):
+        pid = project_for_key(store, personal_key(store), project)
+        q = query()
+        distinct_ids = None
+        if q.get("person_id"):
+            lookup = services.extras.get("person_distinct_ids")
+            if lookup is None:
+                raise errors.BadRequest("Filtering by person is not available.", attr="person_id")
+            distinct_ids = lookup(pid, q["person_id"])
+            if distinct_ids is None:
+                raise errors.NotFound("Person not found.", attr="person_id")
+        if q.get("distinct_id"):
+            distinct_ids = [d for d in (distinct_ids or [q["distinct_id"]]) if d == q["distinct_id"]]
+        rows, cursor = store.list_events(
+            pid,
+            event=q.get("event") or None,
+            distinct_ids=distinct_ids,
+            after=parse_time_param(q.get("after"), "after"),
+            before=parse_time_param(q.get("before"), "before"),
+            cursor=parse_cursor(q.get("cursor")),
+            limit=int_param(q, "limit", 100, 1, 1000),
+        )
+        return {
+            "results": [event_json(r) for r in rows],
+            "next": url_with({"cursor": f"{cursor[0]}_{cursor[1]}"}) if cursor else None,
+        }
+
+    route(app, "/api/projects", ["GET"], list_projects)
+    route(app, "/api/projects/<project>", ["GET"], get_project)
+    route(app, "/api/projects/<project>/events", ["GET"], list_events)

@@ -1,0 +1,271 @@
+"""The ingestion queue and its one writer thread.
+
+Request threads call `submit()`: the record is appended to the spool, queued, and the
+request is answered 200. The writer thread drains the queue, normalises and validates
+each event (dropping invalid ones, counted and logged), runs the processors (person and
+group effects, in event order) and stores everything in group commits, recording the
+spool position in the same transaction. Nothing else writes events.
+
+Other writes that must be ordered with ingestion (deleting a person, say) go through
+`call(fn)`, which runs fn in the writer thread. Tests use `flush()` instead of sleeping.
+"""
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from datetime import datetime
+
+import orjson
+
+from phlite import errors
+from phlite.normalize import normalize_event
+from phlite.store import DatabaseError
+from phlite.store.events import event_row
+
+log = logging.getLogger(__name__)
+
+# A group commit takes queued records up to this many bytes (and events up to the
+# configured writer_batch_events): big enough to amortise the commit, small enough to
+# keep a transaction short.
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+class _Call:
+    def __init__(self, fn):
+        self.fn = fn
+        self.done = threading.Event()
+        self.result = None
+        self.error = None
+
+
+class Writer:
+    def __init__(self, store, spool, *, max_bytes=32 * 1024 * 1024, batch_events=5000,
+                 clock=time.time, retry_delay=1.0, processors=()):
+        self.store = store
+        self.spool = spool
+        self.max_bytes = max_bytes
+        self.batch_events = batch_events
+        self.clock = clock
+        self.retry_delay = retry_delay
+        self.processors = list(processors)
+        self.cond = threading.Condition()
+        self.queue = collections.deque()  # (position, record bytes) or (None, _Call)
+        self.queued_bytes = 0
+        self.failure = None  # the last store error; while set, submit() answers 503
+        self.stopping = False
+        self.thread = None
+        self.dropped = collections.Counter()
+        self.stored = 0
+        with store.db.connection_context():
+            self.committed = store.spool_position()
+        self.appended = self.committed
+        for position, payload in spool.recover(self.committed):
+            self.queue.append((position, payload))
+            self.queued_bytes += len(payload)
+            self.appended = position
+
+    # --- request side -----------------------------------------------------------
+
+    def submit(self, project_id, events, *, sent_at=None, ip=None, token="", received_ms=None):
+        """Accept events for storage, durably (spooled) before returning. Raises Unavailable."""
+        record = orjson.dumps({
+            "p": project_id,
+            "t": int(self.clock() * 1000) if received_ms is None else received_ms,
+            "s": sent_at.isoformat() if sent_at else None,
+            "ip": ip,
+            "k": token,
+            "e": events,
+        }, option=orjson.OPT_NON_STR_KEYS)
+        with self.cond:
+            if self.stopping:
+                raise errors.Unavailable("phlite is shutting down; retry shortly.", retry_after=2)
+            if self.failure is not None:
+                raise errors.Unavailable(f"Storage is refusing writes ({self.failure}); retry later.", retry_after=5)
+            if self.queue and self.queued_bytes + len(record) > self.max_bytes:
+                raise errors.Unavailable("Ingestion queue is full; retry shortly.", retry_after=1)
+            try:
+                position = self.spool.append(record)
+            except OSError as e:
+                log.error("spool append failed: %s", e)
+                raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
+            self.queue.append((position, record))
+            self.queued_bytes += len(record)
+            self.appended = position
+            self.cond.notify_all()
+
+    def call(self, fn, timeout=30):
+        """Run fn() in the writer thread, ordered after everything already queued."""
+        if self.thread is None or threading.current_thread() is self.thread:
+            return fn()
+        c = _Call(fn)
+        with self.cond:
+            self.queue.append((None, c))
+            self.cond.notify_all()
+        if not c.done.wait(timeout):
+            raise errors.Unavailable("The writer is busy; retry shortly.", retry_after=2)
+        if c.error is not None:
+            raise c.error
+        return c.result
+
+    def flush(self, timeout=30):
+        """Block until everything submitted before this call is stored. True on success."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            target = self.appended
+            if self.thread is None:
+                self.cond.release()
+                try:
+                    self._drain_inline()
+                finally:
+                    self.cond.acquire()
+            while self.committed < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.cond.wait(remaining)
+            return True
+
+    # --- writer thread ----------------------------------------------------------
+
+    def start(self):
+        self.thread = threading.Thread(target=self._run, name="phlite-writer", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout=60):
+        """Stop accepting, store what is queued, and stop the thread."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.queue
+
+    def _take(self):
+        # Bounded by bytes and by record count; a record is one request (1 to
+        # thousands of events), parsed only in _store.
+        items, size = [], 0
+        for position, item in self.queue:
+            if position is None:
+                if not items:
+                    items.append((position, item))
+                break
+            if items and (size + len(item) > BATCH_BYTES or len(items) >= self.batch_events):
+                break
+            items.append((position, item))
+            size += len(item)
+        return items
+
+    def _run(self):
+        while True:
+            with self.cond:
+                while not self.queue and not self.stopping:
+                    self.cond.wait()
+                if not self.queue:
+                    return
+                items = self._take()
+            self._process(items)
+
+    def _drain_inline(self):
+        # Used when no thread runs (tests and CLI commands): drain synchronously.
+        while self.queue:
+            with self.cond:
+                items = self._take()
+            if not self._process(items) and self.failure is not None:
+                return
+
+    def _process(self, items):
+        if items[0][0] is None:
+            call = items[0][1]
+            try:
+                with self.store.db.connection_context() if self.thread is None else _nullcontext():
+                    call.result = call.fn()
+            except BaseException as e:  # delivered to the caller
+                call.error = e
+            with self.cond:
+                self.queue.popleft()
+                self.cond.notify_all()
+            call.done.set()
+            return True
+        try:
+            self._store(items)
+        except DatabaseError as e:
+            with self.cond:
+                if self.failure is None:
+                    log.error("store refused a write, answering 503 until it recovers: %s", e)
+                self.failure = str(e)
+                if not self.stopping or self.thread is not None:
+                    self.cond.wait(self.retry_delay)
+            return False
+        except Exception:
+            # A record this code cannot process must not block the queue forever, nor be
+            # lost: set it aside in the spool directory for a human, then go on.
+            log.exception("could not process %d queued requests; trying one by one", len(items))
+            for item in items:
+                try:
+                    self._store([item])
+                except DatabaseError:
+                    return False
+                except Exception:
+                    self._quarantine(item)
+            return True
+        with self.cond:
+            for _ in items:
+                _, item = self.queue.popleft()
+                self.queued_bytes -= len(item)
+            self.committed = items[-1][0]
+            if self.failure is not None:
+                log.warning("store accepts writes again")
+            self.failure = None
+            self.cond.notify_all()
+        self.spool.release(self.committed)
+        return True
+
+    def _quarantine(self, item):
+        position, payload = item
+        path = self.spool.dir / "rejected.log"
+        log.error("set aside a request the writer could not process in %s", path)
+        with open(path, "ab") as f:
+            f.write(payload + b"\n")
+        with self.store.transaction():
+            self.store.set_spool_position(position)
+        with self.cond:
+            self.queue.popleft()
+            self.queued_bytes -= len(payload)
+            self.committed = position
+            self.cond.notify_all()
+
+    def _store(self, items):
+        now_ms = int(self.clock() * 1000)
+        by_project = collections.defaultdict(list)
+        drops = collections.Counter()
+        for _, payload in items:
+            rec = orjson.loads(payload)
+            sent_at = datetime.fromisoformat(rec["s"]) if rec.get("s") else None
+            for raw in rec["e"]:
+                ev = normalize_event(raw, now_ms=rec["t"], sent_at=sent_at, ip=rec.get("ip"), token=rec.get("k") or "")
+                if isinstance(ev, str):
+                    drops[ev] += 1
+                else:
+                    by_project[rec["p"]].append(ev)
+        stored = 0
+        with self.store.transaction():
+            for project_id, events in by_project.items():
+                for processor in self.processors:
+                    events = processor(self.store, project_id, events, now_ms)
+                stored += self.store.insert_event_rows([event_row(project_id, ev, now_ms) for ev in events])
+            self.store.set_spool_position(items[-1][0])
+        self.stored += stored
+        if drops:
+            self.dropped.update(drops)
+            log.warning("dropped %d invalid events: %s", sum(drops.values()),
+                        ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
