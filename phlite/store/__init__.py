@@ -10,6 +10,7 @@ import peewee
 
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
+from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
 
 # The errors callers may need to catch, without importing peewee themselves.
@@ -17,7 +18,7 @@ DatabaseError = peewee.DatabaseError
 OperationalError = peewee.OperationalError
 
 
-class Store(ProjectsMixin, EventsMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)
