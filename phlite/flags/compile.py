@@ -1,0 +1,239 @@
+"""Turns stored flag rows into ready-to-run structures, once per definition change.
+
+Everything that does not depend on the person is decided here: operators and filter values, the
+variant table, valid overrides, payloads, the dependency order between flags, and which flags can
+never be evaluated (missing, deleted or cyclic dependencies).
+"""
+
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+
+from . import dates
+from .cohorts import Cohorts
+from .operators import Matcher, compile_property, property_key
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    index: int
+    group_index: int | None  # effective aggregation: None = person
+    rollout: float | None  # fraction of 1; None = everyone (absent, null or exactly 100)
+    variant: str | None  # override, kept only if it names an existing variant
+    flag_filters: tuple[tuple[str, object], ...]  # (dependency flag key, expected value)
+    matchers: tuple[Matcher, ...]  # person/group property filters
+    cohort_matchers: tuple[Matcher, ...]  # evaluated last: the most expensive ones
+    property_keys: frozenset[str]  # keys that decide whether a legacy super condition applies
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    key: str
+    id: int
+    version: int
+    name: str | None
+    active: bool
+    hash_prefix: bytes  # b"<key>." for hashing.prefixed_hash
+    group_index: int | None
+    conditions: tuple[Condition, ...]
+    variants: tuple[tuple[str, float], ...]  # (key, cumulative upper bound)
+    payloads: dict
+    holdout: tuple[str, float | None] | None  # (variant, fraction or None = everyone)
+    legacy_holdout: tuple[Condition, str | None] | None  # (condition, variant override)
+    enrollment_key: str | None  # "$feature_enrollment/<key>" when feature_enrollment is on
+    super_condition: Condition | None
+    continuity: bool
+    device_bucketing: bool
+    dependencies: tuple[str, ...]  # keys of the flags this one reads
+    missing_dependency: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlags:
+    """Compiled definitions of one project; safe to share between threads (never mutated)."""
+
+    flags: dict[str, Flag]  # only flags that are not deleted
+    order: tuple[str, ...]  # evaluation order: every flag after the flags it depends on
+    group_indexes: frozenset[int]  # aggregation indexes some condition uses
+    cohorts: Cohorts
+
+
+def _fraction(percentage) -> float | None:
+    if percentage is None or percentage == 100:
+        return None
+    return float(percentage) / 100
+
+
+def _aggregation(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _resolve_dependency(key, by_key: dict, by_id: dict) -> str | None:
+    """Server rows name the dependency by id (as text), local-eval payloads by key: accept both."""
+    text = key if isinstance(key, str) else str(key)
+    if text in by_id:
+        return by_id[text]
+    return text if text in by_key else None
+
+
+def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz):
+    """Returns (Condition, dependency keys, has an unresolvable dependency)."""
+    raw = raw if isinstance(raw, dict) else {}
+    if "aggregation_group_type_index" in raw:
+        group_index = _aggregation(raw["aggregation_group_type_index"])
+    else:
+        group_index = flag_level
+    flag_filters, matchers, cohort_matchers, keys, deps = [], [], [], set(), []
+    missing = False
+    for filt in raw.get("properties") or []:
+        if not isinstance(filt, dict):
+            continue
+        kind = filt.get("type")
+        if kind == "flag":
+            dep = _resolve_dependency(filt.get("key"), by_key, by_id)
+            if dep is None:
+                missing = True
+            else:
+                deps.append(dep)
+                # Only flag_evaluates_to compares flag values; anything else never matches.
+                expected = filt.get("value") if filt.get("operator") == "flag_evaluates_to" else None
+                flag_filters.append((dep, expected))
+        elif kind == "cohort":
+            cohort_matchers.append(cohorts.filter_matcher(filt))
+        else:
+            keys.add(property_key(filt))
+            matchers.append(compile_property(filt, tz))
+    variant = raw.get("variant")
+    condition = Condition(
+        index=index,
+        group_index=group_index,
+        rollout=_fraction(raw.get("rollout_percentage")),
+        variant=variant if variant in variant_keys else None,
+        flag_filters=tuple(flag_filters),
+        matchers=tuple(matchers),
+        cohort_matchers=tuple(cohort_matchers),
+        property_keys=frozenset(keys),
+    )
+    return condition, deps, missing
+
+
+def _variants(filters: dict) -> tuple[tuple[str, float], ...]:
+    table, cumulative = [], 0.0
+    for variant in (filters.get("multivariate") or {}).get("variants") or []:
+        # Summed in order exactly like the server, so float boundaries land identically.
+        cumulative += float(variant.get("rollout_percentage") or 0) / 100
+        table.append((variant.get("key"), cumulative))
+    return tuple(table)
+
+
+def _holdout(filters: dict) -> tuple[str, float | None] | None:
+    holdout = filters.get("holdout")
+    if not isinstance(holdout, dict) or holdout.get("id") is None:
+        return None
+    try:
+        percentage = min(max(float(holdout.get("exclusion_percentage")), 0.0), 100.0)
+    except (TypeError, ValueError):
+        return None
+    return f"holdout-{holdout['id']}", (None if percentage == 100.0 else percentage / 100)
+
+
+def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
+    filters = row.get("filters") or {}
+    key = row["key"]
+    flag_level = _aggregation(filters.get("aggregation_group_type_index"))
+    variants = _variants(filters)
+    variant_keys = frozenset(k for k, _ in variants)
+    conditions, dependencies, missing = [], [], False
+
+    def build(index, raw, level=flag_level):
+        nonlocal missing
+        condition, deps, lacks = _condition(index, raw, level, variant_keys, by_key, by_id, cohorts, tz)
+        dependencies.extend(deps)
+        missing |= lacks
+        return condition
+
+    for index, raw in enumerate(filters.get("groups") or []):
+        conditions.append(build(index, raw))
+    super_groups = filters.get("super_groups") or []
+    super_condition = build(0, super_groups[0], None) if super_groups else None
+    legacy_holdout = None
+    holdout_groups = filters.get("holdout_groups") or []
+    if holdout_groups and not filters.get("holdout") and isinstance(holdout_groups[0], dict):
+        first = holdout_groups[0]
+        # Legacy holdout groups only ever supported a plain percentage; with properties they never match.
+        if not first.get("properties"):
+            legacy_holdout = (build(0, first, None), first.get("variant"))
+    bucketing = row.get("bucketing_identifier") or filters.get("bucketing_identifier")
+    return Flag(
+        key=key,
+        id=row.get("id"),
+        version=row.get("version"),
+        name=row.get("name"),
+        active=bool(row.get("active")),
+        hash_prefix=f"{key}.".encode(),
+        group_index=flag_level,
+        conditions=tuple(conditions),
+        variants=variants,
+        payloads=filters.get("payloads") or {},
+        holdout=_holdout(filters),
+        legacy_holdout=legacy_holdout,
+        enrollment_key=f"$feature_enrollment/{key}" if filters.get("feature_enrollment") is True else None,
+        super_condition=super_condition,
+        continuity=bool(row.get("ensure_experience_continuity")),
+        device_bucketing=bucketing == "device_id",
+        dependencies=tuple(dict.fromkeys(dependencies)),
+        missing_dependency=missing,
+    )
+
+
+def _order(flags: dict[str, Flag]) -> tuple[tuple[str, ...], set[str]]:
+    """Topological order (dependencies first) and the keys that can never be evaluated."""
+    broken = {key for key, flag in flags.items() if flag.missing_dependency}
+    order: list[str] = []
+    state: dict[str, int] = {}
+    for start in flags:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(flags[start].dependencies))]
+        while stack:
+            key, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                state[key] = 2
+                order.append(key)
+                if key in broken and stack:
+                    broken.add(stack[-1][0])
+            elif state.get(dep) == 1:  # cycle: every flag on it lacks a usable dependency
+                for frame, _ in reversed(stack):
+                    broken.add(frame)
+                    if frame == dep:
+                        break
+            elif state.get(dep) == 2:
+                if dep in broken:
+                    broken.add(key)
+            else:
+                state[dep] = 1
+                stack.append((dep, iter(flags[dep].dependencies)))
+    return tuple(order), broken
+
+
+def compile_flags(flags: list[dict], cohorts: dict | None = None, tz: tzinfo = dates.UTC) -> CompiledFlags:
+    """Compile a project's flag rows and cohorts. Call again whenever any definition changes.
+
+    :param flags: flag rows as stored (deleted ones may be included; they are dropped here).
+    :param cohorts: {cohort id: {"properties": group, "is_static": bool}} of the project.
+    :param tz: the team timezone naive dates are read in.
+    """
+    rows = [row for row in flags if not row.get("deleted")]
+    by_key = {row["key"]: row for row in rows}
+    by_id = {str(row["id"]): row["key"] for row in rows if row.get("id") is not None}
+    compiled_cohorts = Cohorts(cohorts or {}, tz)
+    compiled = {row["key"]: _compile_flag(row, by_key, by_id, compiled_cohorts, tz) for row in rows}
+    order, broken = _order(compiled)
+    for key in broken:
+        compiled[key] = replace(compiled[key], missing_dependency=True)
+    group_indexes = frozenset(
+        c.group_index for f in compiled.values() for c in f.conditions if c.group_index is not None
+    )
+    return CompiledFlags(compiled, order, group_indexes, compiled_cohorts)

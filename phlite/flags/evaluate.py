@@ -1,0 +1,285 @@
+"""Evaluates compiled flags for one person/request: the server's algorithm of posthog-api.md 5.3.
+
+Plain data in, results out: no I/O, no clock (the caller passes `now`). Order per flag:
+dependencies, early-access gate (feature_enrollment / legacy super_groups), holdout, then the
+release conditions in list order; an unmatched flag reports its highest-scored reason (5.10).
+"""
+
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
+
+from .cohorts import CohortNotFound
+from .compile import CompiledFlags, Condition, Flag, compile_flags
+from .hashing import holdout_hash, prefixed_hash
+from .operators import Env, flag_value_matches
+from .validate import validate_flag
+from .values import json_text
+
+__all__ = ["Context", "FlagResult", "compile_flags", "evaluate", "errors_while_computing", "validate_flag"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything about one request that flag evaluation reads. Resolved by the caller."""
+
+    distinct_id: str
+    person_properties: dict = field(default_factory=dict)  # stored, overlaid by the request's
+    _: KW_ONLY
+    now: datetime
+    groups: dict = field(default_factory=dict)  # {"company": "acme"} from the request
+    group_properties: dict = field(default_factory=dict)  # {"company": {...}}, stored + request
+    group_type_mapping: dict = field(default_factory=dict)  # {0: "company"}
+    static_cohorts: frozenset = frozenset()  # ids of static cohorts the person belongs to
+    hash_key_overrides: dict = field(default_factory=dict)  # {flag key: hash key} (continuity)
+    anon_distinct_id: str | None = None
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlagResult:
+    """One flag's answer: what a /flags v2 FlagDetail needs."""
+
+    key: str
+    enabled: bool
+    variant: str | None
+    reason_code: str
+    condition_index: int | None
+    description: str  # the reason's description
+    payload: str | None  # stored JSON text, only for an enabled flag
+    id: int
+    version: int
+    failed: bool = False  # evaluation impossible (e.g. deleted cohort): enabled is false
+    error: str | None = None  # a filter failed (regex timeout) and was taken as false
+    name: str | None = None  # the flag's description (its `name` column), for metadata
+
+    @property
+    def value(self) -> bool | str:
+        """true / false / variant key, as in v1 responses and flag_evaluates_to."""
+        return self.variant if self.enabled and self.variant is not None else self.enabled
+
+
+_SCORES = {
+    "super_condition_value": 6,
+    "holdout_condition_value": 5,
+    "condition_match": 4,
+    "out_of_rollout_bound": 3,
+    "no_condition_match": 2,
+    "no_group_type": 1,
+    "flag_disabled": 0,
+    "missing_dependency": -1,
+}
+_BY_SCORE = {score: code for code, score in _SCORES.items()}
+_DESCRIPTIONS = {
+    "no_condition_match": "No matching condition set",
+    "out_of_rollout_bound": "Out of rollout bound",
+    "no_group_type": "No group type",
+    "super_condition_value": "Super condition value",
+    "holdout_condition_value": "Holdout condition value",
+    "flag_disabled": "Feature flag is disabled",
+    "missing_dependency": "Flag cannot be evaluated due to missing dependency",
+}
+_VARIANT_SALT = b"variant"
+
+
+def errors_while_computing(results: dict[str, FlagResult]) -> bool:
+    """The response's errorsWhileComputingFlags."""
+    return any(
+        r.failed or r.error is not None or r.reason_code == "missing_dependency" for r in results.values()
+    )
+
+
+def evaluate(
+    compiled: CompiledFlags,
+    ctx: Context,
+    flag_keys: list[str] | None = None,
+    *,
+    excluded: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, FlagResult]:
+    """Evaluate every active flag (or only `flag_keys` plus what they depend on) for one request.
+
+    Inactive and deleted flags are absent from the result. `excluded` names flags the request may
+    not see (runtime, evaluation tags): absent too, and false to the flags that depend on them.
+    """
+    env = Env(ctx.now, ctx.static_cohorts)
+    groups = _group_contexts(compiled, ctx) if compiled.group_indexes else {}
+    wanted = None if flag_keys is None else _with_dependencies(compiled, flag_keys)
+    values: dict[str, bool | str] = {}
+    results: dict[str, FlagResult] = {}
+    for key in compiled.order:
+        if wanted is not None and key not in wanted:
+            continue
+        flag = compiled.flags[key]
+        if not flag.active or key in excluded:
+            values[key] = False
+            continue
+        result = _evaluate_flag(flag, ctx, env, groups, values, compiled)
+        values[key] = result.value
+        results[key] = result
+    return results
+
+
+def _with_dependencies(compiled: CompiledFlags, flag_keys) -> set[str]:
+    wanted: set[str] = set()
+    pending = [key for key in flag_keys if key in compiled.flags]
+    while pending:
+        key = pending.pop()
+        if key not in wanted:
+            wanted.add(key)
+            pending.extend(compiled.flags[key].dependencies)
+    return wanted
+
+
+def _group_contexts(compiled: CompiledFlags, ctx: Context) -> dict[int, tuple[str, dict]]:
+    """{group type index: (bucketing key, properties + $group_key)} for groups the request names."""
+    contexts = {}
+    for index in compiled.group_indexes:
+        name = ctx.group_type_mapping.get(index, ctx.group_type_mapping.get(str(index)))
+        if name is None or name not in ctx.groups:
+            continue
+        key = ctx.groups[name]
+        if isinstance(key, bool) or not isinstance(key, (str, int, float)) or key == "":
+            continue  # the server skips empty and non-string, non-number group keys
+        props = dict(ctx.group_properties.get(name) or {})
+        props["$group_key"] = key
+        contexts[index] = (key if isinstance(key, str) else json_text(key), props)
+    return contexts
+
+
+def _person_bucket(flag: Flag, ctx: Context) -> str | None:
+    if flag.device_bucketing:
+        return ctx.device_id or None
+    if flag.continuity:
+        override = ctx.hash_key_overrides.get(flag.key)
+        if override is not None:
+            return override
+        return ctx.anon_distinct_id or ctx.distinct_id
+    return ctx.distinct_id
+
+
+def _variant(flag: Flag, bucket: str) -> str | None:
+    if not flag.variants:
+        return None
+    hashed = prefixed_hash(flag.hash_prefix, bucket, _VARIANT_SALT)
+    for key, upper in flag.variants:
+        if hashed < upper:
+            return key
+    return None
+
+
+def _filters_pass(condition: Condition, props: dict, env: Env, values: dict, cohorts) -> bool:
+    for dependency, expected in condition.flag_filters:
+        if not flag_value_matches(expected, values.get(dependency, False)):
+            return False
+    for matcher in condition.matchers:
+        if not matcher(props, env):
+            return False
+    for matcher in condition.cohort_matchers:
+        if not matcher(props, env):
+            return False
+    return True
+
+
+def _evaluate_flag(flag, ctx, env, groups, values, compiled) -> FlagResult:
+    if flag.missing_dependency:
+        return _result(flag, False, None, "missing_dependency", None)
+    env.error = None
+    try:
+        enabled, variant, code, index = _match(flag, ctx, env, groups, values, compiled)
+    except CohortNotFound as exc:
+        return FlagResult(
+            flag.key, False, None, exc.code, None, str(exc), None, flag.id, flag.version,
+            failed=True, name=flag.name,
+        )  # fmt: skip
+    return _result(flag, enabled, variant, code, index, env.error)
+
+
+def _result(flag: Flag, enabled, variant, code, index, error=None) -> FlagResult:
+    if code == "condition_match":
+        description = f"Matched condition set {index + 1}"
+    else:
+        description = _DESCRIPTIONS[code]
+    payload = None
+    if enabled:
+        payload = flag.payloads.get(variant if variant is not None else "true")
+        if payload is not None and not isinstance(payload, str):
+            payload = json_text(payload)  # legacy rows stored objects; the wire wants JSON text
+    return FlagResult(
+        flag.key, enabled, variant, code, index, description, payload, flag.id, flag.version,
+        error=error, name=flag.name,
+    )  # fmt: skip
+
+
+def _match(flag: Flag, ctx: Context, env: Env, groups, values, compiled):
+    """(enabled, variant, reason code, condition index) for one active flag."""
+    person = ctx.person_properties
+    person_bucket = _person_bucket(flag, ctx)
+    cohorts = compiled.cohorts
+
+    # Early access: the person's own opt-in/out decides, whatever the release conditions say.
+    if flag.enrollment_key is not None and flag.enrollment_key in person:
+        enrolled = person[flag.enrollment_key]
+        return (enrolled is True or enrolled == "true"), None, "super_condition_value", 0
+    gate = flag.super_condition
+    if gate is not None and any(key in person for key in gate.property_keys):
+        passed = person_bucket is not None and _filters_pass(gate, person, env, values, cohorts)
+        if passed and gate.rollout is not None:
+            passed = prefixed_hash(flag.hash_prefix, person_bucket) <= gate.rollout
+        return passed, None, "super_condition_value", 0
+
+    held = _holdout(flag, ctx, groups, person_bucket)
+    if held is not None:
+        return True, held, "holdout_condition_value", None
+
+    best, best_index = 1, None  # no_group_type: what a flag without conditions reports
+    hashed_bucket, hashed = None, 0.0
+    for condition in flag.conditions:
+        if condition.group_index is None:
+            props, bucket = person, person_bucket
+            if bucket is None:  # device-id bucketing but the request has no device id
+                if best <= 3:
+                    best, best_index = 3, condition.index
+                continue
+        else:
+            group = groups.get(condition.group_index)
+            if group is None:
+                if best <= 1:
+                    best, best_index = 1, condition.index
+                continue
+            bucket, props = group
+        if not _filters_pass(condition, props, env, values, cohorts):
+            if best <= 2:
+                best, best_index = 2, condition.index
+            continue
+        if condition.rollout is not None:
+            if bucket != hashed_bucket:  # conditions of one flag usually share the bucket
+                hashed_bucket, hashed = bucket, prefixed_hash(flag.hash_prefix, bucket)
+            if hashed > condition.rollout:
+                if best <= 3:
+                    best, best_index = 3, condition.index
+                continue
+        return True, condition.variant or _variant(flag, bucket), "condition_match", condition.index
+    return False, None, _BY_SCORE[best], best_index
+
+
+def _holdout(flag: Flag, ctx: Context, groups, person_bucket) -> str | None:
+    """The holdout variant this request falls into, or None."""
+    if flag.holdout is None and flag.legacy_holdout is None:
+        return None
+    # Holdouts bucket by group key / device id / distinct id, never by a continuity override.
+    if flag.group_index is not None:
+        bucket = groups[flag.group_index][0] if flag.group_index in groups else None
+    elif flag.device_bucketing:
+        bucket = person_bucket
+    else:
+        bucket = ctx.distinct_id
+    if bucket is None:
+        return None
+    if flag.holdout is not None:
+        variant, fraction = flag.holdout
+        if fraction is None or holdout_hash(bucket) <= fraction:
+            return variant
+        return None
+    condition, override = flag.legacy_holdout
+    if condition.rollout is not None and holdout_hash(bucket) > condition.rollout:
+        return None
+    return override or _variant(flag, bucket) or "holdout"

@@ -1,0 +1,198 @@
+"""Validation of a flag's `filters` before it is stored (posthog-api.md 4.2, 4.3).
+
+Rejects what the server could never evaluate sensibly (unknown operators, bad numbers, regexes,
+dates or versions, variant percentages not summing to 100, unknown cohorts or flags) with a
+BadRequest whose detail names the offending field, e.g. `groups[0].properties[1].value`.
+"""
+
+import json
+import math
+
+from phlite import errors
+
+from . import dates, semver
+from .operators import OPERATORS, compile_regex
+from .values import to_number
+
+PROPERTY_TYPES = frozenset(("person", "group", "cohort", "flag", "person_metadata"))
+MAX_GROUP_TYPE_INDEX = 4  # five group types per project (posthog-api.md 2.8)
+
+
+def _fail(path: str, problem: str):
+    raise errors.BadRequest(f"Invalid filters: {path}: {problem}", attr="filters")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _percentage(path: str, value, required=False):
+    if value is None and not required:
+        return
+    if not _is_number(value) or not 0 <= value <= 100:
+        _fail(path, "must be a number between 0 and 100")
+
+
+def _group_index(path: str, value):
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_GROUP_TYPE_INDEX:
+        _fail(path, f"must be an integer between 0 and {MAX_GROUP_TYPE_INDEX}")
+
+
+def validate_flag(
+    filters,
+    cohorts_known: set[int] | None = None,
+    flag_keys_known: set[str] | None = None,
+    flag_ids_known: set[int] | None = None,
+) -> None:
+    """Raise errors.BadRequest (attr="filters") if `filters` is not a usable flag definition.
+
+    :param cohorts_known: ids of the project's cohorts; None skips the existence check.
+    :param flag_keys_known: keys (and/or :param flag_ids_known: ids) of the project's other flags,
+        which `type: flag` dependencies may name; both None skips the existence check.
+    """
+    if not isinstance(filters, dict):
+        _fail("filters", "must be an object")
+    variants = _validate_variants(filters.get("multivariate"))
+    _group_index("aggregation_group_type_index", filters.get("aggregation_group_type_index"))
+    known = (cohorts_known, flag_keys_known, flag_ids_known)
+    for name in ("groups", "super_groups", "holdout_groups"):
+        conditions = filters.get(name)
+        if conditions is None:
+            continue
+        if not isinstance(conditions, list):
+            _fail(name, "must be a list")
+        for index, condition in enumerate(conditions):
+            _validate_condition(f"{name}[{index}]", condition, variants, known)
+    _validate_payloads(filters.get("payloads"))
+    holdout = filters.get("holdout")
+    if holdout is not None:
+        if not isinstance(holdout, dict) or not isinstance(holdout.get("id"), int):
+            _fail("holdout", 'must be {"id": <int>, "exclusion_percentage": <0-100>}')
+        _percentage("holdout.exclusion_percentage", holdout.get("exclusion_percentage"), required=True)
+    if filters.get("feature_enrollment") not in (None, True, False):
+        _fail("feature_enrollment", "must be a boolean")
+
+
+def _validate_variants(multivariate) -> set[str]:
+    if multivariate is None:
+        return set()
+    variants = multivariate.get("variants") if isinstance(multivariate, dict) else None
+    if not isinstance(variants, list) or not variants:
+        _fail("multivariate.variants", "must be a non-empty list")
+    keys: set[str] = set()
+    total = 0.0
+    for index, variant in enumerate(variants):
+        path = f"multivariate.variants[{index}]"
+        key = variant.get("key") if isinstance(variant, dict) else None
+        if not isinstance(key, str) or not key:
+            _fail(f"{path}.key", "must be a non-empty string")
+        if key in keys:
+            _fail(f"{path}.key", f"duplicate variant key {key!r}")
+        keys.add(key)
+        _percentage(f"{path}.rollout_percentage", variant.get("rollout_percentage"), required=True)
+        total += variant["rollout_percentage"]
+    if abs(total - 100) > 1e-9:
+        _fail("multivariate.variants", "variant rollout percentages must sum to 100")
+    return keys
+
+
+def _validate_condition(path: str, condition, variants: set[str], known) -> None:
+    if not isinstance(condition, dict):
+        _fail(path, "must be an object")
+    properties = condition.get("properties")
+    if properties is not None and not isinstance(properties, list):
+        _fail(f"{path}.properties", "must be a list")
+    for index, filt in enumerate(properties or []):
+        _validate_property(f"{path}.properties[{index}]", filt, known)
+    _percentage(f"{path}.rollout_percentage", condition.get("rollout_percentage"))
+    variant = condition.get("variant")
+    if variant is not None and not isinstance(variant, str):
+        _fail(f"{path}.variant", "must be a string or null")
+    if variant and variant not in variants:
+        _fail(f"{path}.variant", f"variant override {variant!r} does not exist")
+    _group_index(f"{path}.aggregation_group_type_index", condition.get("aggregation_group_type_index"))
+
+
+def _validate_property(path: str, filt, known) -> None:
+    cohorts_known, flag_keys_known, flag_ids_known = known
+    if not isinstance(filt, dict):
+        _fail(path, "must be an object")
+    kind = filt.get("type") or "person"
+    operator = filt.get("operator") or "exact"
+    value = filt.get("value")
+    key = filt.get("key")
+    if kind not in PROPERTY_TYPES:
+        _fail(f"{path}.type", f"unknown property type {kind!r}")
+    if operator not in OPERATORS:
+        _fail(f"{path}.operator", f"unknown operator {operator!r}")
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
+        _fail(f"{path}.key", "must be a non-empty string")
+    if kind == "cohort":
+        if operator not in ("in", "not_in", "exact"):
+            _fail(f"{path}.operator", "cohort filters take in or not_in")
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+            _fail(f"{path}.value", "must be a cohort id")
+        if cohorts_known is not None and int(value) not in cohorts_known:
+            _fail(f"{path}.value", f"cohort {value} does not exist")
+        return
+    if kind == "flag":
+        if operator != "flag_evaluates_to":
+            _fail(f"{path}.operator", "flag dependencies take flag_evaluates_to")
+        if not isinstance(value, (bool, str)):
+            _fail(f"{path}.value", "must be true, false or a variant key")
+        if flag_keys_known is not None or flag_ids_known is not None:
+            text = str(key)
+            if text not in (flag_keys_known or ()) and not (
+                text.isdigit() and int(text) in (flag_ids_known or ())
+            ):
+                _fail(f"{path}.key", f"flag {key} does not exist")
+        return
+    if operator in ("in", "not_in", "flag_evaluates_to"):
+        _fail(f"{path}.operator", f"{operator} only applies to cohort or flag filters")
+    if operator not in ("is_set", "is_not_set"):
+        problem = _value_problem(operator, value)
+        if problem:
+            _fail(f"{path}.value", problem)
+
+
+def _value_problem(operator: str, value) -> str | None:
+    if value is None:
+        return "is required"
+    if operator in ("gt", "gte", "lt", "lte"):
+        return None if to_number(value) is not None else "must be a number"
+    if operator in ("between", "not_between"):
+        bounds = [to_number(v) for v in value] if isinstance(value, list) and len(value) == 2 else None
+        if not bounds or None in bounds or bounds[0] > bounds[1]:
+            return "must be [min, max] numbers with min <= max"
+    elif operator in ("regex", "not_regex"):
+        if compile_regex(value if isinstance(value, str) else str(value)) is None:
+            return "invalid regex pattern"
+    elif operator in ("is_date_before", "is_date_after", "is_date_exact"):
+        if not isinstance(value, str) or (
+            dates.parse_relative(value) is None and dates.parse_absolute(value) is None
+        ):
+            return "must be a date (2024-01-31, an ISO timestamp) or a relative date like -7d"
+    elif operator.startswith("semver_"):
+        if operator in ("semver_tilde", "semver_caret", "semver_wildcard"):
+            valid = semver.parse_requirement(operator, value) is not None
+        else:
+            valid = semver.parse_version(value) is not None
+        if not valid:
+            return "must be a semantic version"
+    return None
+
+
+def _validate_payloads(payloads) -> None:
+    if payloads is None:
+        return
+    if not isinstance(payloads, dict):
+        _fail("payloads", "must be an object")
+    for key, payload in payloads.items():
+        if not isinstance(payload, str):
+            _fail(f"payloads.{key}", "must be JSON text (a JSON-encoded string)")
+        try:
+            json.loads(payload)
+        except ValueError:
+            _fail(f"payloads.{key}", "is not valid JSON")
