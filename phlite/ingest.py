@@ -9,7 +9,6 @@ normalize.py, after the client got its 200. Imports only errors and lzstring; no
 
 import base64
 import binascii
-import logging
 import math
 import re
 import types
@@ -18,13 +17,12 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import accumulate
 from urllib.parse import unquote_to_bytes
 
 import orjson
 
 from phlite import errors, lzstring
-
-log = logging.getLogger(__name__)
 
 MAX_DEPTH = 1024
 _MIB = 1024 * 1024
@@ -49,6 +47,7 @@ _ENGAGE_OPS = {"$add": "$mp_add", "$append": "$mp_append", "$union": "$mp_union"
 _ORJSON_LIMITS_DEPTH = tuple(int(p) for p in re.findall(r"\d+", orjson.__version__)[:3]) >= (3, 9, 15)
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
 
 
 @dataclass
@@ -256,19 +255,12 @@ def _parse_json(data: bytes):
 
 
 def _too_deep(data: bytes) -> bool:
-    """Nesting depth > MAX_DEPTH (or unbalanced brackets), for orjson versions that do not check it."""
+    """Nesting deeper than MAX_DEPTH, for orjson versions that do not check it themselves."""
     if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
         return False
+    # Strings may hold brackets; on any valid JSON prefix this regex finds exactly the string tokens.
     brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    # Each pass removes the innermost level; C-speed passes, and real payloads are a few levels deep.
-    for _ in range(MAX_DEPTH):
-        if not brackets:
-            return False
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if shorter == brackets:
-            return True  # unbalanced: invalid JSON that orjson must not recurse into either
-        brackets = shorter
-    return bool(brackets)
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
 
 
 # -- shapes and Mixpanel ------------------------------------------------------------------------------
