@@ -34,6 +34,7 @@ class Event:
     distinct_id: str
     properties: dict
     timestamp: int  # UTC epoch milliseconds
+    person_id: int | None = None  # set by person processing (phlite/persons.py)
 
 
 def normalize_event(
