@@ -449,7 +449,7 @@ JSON_VALUES = st.recursive(
                          "distinct_id", "$time", "time", "$insert_id", "$unset", "sent_at", "uuid", "x"]),
         inner, max_size=6),
     max_leaves=20)
-FUZZ = settings(max_examples=int(environ_get("PHLITE_FUZZ_EXAMPLES", "150")), deadline=None)
+FUZZ = settings(max_examples=int(environ_get("PHLITE_FUZZ_EXAMPLES", "100")), deadline=None)
 
 
 @FUZZ
