@@ -8,6 +8,7 @@ import dataclasses
 import time
 
 from phlite.config import Config
+from phlite.persons import PersonProcessor
 from phlite.spool import Spool
 from phlite.store import Store
 from phlite.writer import Writer
@@ -30,7 +31,7 @@ class Services:
 
 def writer_processors():
     """The writer's per-batch steps, in order. Person processing registers here."""
-    return []
+    return [PersonProcessor()]
 
 
 def open_services(config, clock=time.time, start_writer=True):

@@ -1,9 +1,14 @@
-"""Persons, distinct ids and groups: the reads flag evaluation needs (one query each).
+"""Persons, distinct ids, group types and groups: the reads flag evaluation needs (one query
+each), the batch reads and writes of person processing, and the persons/groups API queries.
 
-Person writes happen only in the writer thread (see phlite/persons.py).
+Person and group writes happen only in the writer thread (phlite/persons.py decides them);
+nothing here decides person semantics.
 """
 
 import orjson
+
+# Well under SQLite's 32,766 bound parameters per statement.
+_CHUNK = 5000
 
 
 def _person(row):
@@ -16,7 +21,38 @@ def _person(row):
     }
 
 
+def _group(row):
+    return {"group_type_index": row[0], "group_key": row[1], "group_properties": orjson.loads(row[2]),
+            "created_at": row[3]}
+
+
+def _dumps(value):
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _chunks(values):
+    values = list(values)
+    for i in range(0, len(values), _CHUNK):
+        yield values[i:i + _CHUNK]
+
+
+def _marks(n):
+    return ", ".join("?" * n)
+
+
+def _icontains(haystack, needle):
+    # Registered as an SQL function: SQLite's LIKE folds ASCII case only.
+    if haystack is None or needle is None:
+        return 0
+    return int(needle.casefold() in str(haystack).casefold())
+
+
 class PersonsMixin:
+    def _init_cache(self):
+        self.db.register_function(_icontains, "phlite_icontains", 2, deterministic=True)
+
+    # --- reads flag evaluation uses (keep signatures and shapes) ---------------------
+
     def get_person_by_distinct_id(self, project_id, distinct_id):
         """{"id", "uuid", "properties", "created_at", "is_identified"} or None."""
         row = self.db.execute_sql(
@@ -41,7 +77,205 @@ class PersonsMixin:
             " WHERE project_id = ? AND group_type_index = ? AND group_key = ?",
             (project_id, group_type_index, group_key),
         ).fetchone()
+        return _group(row) if row else None
+
+    # --- person processing (writer thread, inside its transaction) --------------------
+
+    def bump_txn_marker(self):
+        """Increment a counter in a per-connection TEMP table and return it. A rolled-back
+        transaction takes its increments with it, which is how the writer's person cache
+        learns that what it remembered from that transaction never happened."""
+        conn = self.db.connection()
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS phlite_txn_marker (n INTEGER NOT NULL)")
+        row = conn.execute("UPDATE temp.phlite_txn_marker SET n = n + 1 RETURNING n").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO temp.phlite_txn_marker (n) VALUES (1)")
+            return 1
+        return row[0]
+
+    def person_ids_for(self, project_id, distinct_ids):
+        """{distinct_id: person id} for those of `distinct_ids` that have a person."""
+        out = {}
+        for chunk in _chunks(distinct_ids):
+            rows = self.db.execute_sql(
+                f"SELECT distinct_id, person_id FROM person_distinct_id"
+                f" WHERE project_id = ? AND distinct_id IN ({_marks(len(chunk))})",
+                [project_id, *chunk],
+            )
+            out.update(rows)
+        return out
+
+    def load_persons(self, person_ids):
+        """{person id: (uuid, properties dict, created_at, is_identified bool)}"""
+        out = {}
+        for chunk in _chunks(person_ids):
+            rows = self.db.execute_sql(
+                f"SELECT id, uuid, properties, created_at, is_identified FROM person WHERE id IN ({_marks(len(chunk))})",
+                chunk,
+            )
+            for r in rows:
+                out[r[0]] = (r[1], orjson.loads(r[2]), r[3], bool(r[4]))
+        return out
+
+    def max_person_id(self):
+        return self.db.execute_sql("SELECT COALESCE(MAX(id), 0) FROM person").fetchone()[0]
+
+    def insert_persons(self, rows):
+        """rows: (id, project_id, uuid, properties dict, created_at, is_identified)"""
+        self.db.connection().executemany(
+            "INSERT INTO person (id, project_id, uuid, properties, created_at, is_identified) VALUES (?, ?, ?, ?, ?, ?)",
+            [(r[0], r[1], r[2], _dumps(r[3]), r[4], int(r[5])) for r in rows],
+        )
+
+    def update_persons(self, rows):
+        """rows: (id, properties dict, created_at, is_identified)"""
+        self.db.connection().executemany(
+            "UPDATE person SET properties = ?, created_at = ?, is_identified = ?, version = version + 1 WHERE id = ?",
+            [(_dumps(r[1]), r[2], int(r[3]), r[0]) for r in rows],
+        )
+
+    def set_distinct_ids(self, project_id, pairs):
+        """pairs: (distinct_id, person id); an existing mapping is replaced."""
+        self.db.connection().executemany(
+            "INSERT OR REPLACE INTO person_distinct_id (project_id, distinct_id, person_id) VALUES (?, ?, ?)",
+            [(project_id, d, p) for d, p in pairs],
+        )
+
+    def merge_person_rows(self, project_id, source_id, target_id):
+        """Move every distinct id and flag hash-key override of person `source_id` to
+        `target_id` (the target's own overrides win), then delete the source person.
+        Returns the distinct ids moved."""
+        conn = self.db.connection()
+        moved = [r[0] for r in conn.execute(
+            "UPDATE person_distinct_id SET person_id = ? WHERE project_id = ? AND person_id = ? RETURNING distinct_id",
+            (target_id, project_id, source_id),
+        )]
+        conn.execute(
+            "UPDATE OR IGNORE flag_hash_key_override SET person_id = ? WHERE project_id = ? AND person_id = ?",
+            (target_id, project_id, source_id),
+        )
+        conn.execute("DELETE FROM flag_hash_key_override WHERE project_id = ? AND person_id = ?",
+                     (project_id, source_id))
+        conn.execute("DELETE FROM person WHERE id = ?", (source_id,))
+        return moved
+
+    def delete_person_rows(self, project_id, person_id):
+        """Delete a person with its distinct ids and hash-key overrides; returns the distinct ids."""
+        conn = self.db.connection()
+        gone = [r[0] for r in conn.execute(
+            "DELETE FROM person_distinct_id WHERE project_id = ? AND person_id = ? RETURNING distinct_id",
+            (project_id, person_id),
+        )]
+        conn.execute("DELETE FROM flag_hash_key_override WHERE project_id = ? AND person_id = ?",
+                     (project_id, person_id))
+        conn.execute("DELETE FROM person WHERE id = ? AND project_id = ?", (person_id, project_id))
+        return gone
+
+    def delete_events_of(self, project_id, distinct_ids, person_id):
+        """Delete the events of these distinct ids, and any others stored with this person id."""
+        conn = self.db.connection()
+        before = conn.total_changes
+        for chunk in _chunks(distinct_ids):
+            conn.execute(f"DELETE FROM event WHERE project_id = ? AND distinct_id IN ({_marks(len(chunk))})",
+                         [project_id, *chunk])
+        conn.execute("DELETE FROM event WHERE project_id = ? AND person_id = ?", (project_id, person_id))
+        return conn.total_changes - before
+
+    def insert_group_type(self, project_id, group_type_index, group_type):
+        self.db.execute_sql(
+            "INSERT OR IGNORE INTO group_type (project_id, group_type_index, group_type) VALUES (?, ?, ?)",
+            (project_id, group_type_index, group_type),
+        )
+
+    def upsert_groups(self, project_id, rows):
+        """rows: (group_type_index, group_key, properties dict, created_at); replaces what is stored."""
+        self.db.connection().executemany(
+            "INSERT INTO group_ (project_id, group_type_index, group_key, properties, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, group_type_index, group_key)"
+            " DO UPDATE SET properties = excluded.properties, created_at = excluded.created_at",
+            [(project_id, r[0], r[1], _dumps(r[2]), r[3]) for r in rows],
+        )
+
+    def delete_groups(self, project_id, keys):
+        """keys: (group_type_index, group_key)"""
+        self.db.connection().executemany(
+            "DELETE FROM group_ WHERE project_id = ? AND group_type_index = ? AND group_key = ?",
+            [(project_id, i, k) for i, k in keys],
+        )
+
+    # --- the persons and groups API -----------------------------------------------------
+
+    def list_persons(self, project_id, *, distinct_id=None, search=None, cursor=None, limit=100):
+        """Newest first; `cursor` is the person id of the previous page's last row.
+        Returns (persons with "distinct_ids", next cursor or None)."""
+        where, params = ["p.project_id = ?"], [project_id]
+        if distinct_id is not None:
+            where.append("p.id = (SELECT person_id FROM person_distinct_id WHERE project_id = ? AND distinct_id = ?)")
+            params += [project_id, distinct_id]
+        if search:
+            where.append(
+                "(EXISTS (SELECT 1 FROM person_distinct_id d WHERE d.person_id = p.id"
+                "         AND phlite_icontains(d.distinct_id, ?))"
+                " OR EXISTS (SELECT 1 FROM json_each(p.properties) j WHERE j.type NOT IN ('object', 'array', 'null')"
+                "            AND phlite_icontains(j.value, ?)))"
+            )
+            params += [search, search]
+        if cursor is not None:
+            where.append("p.id < ?")
+            params.append(cursor)
+        rows = self.db.execute_sql(
+            "SELECT p.id, p.uuid, p.properties, p.created_at, p.is_identified FROM person p"
+            f" WHERE {' AND '.join(where)} ORDER BY p.id DESC LIMIT ?",
+            [*params, limit + 1],
+        ).fetchall()
+        more = len(rows) > limit
+        persons = [_person(r) for r in rows[:limit]]
+        self._attach_distinct_ids(persons)
+        return persons, (persons[-1]["id"] if more else None)
+
+    def get_person_by_uuid(self, project_id, person_uuid):
+        """The person (with "distinct_ids") or None."""
+        row = self.db.execute_sql(
+            "SELECT id, uuid, properties, created_at, is_identified FROM person WHERE uuid = ? AND project_id = ?",
+            (person_uuid, project_id),
+        ).fetchone()
         if row is None:
             return None
-        return {"group_type_index": row[0], "group_key": row[1], "group_properties": orjson.loads(row[2]),
-                "created_at": row[3]}
+        person = _person(row)
+        self._attach_distinct_ids([person])
+        return person
+
+    def _attach_distinct_ids(self, persons):
+        by_id = {p["id"]: p for p in persons}
+        for p in persons:
+            p["distinct_ids"] = []
+        for chunk in _chunks(by_id):
+            rows = self.db.execute_sql(
+                f"SELECT person_id, distinct_id FROM person_distinct_id WHERE person_id IN ({_marks(len(chunk))})"
+                " ORDER BY distinct_id",
+                chunk,
+            )
+            for pid, did in rows:
+                by_id[pid]["distinct_ids"].append(did)
+
+    def list_groups(self, project_id, group_type_index, *, search=None, cursor=None, limit=100):
+        """Newest first; `cursor` is the rowid of the previous page's last row.
+        Returns (groups, next cursor or None)."""
+        where, params = ["project_id = ?", "group_type_index = ?"], [project_id, group_type_index]
+        if search:
+            where.append(
+                "(phlite_icontains(group_key, ?) OR EXISTS (SELECT 1 FROM json_each(group_.properties) j"
+                " WHERE j.type NOT IN ('object', 'array', 'null') AND phlite_icontains(j.value, ?)))"
+            )
+            params += [search, search]
+        if cursor is not None:
+            where.append("rowid < ?")
+            params.append(cursor)
+        rows = self.db.execute_sql(
+            "SELECT group_type_index, group_key, properties, created_at, rowid FROM group_"
+            f" WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?",
+            [*params, limit + 1],
+        ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_group(r) for r in rows], (rows[-1][4] if more else None)

@@ -1,0 +1,588 @@
+"""Person and group processing: the writer's processor that turns events into person
+and group changes, as PostHog's ingestion does (posthog-api.md 2.4, 2.7, 2.8, 3).
+
+Runs in the writer thread inside its group-commit transaction, in event order, so there
+are no races between requests. Per batch it looks every distinct id up in one query
+(after a bounded in-memory cache), loads only the persons whose properties an event
+changes, and writes each changed person once. Decides semantics; all SQL is in
+phlite.store.persons.
+"""
+
+import collections
+import logging
+
+from phlite.normalize import uuid7
+
+log = logging.getLogger(__name__)
+
+MERGE_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously"})
+# Dropped (not stored) when they carry `$process_person_profile: false` (2.7).
+PERSON_ONLY_EVENTS = MERGE_EVENTS | {"$groupidentify"}
+NO_AUTO_PROPERTIES = frozenset({"$snapshot", "$performance_event", "$groupidentify"})
+
+# 2.4: event properties copied to the person ($set) and as $initial_* ($set_once).
+AUTO_PERSON_PROPERTIES = (
+    "$app_build", "$app_name", "$app_namespace", "$app_version", "$browser", "$browser_version",
+    "$device_type", "$current_url", "$pathname", "$os", "$os_version", "$referring_domain", "$referrer",
+    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_name", "utm_term",
+    "gclid", "gad_source", "gbraid", "wbraid", "fbclid", "msclkid",
+)
+_INITIAL = {k: "$initial_" + k.removeprefix("$") for k in AUTO_PERSON_PROPERTIES}
+_AUTO_SET = frozenset(AUTO_PERSON_PROPERTIES)
+_SERVER_SKIPPED = frozenset({"$os", "$os_version"})  # newest PostHog skips these when $is_server
+
+# Mixpanel /engage operations, as phlite.ingest places them in properties.
+MIXPANEL_OPS = ("$mp_add", "$mp_append", "$mp_union", "$mp_remove")
+_PERSON_KEYS = ("$set", "$set_once", "$unset", "$mp_delete", *MIXPANEL_OPS)
+
+MAX_GROUP_TYPES = 5
+
+# 2.7: distinct ids that never take part in a merge.
+_ILLEGAL_ANY_CASE = {"anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email",
+                     "undefined", "true", "false"}
+_ILLEGAL_EXACT = {"[object Object]", "NaN", "None", "none", "null", "0", "undefined"}
+
+
+def _quoted(ids):
+    return frozenset(ids) | {f'"{i}"' for i in ids} | {f"'{i}'" for i in ids}
+
+
+ILLEGAL_ANY_CASE = _quoted(_ILLEGAL_ANY_CASE)
+ILLEGAL_EXACT = _quoted(_ILLEGAL_EXACT)
+
+_MISSING = object()
+
+
+def is_illegal_id(distinct_id: str) -> bool:
+    """True for ids PostHog refuses to merge: blank, `anonymous`, `null`, `"undefined"`..."""
+    return not distinct_id.strip() or distinct_id.lower() in ILLEGAL_ANY_CASE or distinct_id in ILLEGAL_EXACT
+
+
+# --- property updates (pure) ---------------------------------------------------------
+
+
+def _same(a, b):
+    return type(a) is type(b) and a == b
+
+
+def unset_keys(value) -> list:
+    """`$unset` is a list of keys, or an object whose keys are used."""
+    if isinstance(value, dict):
+        return list(value)
+    if isinstance(value, list):
+        return [k for k in value if isinstance(k, str)]
+    return []
+
+
+def apply_updates(props: dict, set_once: dict | None, set_: dict | None, unset=None) -> bool:
+    """Section 3.1, in place: $set_once, then $set, then $unset, each judged against the
+    properties before this event. Returns whether anything changed."""
+    before = set(props) if unset else None
+    changed = False
+    if set_once:
+        for k, v in set_once.items():
+            if k not in props:
+                props[k] = v
+                changed = True
+    if set_:
+        for k, v in set_.items():
+            old = props.get(k, _MISSING)
+            if old is _MISSING or not _same(old, v):
+                props[k] = v
+                changed = True
+    if unset:
+        for k in unset:
+            if k in before and k in props:
+                del props[k]
+                changed = True
+    return changed
+
+
+def person_updates(ev) -> tuple[dict, dict, list]:
+    """The ($set, $set_once, $unset keys) an event applies to its person, with the automatic
+    properties of 2.4 added (never overriding an explicit key)."""
+    props = ev.properties
+    set_ = props.get("$set")
+    set_ = set_ if isinstance(set_, dict) else {}
+    set_once = props.get("$set_once")
+    set_once = set_once if isinstance(set_once, dict) else {}
+    if ev.event not in NO_AUTO_PROPERTIES:
+        found = _AUTO_SET.intersection(props)
+        if found:
+            if props.get("$is_server") is True:
+                found -= _SERVER_SKIPPED
+            set_, set_once = dict(set_), dict(set_once)
+            for k in AUTO_PERSON_PROPERTIES:  # in a fixed order, so stored properties are stable
+                if k not in found:
+                    continue
+                v = props[k]
+                set_.setdefault(k, v)
+                set_once.setdefault(_INITIAL[k], v)
+    return set_, set_once, unset_keys(props.get("$unset"))
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def apply_mixpanel(props: dict, ops: dict) -> bool:
+    """Mixpanel's people/group operations, in place. Returns whether anything changed.
+
+    $add: numeric increment (a missing property counts as 0); $append: add one value to a
+    list (created if missing); $union: add the values not already in the list; $remove:
+    remove every occurrence of a value from a list. An operation on a property holding the
+    wrong type is ignored, as Mixpanel rejects it.
+    """
+    changed = False
+    add = ops.get("$mp_add")
+    if isinstance(add, dict):
+        for k, v in add.items():
+            cur = props.get(k)
+            if _is_number(v) and (cur is None or _is_number(cur)):
+                props[k] = (cur or 0) + v
+                changed = True
+    append = ops.get("$mp_append")
+    if isinstance(append, dict):
+        for k, v in append.items():
+            cur = props.get(k)
+            if cur is None:
+                props[k] = [v]
+                changed = True
+            elif isinstance(cur, list):
+                props[k] = [*cur, v]
+                changed = True
+    union = ops.get("$mp_union")
+    if isinstance(union, dict):
+        for k, values in union.items():
+            values = values if isinstance(values, list) else [values]
+            cur = props.get(k)
+            if cur is None:
+                cur = []
+            if isinstance(cur, list):
+                new = list(cur)
+                for v in values:
+                    if v not in new:
+                        new.append(v)
+                if new != cur or k not in props:
+                    props[k] = new
+                    changed = True
+    remove = ops.get("$mp_remove")
+    if isinstance(remove, dict):
+        for k, v in remove.items():
+            cur = props.get(k)
+            if isinstance(cur, list) and v in cur:
+                props[k] = [x for x in cur if x != v]
+                changed = True
+    return changed
+
+
+def _merge_other_id(ev):
+    """The distinct id an event asks to merge into its own (3.2), or None."""
+    if ev.event == "$identify":
+        other = ev.properties.get("$anon_distinct_id")
+    elif ev.event in ("$create_alias", "$merge_dangerously"):
+        other = ev.properties.get("alias")
+    else:
+        return None
+    if other is None or other == "" or isinstance(other, (dict, list, bool)):
+        return None
+    return other if isinstance(other, str) else str(other)
+
+
+def _has_person_changes(ev):
+    if ev.event == "$groupidentify":  # never touches person properties (3.3)
+        return False
+    props = ev.properties
+    if ev.event not in NO_AUTO_PROPERTIES and not _AUTO_SET.isdisjoint(props):
+        return True
+    for k in _PERSON_KEYS:
+        if k in props:
+            return True
+    return False
+
+
+# --- the processor -------------------------------------------------------------------
+
+
+class _Person:
+    __slots__ = ("id", "uuid", "properties", "created_at", "is_identified", "new", "dirty")
+
+    def __init__(self, id, uuid, properties, created_at, is_identified, new=False):
+        self.id = id
+        self.uuid = uuid
+        self.properties = properties
+        self.created_at = created_at
+        self.is_identified = is_identified
+        self.new = new
+        self.dirty = False
+
+    def identify(self):
+        if not self.is_identified:
+            self.is_identified = True
+            self.dirty = True
+
+
+class _Group:
+    __slots__ = ("properties", "created_at", "deleted", "dirty")
+
+    def __init__(self, properties, created_at):
+        self.properties = properties
+        self.created_at = created_at
+        self.deleted = False
+        self.dirty = False
+
+
+class PersonProcessor:
+    """The writer processor: `processor(store, project_id, events, now_ms) -> events`.
+
+    Holds a bounded LRU cache of (project, distinct_id) -> person id and each project's
+    group types. Both are only ever filled from committed state or this thread's own
+    writes; if the writer's transaction rolls back, the next batch notices (see
+    Store.bump_txn_marker) and starts with empty caches.
+    """
+
+    def __init__(self, cache_size=50_000):
+        self.cache_size = cache_size
+        self.cache = collections.OrderedDict()
+        self.group_types = {}  # project_id -> {group type name: index}
+        self._marker = None
+        self._warned = set()
+
+    # --- caches ---
+
+    def forget(self, project_id, distinct_ids=None):
+        """Drop cached mappings (all of them when distinct_ids is None)."""
+        if distinct_ids is None:
+            self.cache.clear()
+            self.group_types.clear()
+            return
+        for d in distinct_ids:
+            self.cache.pop((project_id, d), None)
+
+    def _remember(self, project_id, distinct_id, person_id):
+        key = (project_id, distinct_id)
+        self.cache[key] = person_id
+        self.cache.move_to_end(key)
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+
+    def _check_rollback(self, store):
+        marker = store.bump_txn_marker()
+        if self._marker is not None and marker != self._marker + 1:
+            self.forget(None)
+        self._marker = marker
+
+    def _lookup(self, store, project_id, distinct_ids):
+        ids, misses = {}, []
+        cache = self.cache
+        for d in distinct_ids:
+            pid = cache.get((project_id, d))
+            if pid is None:
+                misses.append(d)
+            else:
+                cache.move_to_end((project_id, d))
+                ids[d] = pid
+        if misses:
+            found = store.person_ids_for(project_id, misses)
+            for d, pid in found.items():
+                self._remember(project_id, d, pid)
+            ids.update(found)
+        return ids
+
+    # --- the batch ---
+
+    def __call__(self, store, project_id, events, now_ms):
+        self._check_rollback(store)
+        return _Batch(self, store, project_id).run(events)
+
+    def delete_person(self, store, project_id, person_uuid, delete_events=False):
+        """Delete a person (and with delete_events its events). Run in the writer thread
+        (writer.call) so it is ordered with ingestion. Returns False if not found."""
+        with store.transaction():
+            person = store.get_person_by_uuid(project_id, person_uuid)
+            if person is None:
+                return False
+            gone = store.delete_person_rows(project_id, person["id"])
+            if delete_events:
+                store.delete_events_of(project_id, gone, person["id"])
+        self.forget(project_id, gone)
+        return True
+
+    def group_type_index(self, store, project_id, group_type):
+        types = self.group_types.get(project_id)
+        if types is None:
+            types = {name: i for i, name in store.group_type_mapping(project_id).items()}
+            self.group_types[project_id] = types
+        index = types.get(group_type)
+        if index is not None:
+            return index
+        free = sorted(set(range(MAX_GROUP_TYPES)) - set(types.values()))
+        if not free:
+            if (project_id, group_type) not in self._warned and len(self._warned) < 10_000:
+                self._warned.add((project_id, group_type))
+                log.warning("project %s already has %d group types; group type %r is not attached",
+                            project_id, MAX_GROUP_TYPES, group_type)
+            return None
+        store.insert_group_type(project_id, free[0], group_type)
+        types[group_type] = free[0]
+        return free[0]
+
+
+class _Batch:
+    """One processor call: one project's events of one writer transaction."""
+
+    def __init__(self, proc, store, project_id):
+        self.proc = proc
+        self.store = store
+        self.project_id = project_id
+        self.ids = {}  # distinct_id -> person id, as of the current event
+        self.persons = {}  # person id -> _Person, loaded or created in this batch
+        self.new_ids = {}  # distinct_id -> person id, mappings to write
+        self.merged_into = {}  # person id merged away -> person id kept
+        self.deleted = set()
+        self.groups = {}  # (index, key) -> _Group
+        self.next_id = None
+        self.warnings = collections.Counter()
+
+    def run(self, events):
+        kept, lookups, need = [], set(), set()
+        for ev in events:
+            props = ev.properties
+            if props.get("$process_person_profile") is False:
+                if ev.event in PERSON_ONLY_EVENTS:
+                    self.warnings["invalid_event_when_process_person_profile_is_false"] += 1
+                    continue
+                for k in ("$set", "$set_once", "$unset"):
+                    props.pop(k, None)
+                lookups.add(ev.distinct_id)
+                kept.append((ev, False, None, False))
+                continue
+            if ev.event == "$groupidentify":
+                for k in ("$set", "$set_once", "$unset"):
+                    props.pop(k, None)
+            other = _merge_other_id(ev)
+            changes = _has_person_changes(ev)
+            lookups.add(ev.distinct_id)
+            if other is not None:
+                lookups.add(other)
+                need.add(other)
+            if changes or other is not None:
+                need.add(ev.distinct_id)
+            kept.append((ev, True, other, changes))
+
+        self.ids = self.proc._lookup(self.store, self.project_id, lookups)
+        wanted = {self.ids[d] for d in need if d in self.ids}
+        self._load(wanted)
+
+        out = []
+        for ev, processed, other, changes in kept:
+            if not processed:
+                ev.person_id = self.ids.get(ev.distinct_id)
+                out.append(ev)
+                continue
+            person = None
+            if other is not None:
+                person = self._merge(ev, other)
+            if person is None:
+                pid = self.ids.get(ev.distinct_id)
+                if pid is None:
+                    person = self._create(ev.distinct_id, ev.timestamp)
+                    pid = person.id
+                elif changes:
+                    person = self._person(pid)
+            else:
+                pid = person.id
+            if changes:
+                self._apply(person, ev)
+                if ev.properties.get("$mp_delete") is True:
+                    self._delete(person)
+            ev.person_id = pid
+            self._groups(ev)
+            out.append(ev)
+
+        self._flush()
+        if self.merged_into:
+            for ev in out:
+                while ev.person_id in self.merged_into:
+                    ev.person_id = self.merged_into[ev.person_id]
+        if self.warnings:
+            log.warning("person processing for project %s: %s", self.project_id,
+                        ", ".join(f"{k}={v}" for k, v in sorted(self.warnings.items())))
+        return out
+
+    # --- persons ---
+
+    def _load(self, person_ids):
+        missing = [p for p in person_ids if p not in self.persons]
+        if not missing:
+            return
+        for pid, (uuid, props, created_at, identified) in self.store.load_persons(missing).items():
+            self.persons[pid] = _Person(pid, uuid, props, created_at, identified)
+
+    def _person(self, pid):
+        person = self.persons.get(pid)
+        if person is None:
+            self._load([pid])
+            person = self.persons[pid]
+        return person
+
+    def _create(self, distinct_id, timestamp, is_identified=False):
+        if self.next_id is None:
+            self.next_id = self.store.max_person_id() + 1
+        person = _Person(self.next_id, uuid7(timestamp), {}, timestamp, is_identified, new=True)
+        self.next_id += 1
+        self.persons[person.id] = person
+        self._assign(distinct_id, person.id)
+        return person
+
+    def _assign(self, distinct_id, person_id):
+        self.ids[distinct_id] = person_id
+        self.new_ids[distinct_id] = person_id
+
+    def _apply(self, person, ev):
+        set_, set_once, unset = person_updates(ev)
+        props = person.properties
+        changed = apply_updates(props, set_once, set_, unset)
+        if ev.properties.get("$mp_engage") is True:
+            changed = apply_mixpanel(props, ev.properties) or changed
+        if changed:
+            person.dirty = True
+
+    def _delete(self, person):
+        """Mixpanel's $delete: the person and its distinct ids go; its events stay."""
+        pid = person.id
+        dropped = [d for d, p in self.ids.items() if p == pid]
+        for d in dropped:
+            del self.ids[d]
+            self.new_ids.pop(d, None)
+        if not person.new:
+            dropped += self.store.delete_person_rows(self.project_id, pid)
+        self.proc.forget(self.project_id, dropped)
+        self.persons.pop(pid, None)
+        self.deleted.add(pid)
+
+    def _merge(self, ev, other):
+        """3.2. Returns the event's person after the merge, or None when no merge applies."""
+        target = ev.distinct_id
+        if other == target:
+            return None
+        if is_illegal_id(other) or is_illegal_id(target):
+            self.warnings["cannot_merge_with_illegal_distinct_id"] += 1
+            return None
+        tid, oid = self.ids.get(target), self.ids.get(other)
+        if tid is None and oid is None:
+            person = self._create(target, ev.timestamp, is_identified=True)
+            self._assign(other, person.id)
+            return person
+        if tid is None:
+            person = self._person(oid)
+            self._assign(target, oid)
+        elif oid is None:
+            person = self._person(tid)
+            self._assign(other, tid)
+        elif tid == oid:
+            person = self._person(tid)
+        else:
+            person = self._person(tid)
+            source = self._person(oid)
+            if source.is_identified and ev.event != "$merge_dangerously":
+                self.warnings["cannot_merge_already_identified"] += 1
+            else:
+                self._merge_persons(source, person)
+        person.identify()
+        return person
+
+    def _merge_persons(self, source, target):
+        target.properties = {**source.properties, **target.properties}
+        target.created_at = min(source.created_at, target.created_at)
+        target.dirty = True
+        for d, p in list(self.ids.items()):
+            if p == source.id:
+                self.ids[d] = target.id
+        for d, p in list(self.new_ids.items()):
+            if p == source.id:
+                self.new_ids[d] = target.id
+        if not source.new:
+            moved = self.store.merge_person_rows(self.project_id, source.id, target.id)
+            for d in moved:
+                self.ids[d] = target.id
+                self.proc._remember(self.project_id, d, target.id)
+        for src, dst in self.merged_into.items():
+            if dst == source.id:
+                self.merged_into[src] = target.id
+        self.merged_into[source.id] = target.id
+        del self.persons[source.id]
+
+    # --- groups ---
+
+    def _groups(self, ev):
+        props = ev.properties
+        groups = props.get("$groups")
+        if isinstance(groups, dict) and groups:
+            for group_type, key in groups.items():
+                if key is None:
+                    continue
+                index = self.proc.group_type_index(self.store, self.project_id, group_type)
+                if index is not None:
+                    props[f"$group_{index}"] = key
+        if ev.event == "$groupidentify":
+            self._group_identify(ev)
+
+    def _group_identify(self, ev):
+        props = ev.properties
+        group_type, key = props.get("$group_type"), props.get("$group_key")
+        if not isinstance(group_type, str) or not group_type or key is None or key == "":
+            return
+        key = key if isinstance(key, str) else str(key)
+        index = self.proc.group_type_index(self.store, self.project_id, group_type)
+        if index is None:
+            return
+        group = self.groups.get((index, key))
+        if group is None:
+            stored = self.store.get_group(self.project_id, index, key)
+            if stored is None:
+                group = _Group({}, ev.timestamp)
+                group.dirty = True
+            else:
+                group = _Group(stored["group_properties"], stored["created_at"])
+            self.groups[(index, key)] = group
+        if props.get("$mp_delete") is True:
+            group.properties, group.created_at, group.deleted, group.dirty = {}, ev.timestamp, True, True
+            return
+        if group.deleted:
+            group.deleted = False
+            group.created_at = ev.timestamp
+        group_set = props.get("$group_set")
+        if group_set is not None and not isinstance(group_set, dict):
+            self.warnings["invalid_group_set"] += 1
+            group_set = None
+        group_set_once = props.get("$group_set_once")
+        changed = apply_updates(group.properties, group_set_once if isinstance(group_set_once, dict) else None,
+                                group_set, unset_keys(props.get("$group_unset")))
+        changed = apply_mixpanel(group.properties, props) or changed
+        if changed:
+            group.dirty = True
+
+    # --- writing ---
+
+    def _flush(self):
+        store, project_id = self.store, self.project_id
+        new = [p for p in self.persons.values() if p.new]
+        if new:
+            store.insert_persons([(p.id, project_id, p.uuid, p.properties, p.created_at, p.is_identified)
+                                  for p in new])
+        changed = [p for p in self.persons.values() if p.dirty and not p.new]
+        if changed:
+            store.update_persons([(p.id, p.properties, p.created_at, p.is_identified) for p in changed])
+        if self.new_ids:
+            store.set_distinct_ids(project_id, self.new_ids.items())
+            for d, pid in self.new_ids.items():
+                self.proc._remember(project_id, d, pid)
+        if self.groups:
+            gone = [k for k, g in self.groups.items() if g.deleted]
+            if gone:
+                store.delete_groups(project_id, gone)
+            rows = [(k[0], k[1], g.properties, g.created_at) for k, g in self.groups.items()
+                    if g.dirty and not g.deleted]
+            if rows:
+                store.upsert_groups(project_id, rows)
