@@ -59,15 +59,28 @@ class InProcessServer:
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=0, threads=config.threads,
                                              channel_timeout=config.channel_timeout)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
         self.store = self.services.store
+
+    def _loop(self):
+        # waitress's own run() cannot be stopped from another thread without closing
+        # sockets under its select(); loop in short steps and close from this thread.
+        from waitress import wasyncore
+
+        while not self._stopping:
+            wasyncore.loop(timeout=0.05, map=self.server._map, use_poll=True, count=1)
+        self.server.close()
+        for channel in list(self.server._map.values()):
+            channel.close()
 
     def flush(self):
         assert self.services.writer.flush(timeout=30), "writer did not catch up"
 
     def close(self):
-        self.server.close()
+        self._stopping = True
+        self.thread.join(10)
         self.server.task_dispatcher.shutdown(timeout=5)
         self.services.close()
 
