@@ -5,12 +5,12 @@ variant table, valid overrides, payloads, the dependency order between flags, an
 never be evaluated (missing, deleted or cyclic dependencies).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 
 from . import dates
 from .cohorts import Cohorts
-from .operators import Matcher, compile_property, property_key
+from .operators import Matcher, compile_property, flag_value_matches, property_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +19,9 @@ class Condition:
     group_index: int | None  # effective aggregation: None = person
     rollout: float | None  # fraction of 1; None = everyone (absent, null or exactly 100)
     variant: str | None  # override, kept only if it names an existing variant
-    flag_filters: tuple[tuple[str, object], ...]  # (dependency flag key, expected value)
-    matchers: tuple[Matcher, ...]  # person/group property filters
-    cohort_matchers: tuple[Matcher, ...]  # evaluated last: the most expensive ones
+    # All filters, AND-ed in the server's order: flag dependencies, properties, cohorts (the most
+    # expensive) last.
+    matchers: tuple[Matcher, ...]
     property_keys: frozenset[str]  # keys that decide whether a legacy super condition applies
 
 
@@ -45,6 +45,10 @@ class Flag:
     device_bucketing: bool
     dependencies: tuple[str, ...]  # keys of the flags this one reads
     missing_dependency: bool
+    gated: bool = False  # has an early-access gate or a holdout (the slow path of evaluation)
+    # Results are immutable and a flag has few distinct outcomes, so evaluate() reuses them:
+    # {(enabled, variant, reason, condition index): FlagResult}. Filled lazily, never cleared.
+    results: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,7 @@ class CompiledFlags:
     """Compiled definitions of one project; safe to share between threads (never mutated)."""
 
     flags: dict[str, Flag]  # only flags that are not deleted
-    order: tuple[str, ...]  # evaluation order: every flag after the flags it depends on
+    order: tuple[Flag, ...]  # evaluation order: every flag after the flags it depends on
     group_indexes: frozenset[int]  # aggregation indexes some condition uses
     cohorts: Cohorts
 
@@ -73,6 +77,11 @@ def _resolve_dependency(key, by_key: dict, by_id: dict) -> str | None:
     if text in by_id:
         return by_id[text]
     return text if text in by_key else None
+
+
+def _dependency_matcher(dependency: str, expected) -> Matcher:
+    # Dependencies are evaluated first; their values are in env.values (false if not evaluated).
+    return lambda props, env: flag_value_matches(expected, env.values.get(dependency, False))
 
 
 def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz):
@@ -96,7 +105,7 @@ def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz)
                 deps.append(dep)
                 # Only flag_evaluates_to compares flag values; anything else never matches.
                 expected = filt.get("value") if filt.get("operator") == "flag_evaluates_to" else None
-                flag_filters.append((dep, expected))
+                flag_filters.append(_dependency_matcher(dep, expected))
         elif kind == "cohort":
             cohort_matchers.append(cohorts.filter_matcher(filt))
         else:
@@ -108,9 +117,7 @@ def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz)
         group_index=group_index,
         rollout=_fraction(raw.get("rollout_percentage")),
         variant=variant if variant in variant_keys else None,
-        flag_filters=tuple(flag_filters),
-        matchers=tuple(matchers),
-        cohort_matchers=tuple(cohort_matchers),
+        matchers=tuple(flag_filters + matchers + cohort_matchers),
         property_keys=frozenset(keys),
     )
     return condition, deps, missing
@@ -163,6 +170,8 @@ def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
         if not first.get("properties"):
             legacy_holdout = (build(0, first, None), first.get("variant"))
     bucketing = row.get("bucketing_identifier") or filters.get("bucketing_identifier")
+    holdout = _holdout(filters)
+    enrollment_key = f"$feature_enrollment/{key}" if filters.get("feature_enrollment") is True else None
     return Flag(
         key=key,
         id=row.get("id"),
@@ -174,14 +183,15 @@ def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
         conditions=tuple(conditions),
         variants=variants,
         payloads=filters.get("payloads") or {},
-        holdout=_holdout(filters),
+        holdout=holdout,
         legacy_holdout=legacy_holdout,
-        enrollment_key=f"$feature_enrollment/{key}" if filters.get("feature_enrollment") is True else None,
+        enrollment_key=enrollment_key,
         super_condition=super_condition,
         continuity=bool(row.get("ensure_experience_continuity")),
         device_bucketing=bucketing == "device_id",
         dependencies=tuple(dict.fromkeys(dependencies)),
         missing_dependency=missing,
+        gated=any(x is not None for x in (holdout, legacy_holdout, enrollment_key, super_condition)),
     )
 
 
@@ -236,4 +246,4 @@ def compile_flags(flags: list[dict], cohorts: dict | None = None, tz: tzinfo = d
     group_indexes = frozenset(
         c.group_index for f in compiled.values() for c in f.conditions if c.group_index is not None
     )
-    return CompiledFlags(compiled, order, group_indexes, compiled_cohorts)
+    return CompiledFlags(compiled, tuple(compiled[key] for key in order), group_indexes, compiled_cohorts)

@@ -11,7 +11,7 @@ from datetime import datetime
 from .cohorts import CohortNotFound
 from .compile import CompiledFlags, Condition, Flag, compile_flags
 from .hashing import holdout_hash, prefixed_hash
-from .operators import Env, flag_value_matches
+from .operators import Env
 from .validate import validate_flag
 from .values import json_text
 
@@ -103,16 +103,16 @@ def evaluate(
     env = Env(ctx.now, ctx.static_cohorts)
     groups = _group_contexts(compiled, ctx) if compiled.group_indexes else {}
     wanted = None if flag_keys is None else _with_dependencies(compiled, flag_keys)
-    values: dict[str, bool | str] = {}
+    values = env.values
     results: dict[str, FlagResult] = {}
-    for key in compiled.order:
+    for flag in compiled.order:
+        key = flag.key
         if wanted is not None and key not in wanted:
             continue
-        flag = compiled.flags[key]
         if not flag.active or key in excluded:
             values[key] = False
             continue
-        result = _evaluate_flag(flag, ctx, env, groups, values, compiled)
+        result = _evaluate_flag(flag, ctx, env, groups, compiled)
         values[key] = result.value
         results[key] = result
     return results
@@ -166,34 +166,37 @@ def _variant(flag: Flag, bucket: str) -> str | None:
     return None
 
 
-def _filters_pass(condition: Condition, props: dict, env: Env, values: dict, cohorts) -> bool:
-    for dependency, expected in condition.flag_filters:
-        if not flag_value_matches(expected, values.get(dependency, False)):
-            return False
+def _filters_pass(condition: Condition, props: dict, env: Env) -> bool:
     for matcher in condition.matchers:
-        if not matcher(props, env):
-            return False
-    for matcher in condition.cohort_matchers:
         if not matcher(props, env):
             return False
     return True
 
 
-def _evaluate_flag(flag, ctx, env, groups, values, compiled) -> FlagResult:
+def _evaluate_flag(flag, ctx, env, groups, compiled) -> FlagResult:
     if flag.missing_dependency:
-        return _result(flag, False, None, "missing_dependency", None)
+        return _result(flag, False, None, "missing_dependency", None, None)
     env.error = None
     try:
-        enabled, variant, code, index = _match(flag, ctx, env, groups, values, compiled)
+        if flag.gated:
+            outcome = _gates(flag, ctx, env, groups) or _conditions(flag, ctx, env, groups)
+        else:
+            outcome = _conditions(flag, ctx, env, groups)
     except CohortNotFound as exc:
         return FlagResult(
             flag.key, False, None, exc.code, None, str(exc), None, flag.id, flag.version,
             failed=True, name=flag.name,
         )  # fmt: skip
-    return _result(flag, enabled, variant, code, index, env.error)
+    if env.error is not None:
+        return _result(flag, *outcome, env.error)
+    # Building a frozen dataclass costs more than evaluating a simple flag: reuse the result.
+    result = flag.results.get(outcome)
+    if result is None:
+        result = flag.results[outcome] = _result(flag, *outcome, None)
+    return result
 
 
-def _result(flag: Flag, enabled, variant, code, index, error=None) -> FlagResult:
+def _result(flag: Flag, enabled, variant, code, index, error) -> FlagResult:
     if code == "condition_match":
         description = f"Matched condition set {index + 1}"
     else:
@@ -209,27 +212,36 @@ def _result(flag: Flag, enabled, variant, code, index, error=None) -> FlagResult
     )  # fmt: skip
 
 
-def _match(flag: Flag, ctx: Context, env: Env, groups, values, compiled):
-    """(enabled, variant, reason code, condition index) for one active flag."""
+def _gates(flag: Flag, ctx: Context, env: Env, groups):
+    """Early-access gate, then holdout: an outcome tuple if one decides the flag, else None."""
+    # A group flag whose group the request does not name can only report no_group_type (unless a
+    # condition aggregates by person): the gate and the holdout need that group.
+    if flag.group_index is not None and flag.group_index not in groups:
+        return None
     person = ctx.person_properties
-    person_bucket = _person_bucket(flag, ctx)
-    cohorts = compiled.cohorts
-
     # Early access: the person's own opt-in/out decides, whatever the release conditions say.
     if flag.enrollment_key is not None and flag.enrollment_key in person:
         enrolled = person[flag.enrollment_key]
         return (enrolled is True or enrolled == "true"), None, "super_condition_value", 0
     gate = flag.super_condition
     if gate is not None and any(key in person for key in gate.property_keys):
-        passed = person_bucket is not None and _filters_pass(gate, person, env, values, cohorts)
+        bucket = _person_bucket(flag, ctx)
+        passed = bucket is not None and _filters_pass(gate, person, env)
         if passed and gate.rollout is not None:
-            passed = prefixed_hash(flag.hash_prefix, person_bucket) <= gate.rollout
+            passed = prefixed_hash(flag.hash_prefix, bucket) <= gate.rollout
         return passed, None, "super_condition_value", 0
-
-    held = _holdout(flag, ctx, groups, person_bucket)
+    held = _holdout(flag, ctx, groups)
     if held is not None:
         return True, held, "holdout_condition_value", None
+    return None
 
+
+def _conditions(flag: Flag, ctx: Context, env: Env, groups):
+    """Release conditions in list order: the first match wins, else the best-scored reason."""
+    person = ctx.person_properties
+    person_bucket = ctx.distinct_id
+    if flag.device_bucketing or flag.continuity:
+        person_bucket = _person_bucket(flag, ctx)
     best, best_index = 1, None  # no_group_type: what a flag without conditions reports
     hashed_bucket, hashed = None, 0.0
     for condition in flag.conditions:
@@ -246,7 +258,12 @@ def _match(flag: Flag, ctx: Context, env: Env, groups, values, compiled):
                     best, best_index = 1, condition.index
                 continue
             bucket, props = group
-        if not _filters_pass(condition, props, env, values, cohorts):
+        for matcher in condition.matchers:  # _filters_pass, inlined on the hot path
+            if not matcher(props, env):
+                break
+        else:
+            matcher = None
+        if matcher is not None:
             if best <= 2:
                 best, best_index = 2, condition.index
             continue
@@ -261,15 +278,15 @@ def _match(flag: Flag, ctx: Context, env: Env, groups, values, compiled):
     return False, None, _BY_SCORE[best], best_index
 
 
-def _holdout(flag: Flag, ctx: Context, groups, person_bucket) -> str | None:
+def _holdout(flag: Flag, ctx: Context, groups) -> str | None:
     """The holdout variant this request falls into, or None."""
     if flag.holdout is None and flag.legacy_holdout is None:
         return None
     # Holdouts bucket by group key / device id / distinct id, never by a continuity override.
     if flag.group_index is not None:
-        bucket = groups[flag.group_index][0] if flag.group_index in groups else None
+        bucket = groups[flag.group_index][0]
     elif flag.device_bucketing:
-        bucket = person_bucket
+        bucket = ctx.device_id or None
     else:
         bucket = ctx.distinct_id
     if bucket is None:

@@ -36,13 +36,14 @@ OPERATORS = frozenset(
 class Env:
     """Per-request state the matchers may read or set; one per evaluate() call, never shared."""
 
-    __slots__ = ("now", "error", "static_cohorts", "cohort_memo")
+    __slots__ = ("now", "error", "static_cohorts", "cohort_memo", "values")
 
     def __init__(self, now: datetime, static_cohorts=frozenset()):
         self.now = now
         self.error: str | None = None  # set by a filter that failed (regex timeout)
         self.static_cohorts = static_cohorts
         self.cohort_memo: dict = {}
+        self.values: dict = {}  # {flag key: value} of the flags evaluated so far (dependencies)
 
 
 Matcher = Callable[[dict, Env], bool]
@@ -183,7 +184,7 @@ def _version_of_text(text: str):
 
 
 def _version(value):
-    return _version_of_text(value) if isinstance(value, str) else semver.parse_version(value)
+    return _version_of_text(value if isinstance(value, str) else json_text(value))
 
 
 _SEMVER = {
