@@ -265,13 +265,15 @@ class FlagsMixin:
             return {**cohort, "distinct_ids": self.static_members(cohort["id"])}
         return cohort
 
-    def create_cohort(self, project_id, fields, key_id, distinct_ids=None, check=None):
-        """Insert a cohort (fields: COHORT_EDITABLE columns), its static members and its activity."""
+    def create_cohort(self, project_id, prepare, key_id):
+        """Insert a cohort, its static members and its activity; returns the row.
+
+        `prepare() -> ({COHORT_EDITABLE column: value}, static distinct ids or None)` runs inside the
+        write transaction, so validation that reads other cohorts sees what the insert commits against."""
         now = _now_ms()
-        columns = [c for c in COHORT_EDITABLE if c in fields]
         with self.transaction():
-            if check is not None:
-                check()
+            fields, distinct_ids = prepare()
+            columns = [c for c in COHORT_EDITABLE if c in fields]
             cur = self.db.execute_sql(
                 f"INSERT INTO cohort (project_id, {', '.join(columns)}, version, created_at, updated_at,"
                 f" created_by, last_modified_by) VALUES ({', '.join('?' * (len(columns) + 6))})",

@@ -1,0 +1,155 @@
+"""Flag definitions per project, kept in memory: compiled for /flags, and the local-evaluation
+JSON with its ETag for /flags/definitions.
+
+An entry is rebuilt when the store's flag generation for the project has moved (every flag or
+cohort write bumps it after commit), so a change is visible to the next request without any
+explicit invalidation call. Group types are kept separately: they are created by ingestion, not
+by flag edits, and are re-read when a request names a group type the cache does not know.
+Thread-safe: entries are immutable and replaced whole; builds are serialised by one lock.
+"""
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+import orjson
+
+from phlite import flagdefs
+from phlite.flags import CompiledFlags, compile_flags
+
+
+@dataclass(frozen=True)
+class ProjectFlags:
+    generation: int
+    rows: tuple  # non-deleted flag rows, by id
+    by_key: dict  # key -> row
+    cohorts: dict  # cohort id -> row (non-deleted)
+    compiled: CompiledFlags
+    static_cohorts: frozenset  # static cohort ids some active flag depends on
+    static_flags: frozenset  # keys of the flags that do
+    uses_person: bool  # some active flag reads person properties or cohorts
+    continuity: frozenset  # keys of active flags with ensure_experience_continuity
+
+
+def _static_refs(refs, cohorts):
+    """Static cohort ids among `refs` and the cohorts they reference, transitively."""
+    static, seen, wanted = set(), set(), list(refs)
+    while wanted:
+        cid = wanted.pop()
+        if cid in seen or cid not in cohorts:
+            continue
+        seen.add(cid)
+        if cohorts[cid]["is_static"]:
+            static.add(cid)
+        else:
+            wanted.extend(flagdefs.cohort_refs(cohorts[cid]["filters"].get("properties")))
+    return static
+
+
+def _analyse(rows, cohorts):
+    """(static cohort ids, keys of flags using them, whether any flag reads person properties)."""
+    static, static_flags, person = set(), set(), False
+    for row in rows:
+        if not row["active"]:
+            continue
+        filters = row["filters"]
+        if filters.get("feature_enrollment") or filters.get("super_groups"):
+            person = True
+        flag_level = filters.get("aggregation_group_type_index")
+        refs = []
+        for condition in flagdefs.conditions(filters):
+            group = condition.get("aggregation_group_type_index", flag_level)
+            for prop in condition.get("properties") or []:
+                if not isinstance(prop, dict) or prop.get("type") == "flag":
+                    continue
+                if prop.get("type") == "cohort":
+                    person = True
+                    refs.extend(flagdefs.cohort_refs(prop))
+                elif group is None and prop.get("type") != "group":
+                    person = True
+        used = _static_refs(refs, cohorts)
+        if used:
+            static |= used
+            static_flags.add(row["key"])
+    return frozenset(static), frozenset(static_flags), person
+
+
+def build(generation, rows, cohorts) -> ProjectFlags:
+    compiled = compile_flags(
+        rows,
+        {cid: {"properties": c["filters"].get("properties"), "is_static": c["is_static"]} for cid, c in cohorts.items()},
+    )
+    static, static_flags, person = _analyse(rows, cohorts)
+    return ProjectFlags(
+        generation=generation,
+        rows=tuple(rows),
+        by_key={r["key"]: r for r in rows},
+        cohorts=cohorts,
+        compiled=compiled,
+        static_cohorts=static,
+        static_flags=static_flags,
+        uses_person=person,
+        continuity=frozenset(r["key"] for r in rows if r["active"] and r["ensure_experience_continuity"]),
+    )
+
+
+class FlagCache:
+    def __init__(self, store):
+        self._store = store
+        self._lock = threading.Lock()
+        self._projects: dict[int, ProjectFlags] = {}
+        self._group_types: dict[int, dict] = {}
+        self._definitions: dict[int, tuple] = {}  # pid -> (generation, mapping items, body, etag)
+
+    def project(self, project_id) -> ProjectFlags:
+        """The project's current definitions (one store read after each change).
+
+        :raises phlite.store.DatabaseError: when they must be read and the store fails.
+        """
+        generation = self._store.flag_generation(project_id)
+        entry = self._projects.get(project_id)
+        if entry is not None and entry.generation == generation:
+            return entry
+        with self._lock:
+            entry = self._projects.get(project_id)
+            if entry is not None and entry.generation == generation:
+                return entry
+            # Read after taking the generation: a write committing meanwhile bumps it again,
+            # so at worst the next request rebuilds once more; it never keeps stale rows.
+            rows, cohorts = self._store.load_flag_definitions(project_id)
+            entry = build(generation, rows, cohorts)
+            self._projects[project_id] = entry
+            return entry
+
+    def group_types(self, project_id, names=()) -> dict:
+        """{group type index: name}; re-read from the store if any of `names` is unknown."""
+        mapping = self._group_types.get(project_id)
+        if mapping is None or any(n not in mapping.values() for n in names):
+            mapping = self.refresh_group_types(project_id)
+        return mapping
+
+    def refresh_group_types(self, project_id) -> dict:
+        mapping = dict(self._store.group_type_mapping(project_id))
+        self._group_types[project_id] = mapping
+        return mapping
+
+    def definitions(self, project_id) -> tuple[bytes, str]:
+        """(local-evaluation JSON, its weak ETag), with group types read afresh."""
+        entry = self.project(project_id)
+        mapping = self.refresh_group_types(project_id)
+        items = tuple(sorted(mapping.items()))
+        cached = self._definitions.get(project_id)
+        if cached is not None and cached[0] == entry.generation and cached[1] == items:
+            return cached[2], cached[3]
+        body = orjson.dumps(flagdefs.local_evaluation(list(entry.rows), entry.cohorts, mapping))
+        etag = 'W/"' + hashlib.sha1(body).hexdigest() + '"'
+        self._definitions[project_id] = (entry.generation, items, body, etag)
+        return body, etag
+
+
+def flag_cache(services) -> FlagCache:
+    """The one FlagCache of a running phlite (created on first use)."""
+    cache = services.extras.get("flag_cache")
+    if cache is None:
+        cache = services.extras.setdefault("flag_cache", FlagCache(services.store))
+    return cache

@@ -1,0 +1,179 @@
+"""One /flags request, evaluated: gathers what the pure evaluator needs from the store (the
+person, its groups, static cohort membership, experience-continuity hash keys) and runs it.
+
+The budget per request is one person lookup and one lookup per named group, plus one small
+query each for static cohorts and hash keys when some flag needs them (and a second person
+lookup for `$anon_distinct_id` when a continuity flag is evaluated). A failing store never makes
+the request fail: what the request alone gives is evaluated, flags that needed the missing data
+come back `failed`, and the caller answers `errorsWhileComputingFlags: true`.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from phlite.flagrequest import FlagRequest, runtime_allows
+from phlite.flags import Context, errors_while_computing, evaluate, person_props_for_flags
+from phlite.flags.values import json_text
+from phlite.store import DatabaseError
+
+log = logging.getLogger(__name__)
+
+SURVEY_PREFIX = "survey-targeting-"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    results: dict  # flag key -> phlite.flags.FlagResult
+    errors: bool  # errorsWhileComputingFlags
+
+
+def _failed(result, code, description):
+    return replace(result, enabled=False, variant=None, payload=None, failed=True, reason_code=code,
+                   condition_index=None, description=description)
+
+
+def _excluded(project, runtime, contexts, survey_only):
+    """Flags the request may not see (6.4): other runtime, no matching evaluation tag, non-survey."""
+    out = set()
+    for key, row in project.by_key.items():
+        if not runtime_allows(row["evaluation_runtime"], runtime):
+            out.add(key)
+        elif contexts and row["evaluation_tags"] and not set(row["evaluation_tags"]) & set(contexts):
+            out.add(key)
+        elif survey_only and not key.startswith(SURVEY_PREFIX):
+            out.add(key)
+    return out
+
+
+def _wanted(compiled, flag_keys):
+    if flag_keys is None:
+        return set(compiled.flags)
+    wanted, pending = set(), [k for k in flag_keys if k in compiled.flags]
+    while pending:
+        key = pending.pop()
+        if key not in wanted:
+            wanted.add(key)
+            pending.extend(compiled.flags[key].dependencies)
+    return wanted
+
+
+def _group_key(value):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
+        return None
+    return value if isinstance(value, str) else json_text(value)
+
+
+def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: float, runtime: str | None = None,
+                     survey_only: bool = False) -> Evaluation:
+    """Evaluate the project's flags for one decoded request (see the module docstring)."""
+    if req.disable_flags:
+        return Evaluation({}, False)
+    try:
+        project = cache.project(project_id)
+    except DatabaseError:
+        log.warning("flag definitions of project %s could not be read", project_id, exc_info=True)
+        return Evaluation({}, True)
+    compiled = project.compiled
+    if not compiled.flags:
+        return Evaluation({}, False)
+    errors = False
+    excluded = _excluded(project, runtime, req.evaluation_contexts, survey_only)
+    wanted = _wanted(compiled, req.flag_keys) - excluded
+    distinct_id = req.distinct_id or ""
+    failed: dict[str, tuple[str, str]] = {}
+
+    # Group types: only needed when some flag aggregates by group and the request names groups.
+    mapping = {}
+    if compiled.group_indexes and req.groups:
+        try:
+            mapping = cache.group_types(project_id, names=list(req.groups))
+        except DatabaseError:
+            errors = True
+            mapping = {}
+
+    person = None
+    continuity = project.continuity & wanted
+    if project.uses_person or continuity or project.static_cohorts:
+        try:
+            person = store.get_person_by_distinct_id(project_id, distinct_id)
+        except DatabaseError:
+            log.warning("person lookup failed for project %s", project_id, exc_info=True)
+            errors = True
+    person_props = person_props_for_flags(person["properties"] if person else None, req.person_properties,
+                                          distinct_id)
+
+    group_properties = {name: dict(props) for name, props in req.group_properties.items() if isinstance(props, dict)}
+    by_name = {name: index for index, name in mapping.items()}
+    for name, raw_key in req.groups.items():
+        index, key = by_name.get(name), _group_key(raw_key)
+        if index is None or key is None or index not in compiled.group_indexes:
+            continue
+        try:
+            group = store.get_group(project_id, index, key)
+        except DatabaseError:
+            log.warning("group lookup failed for project %s", project_id, exc_info=True)
+            errors = True
+            continue
+        if group is not None:
+            group_properties[name] = {**group["group_properties"], **group_properties.get(name, {})}
+
+    static = frozenset()
+    if project.static_cohorts and project.static_flags & wanted:
+        try:
+            static = store.static_cohorts_of(project_id, sorted(project.static_cohorts), distinct_id,
+                                             person["id"] if person else None)
+        except DatabaseError:
+            log.warning("static cohort lookup failed for project %s", project_id, exc_info=True)
+            for key in project.static_flags:
+                failed[key] = ("database_error", "Static cohort membership could not be read")
+
+    overrides = {}
+    if continuity:
+        try:
+            overrides = _hash_key_overrides(store, project_id, person, req, continuity)
+        except DatabaseError:
+            log.warning("hash key overrides failed for project %s", project_id, exc_info=True)
+            for key in continuity:
+                failed[key] = ("database_error", "Experience continuity hash key could not be read or written")
+
+    ctx = Context(
+        distinct_id,
+        person_props,
+        now=datetime.fromtimestamp(now, tz=timezone.utc),
+        groups=req.groups,
+        group_properties=group_properties,
+        group_type_mapping=mapping,
+        static_cohorts=static,
+        hash_key_overrides=overrides,
+        anon_distinct_id=req.anon_distinct_id,
+        device_id=req.device_id,
+    )
+    results = evaluate(compiled, ctx, req.flag_keys, excluded=excluded)
+    for key, (code, description) in failed.items():
+        if key in results:
+            results[key] = _failed(results[key], code, description)
+    return Evaluation(results, errors or errors_while_computing(results))
+
+
+def _hash_key_overrides(store, project_id, person, req, continuity):
+    """{flag key: hash key} for continuity flags (5.7): with `$anon_distinct_id`, first give both
+    persons the anonymous id as hash key for every continuity flag they have none for yet."""
+    anon = req.anon_distinct_id
+    anon_person = None
+    if anon and anon != req.distinct_id:
+        anon_person = store.get_person_by_distinct_id(project_id, anon)
+    person_id = person["id"] if person else None
+    anon_person_id = anon_person["id"] if anon_person else None
+    person_ids = [p for p in (person_id, anon_person_id) if p is not None]
+    if not person_ids:
+        return {}
+    stored = store.hash_key_overrides(project_id, person_ids)
+    if anon:
+        for pid in dict.fromkeys(person_ids):
+            missing = sorted(continuity - stored.get(pid, {}).keys())
+            if missing:
+                store.add_hash_key_overrides(project_id, [pid], missing, anon)
+                stored.setdefault(pid, {}).update({k: anon for k in missing})
+    # The distinct id's own person wins over the anonymous one's.
+    return {**stored.get(anon_person_id, {}), **stored.get(person_id, {})}

@@ -1,0 +1,194 @@
+"""The private flag API (Bearer personal key), PostHog-shaped: feature flags, their activity
+log, and cohorts. Deleting is `PATCH {"deleted": true}`; DELETE answers 405.
+
+Checking bodies and shaping answers is phlite/flagdefs.py; every write goes through one store
+transaction that re-reads what validation depends on.
+"""
+
+import bottle
+
+from phlite import errors, flagdefs
+from phlite.web.common import dumps, int_param, json_body, personal_key, project_for_key, query, route, url_with
+
+
+def _page(results, count, limit, offset):
+    """DRF's limit/offset pagination: {"count", "next", "previous", "results"}."""
+    nxt = url_with({"limit": limit, "offset": offset + limit}) if offset + limit < count else None
+    prev = url_with({"limit": limit, "offset": max(offset - limit, 0)}) if offset > 0 else None
+    return {"count": count, "next": nxt, "previous": prev, "results": results}
+
+
+def _limits():
+    q = query()
+    return int_param(q, "limit", 100, 1, 1000), int_param(q, "offset", 0, 0, 10**9)
+
+
+def _created(value):
+    return bottle.HTTPResponse(dumps(value), 201, {"Content-Type": "application/json"})
+
+
+def _bool_query(q, name):
+    raw = q.get(name)
+    if raw in (None, ""):
+        return None
+    return raw.lower() in ("1", "true", "yes")
+
+
+def _dependents(flags, flag):
+    """Keys of active flags whose filters name `flag` (by id or key)."""
+    names = {str(flag["id"]), flag["key"]}
+    return sorted(
+        f["key"] for f in flags
+        if f["id"] != flag["id"] and f["active"]
+        and any(str(p.get("key")) in names for _, p in flagdefs.flag_refs(f["filters"]))
+    )
+
+
+def _flags_using_cohort(flags, cohort_id):
+    return sorted(
+        f["key"] for f in flags
+        if any(cohort_id in flagdefs.cohort_refs(p)
+               for c in flagdefs.conditions(f["filters"]) for p in c.get("properties") or [])
+    )
+
+
+def register(app, services):
+    store = services.store
+
+    def auth(project):
+        record = personal_key(store)
+        return record, project_for_key(store, record, project)
+
+    # --- flags ------------------------------------------------------------------------
+
+    def list_flags(project):
+        _, pid = auth(project)
+        q = query()
+        limit, offset = _limits()
+        rows, count = store.list_flags(pid, limit=limit, offset=offset, search=q.get("search") or None,
+                                       active=_bool_query(q, "active"))
+        return _page([flagdefs.flag_json(r) for r in rows], count, limit, offset)
+
+    def create_flag(project):
+        record, pid = auth(project)
+        fields = flagdefs.clean_flag(json_body())
+
+        def check():
+            flags, cohorts = store.load_flag_definitions(pid)
+            flagdefs.check_filters(fields["filters"], None, fields["key"], set(cohorts), flags)
+
+        return _created(flagdefs.flag_json(store.create_flag(pid, fields, record["id"], check=check)))
+
+    def get_flag(project, flag_id):
+        _, pid = auth(project)
+        row = store.get_flag(pid, flag_id)
+        if row is None:
+            raise errors.NotFound("Feature flag not found.")
+        return flagdefs.flag_json(row)
+
+    def update_flag(project, flag_id):
+        record, pid = auth(project)
+        body = json_body()
+        put = bottle.request.method == "PUT"
+
+        def change(current):
+            fields = flagdefs.clean_flag(body, current, require_key=put)
+            after = {**current, **fields}
+            if after["deleted"]:
+                if not current["deleted"]:
+                    flags, _ = store.load_flag_definitions(pid)
+                    users = _dependents(flags, current)
+                    if users:
+                        raise errors.BadRequest(
+                            f"Cannot delete this flag: other flags depend on it ({', '.join(users)}).", attr="deleted"
+                        )
+            elif "filters" in fields or "key" in fields or current["deleted"]:
+                flags, cohorts = store.load_flag_definitions(pid)
+                flagdefs.check_filters(after["filters"], current["id"], after["key"], set(cohorts), flags)
+            return fields
+
+        row = store.update_flag(pid, flag_id, change, record["id"])
+        if row is None:
+            raise errors.NotFound("Feature flag not found.")
+        return flagdefs.flag_json(row)
+
+    def flag_activity(project, flag_id=None):
+        _, pid = auth(project)
+        if flag_id is not None and store.get_flag(pid, flag_id) is None:
+            raise errors.NotFound("Feature flag not found.")
+        limit, offset = _limits()
+        entries, count = store.list_activity(pid, "FeatureFlag", flag_id, limit=limit, offset=offset)
+        return _page([flagdefs.activity_json(e, flagdefs.flag_json) for e in entries], count, limit, offset)
+
+    # --- cohorts ----------------------------------------------------------------------
+
+    def cohort_out(row):
+        return flagdefs.cohort_json(row, store.static_member_count(row["id"]) if row["is_static"] else None)
+
+    def list_cohorts(project):
+        _, pid = auth(project)
+        limit, offset = _limits()
+        rows, count = store.list_cohorts(pid, limit=limit, offset=offset)
+        return _page([cohort_out(r) for r in rows], count, limit, offset)
+
+    def create_cohort(project):
+        record, pid = auth(project)
+        body = json_body()
+
+        def prepare():
+            # Inside the write transaction: the cohorts referenced are the ones committed against.
+            return flagdefs.clean_cohort(body, None, store.load_flag_definitions(pid)[1])
+
+        return _created(cohort_out(store.create_cohort(pid, prepare, record["id"])))
+
+    def get_cohort(project, cohort_id):
+        _, pid = auth(project)
+        row = store.get_cohort(pid, cohort_id)
+        if row is None:
+            raise errors.NotFound("Cohort not found.")
+        out = cohort_out(row)
+        if row["is_static"] and _bool_query(query(), "include_members"):
+            out["distinct_ids"] = store.static_members(cohort_id)
+        return out
+
+    def update_cohort(project, cohort_id):
+        record, pid = auth(project)
+        body = json_body()
+
+        def change(current):
+            flags, cohorts = store.load_flag_definitions(pid)
+            fields, ids = flagdefs.clean_cohort(body, current, cohorts)
+            if fields.get("deleted") and not current["deleted"]:
+                users = _flags_using_cohort(flags, cohort_id)
+                if users:
+                    raise errors.BadRequest(
+                        f"Cannot delete this cohort: flags use it ({', '.join(users)}).", attr="deleted"
+                    )
+            return fields, ids
+
+        row = store.update_cohort(pid, cohort_id, change, record["id"])
+        if row is None:
+            raise errors.NotFound("Cohort not found.")
+        return cohort_out(row)
+
+    def cohort_activity(project, cohort_id):
+        _, pid = auth(project)
+        if store.get_cohort(pid, cohort_id) is None:
+            raise errors.NotFound("Cohort not found.")
+        limit, offset = _limits()
+        entries, count = store.list_activity(pid, "Cohort", cohort_id, limit=limit, offset=offset)
+        return _page([flagdefs.activity_json(e, lambda c: flagdefs.cohort_json(c)) for e in entries],
+                     count, limit, offset)
+
+    base = "/api/projects/<project>"
+    route(app, f"{base}/feature_flags", ["GET"], list_flags)
+    route(app, f"{base}/feature_flags", ["POST"], create_flag)
+    route(app, f"{base}/feature_flags/activity", ["GET"], flag_activity)
+    route(app, f"{base}/feature_flags/<flag_id:int>", ["GET"], get_flag)
+    route(app, f"{base}/feature_flags/<flag_id:int>", ["PATCH", "PUT"], update_flag)
+    route(app, f"{base}/feature_flags/<flag_id:int>/activity", ["GET"], flag_activity)
+    route(app, f"{base}/cohorts", ["GET"], list_cohorts)
+    route(app, f"{base}/cohorts", ["POST"], create_cohort)
+    route(app, f"{base}/cohorts/<cohort_id:int>", ["GET"], get_cohort)
+    route(app, f"{base}/cohorts/<cohort_id:int>", ["PATCH", "PUT"], update_cohort)
+    route(app, f"{base}/cohorts/<cohort_id:int>/activity", ["GET"], cohort_activity)

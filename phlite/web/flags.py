@@ -1,0 +1,172 @@
+"""The SDK-facing flag endpoints: /flags and /decide (evaluation), /flags/definitions and
+/api/feature_flag/local_evaluation (definitions for local evaluation, with ETag and 304), and
+remote config payloads. Decoding and response shapes live in phlite/flagrequest.py, the store
+work of one request in phlite/flagserve.py.
+"""
+
+import base64
+import binascii
+import logging
+import uuid
+
+import bottle
+
+from phlite import errors, flagrequest, flagserve
+from phlite.flagcache import flag_cache
+from phlite.store import DatabaseError
+from phlite.web.common import (
+    JSON, dumps, is_preflight, key_project_ids, personal_key, preflight, project_for_key, query, read_body, route,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _request_id():
+    """X-Request-Id when it is a UUID (so logs line up with a proxy's), else a new one."""
+    raw = bottle.request.headers.get("X-Request-Id")
+    if raw:
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            pass
+    return str(uuid.uuid4())
+
+
+def _basic_user():
+    auth = bottle.request.headers.get("Authorization", "")
+    if auth[:6].lower() != "basic ":
+        return None
+    try:
+        return base64.b64decode(auth[6:].strip()).decode("utf-8").split(":", 1)[0] or None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _etag_matches(header, etag):
+    if not header:
+        return False
+    bare = etag.removeprefix("W/")
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == bare:
+            return True
+    return False
+
+
+def register(app, services):
+    store, config = services.store, services.config
+    cache = flag_cache(services)
+
+    def evaluate(project_id, req, runtime):
+        return flagserve.evaluate_request(store, cache, project_id, req, now=services.clock(), runtime=runtime,
+                                          survey_only=flagrequest.bool_param(
+                                              query().get("only_evaluate_survey_feature_flags")) is True)
+
+    def project_of(token):
+        if not token:
+            raise flagrequest.missing_token()
+        project_id = store.project_for_token(token)
+        if project_id is None:
+            raise flagrequest.invalid_token()
+        return project_id
+
+    def flags_request(endpoint):
+        req = bottle.request
+        if req.method == "OPTIONS":
+            return preflight() if is_preflight() else {"status": 1}
+        if req.method == "HEAD":
+            return bottle.HTTPResponse(b"", 200, {"Content-Type": JSON})
+        q = query()
+        request_id = _request_id()
+        now_ms = int(services.clock() * 1000)
+        if req.method == "GET":
+            if endpoint == "flags" and "context" in q:
+                return mixpanel_flags(q)
+            return flagrequest.minimal_response(q, request_id, now_ms)
+        body = read_body(config.max_body_bytes)
+        obj = flagrequest.decode_flags_body(
+            body,
+            content_type=req.headers.get("Content-Type", ""),
+            content_encoding=req.headers.get("Content-Encoding", ""),
+            compression=q.get("compression"),
+            cap=config.max_decompressed_bytes,
+        )
+        fr = flagrequest.parse_flags_request(obj)
+        shape, with_config = flagrequest.response_format(endpoint, q)
+        try:
+            project_id = project_of(fr.token or q.get("token") or q.get("api_key"))
+        except DatabaseError:
+            log.warning("token lookup failed", exc_info=True)
+            return flagrequest.shape_response(shape, {}, True, request_id, now_ms, with_config)
+        if fr.distinct_id is None and not fr.disable_flags:
+            raise flagrequest.missing_distinct_id()
+        runtime = flagrequest.request_runtime(fr.evaluation_runtime, req.headers)
+        outcome = evaluate(project_id, fr, runtime)
+        return flagrequest.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, with_config)
+
+    def mixpanel_flags(q):
+        fr = flagrequest.parse_mixpanel_request(q, _basic_user())
+        project_id = project_of(fr.token)
+        if fr.distinct_id is None:
+            raise flagrequest.missing_distinct_id()
+        runtime = flagrequest.request_runtime(None, bottle.request.headers)
+        return flagrequest.mixpanel_response(evaluate(project_id, fr, runtime).results)
+
+    def definitions_for(project_id):
+        try:
+            body, etag = cache.definitions(project_id)
+        except DatabaseError:
+            log.warning("flag definitions of project %s could not be read", project_id, exc_info=True)
+            raise errors.Unavailable("Flag definitions cannot be read right now.")
+        headers = {"ETag": etag, "Cache-Control": "private, must-revalidate"}
+        if _etag_matches(bottle.request.headers.get("If-None-Match"), etag):
+            return bottle.HTTPResponse(b"", 304, headers)
+        return bottle.HTTPResponse(body, 200, {"Content-Type": JSON, **headers})
+
+    def token_project(record, token):
+        """The project a definitions request's `token` names, if the personal key may read it."""
+        if not token:
+            ids = key_project_ids(store, record)
+            if not ids:
+                raise errors.invalid_project()
+            return ids[0]
+        project_id = store.project_for_token(token)
+        if project_id is None:
+            raise errors.invalid_project_key()
+        if project_id not in key_project_ids(store, record):
+            raise errors.Forbidden("This personal API key cannot access this project.", code="permission_denied")
+        return project_id
+
+    def definitions():
+        record = personal_key(store)
+        return definitions_for(token_project(record, query().get("token")))
+
+    def project_definitions(project):
+        record = personal_key(store)
+        token = query().get("token")
+        project_id = token_project(record, token) if token else project_for_key(store, record, project)
+        return definitions_for(project_id)
+
+    def remote_config(project, flag):
+        record = personal_key(store)
+        token = query().get("token")
+        project_id = token_project(record, token) if token else project_for_key(store, record, project)
+        row = store.get_flag_by_key(project_id, flag)
+        if row is None and flag.isdigit():
+            row = store.get_flag(project_id, int(flag))
+            row = None if row is None or row["deleted"] else row
+        if row is None or not row["is_remote_configuration"]:
+            raise errors.NotFound("No remote config flag with this key or id.")
+        payload = (row["filters"].get("payloads") or {}).get("true")
+        if payload is None or payload == "":
+            return bottle.HTTPResponse(b"", 200, {"Content-Type": JSON})
+        # PostHog answers the stored JSON text as a JSON string; SDKs parse it once more.
+        return bottle.HTTPResponse(dumps(payload), 200, {"Content-Type": JSON})
+
+    methods = ["GET", "POST", "HEAD", "OPTIONS"]
+    route(app, "/flags", methods, lambda: flags_request("flags"), public=True)
+    route(app, "/decide", methods, lambda: flags_request("decide"), public=True)
+    route(app, "/flags/definitions", ["GET"], definitions)
+    route(app, "/api/feature_flag/local_evaluation", ["GET"], definitions)
+    route(app, "/api/projects/<project>/feature_flags/local_evaluation", ["GET"], project_definitions)
+    route(app, "/api/projects/<project>/feature_flags/<flag>/remote_config", ["GET"], remote_config)
