@@ -1,0 +1,159 @@
+"""The person processor's cost and cache, against a real SQLite store without HTTP: how many
+statements a batch runs, that the distinct_id cache stays bounded, and that a rolled-back
+writer transaction never leaves the cache pointing at persons that do not exist."""
+
+import collections
+
+import pytest
+
+from conftest import http
+from phlite.normalize import normalize_event
+from phlite.persons import PersonProcessor
+from phlite.store import Store
+
+NOW = 1_780_000_000_000
+
+
+def events(*raw):
+    out = [normalize_event(r, now_ms=NOW, sent_at=None, ip=None) for r in raw]
+    assert not any(isinstance(e, str) for e in out), out
+    return out
+
+
+def ev(name, distinct_id, **props):
+    return {"event": name, "distinct_id": distinct_id, "properties": props}
+
+
+class Recorder:
+    """The store, counting calls of each method and tracing every SQL statement run."""
+
+    def __init__(self, store):
+        self.store = store
+        self.calls = collections.Counter()
+        self.sql = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.store, name)
+        if not callable(attr):
+            return attr
+
+        def wrapped(*args, **kwargs):
+            self.calls[name] += 1
+            return attr(*args, **kwargs)
+
+        return wrapped
+
+    def run(self, proc, project_id, evs):
+        self.calls.clear()
+        self.sql.clear()
+        conn = self.store.db.connection()
+        conn.set_trace_callback(self.sql.append)
+        try:
+            with self.store.transaction():
+                out = proc(self, project_id, evs, NOW)
+        finally:
+            conn.set_trace_callback(None)
+        return out
+
+    def work(self):
+        """Statements other than the transaction itself and the per-batch rollback marker."""
+        return [s for s in self.sql
+                if not s.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))
+                and "phlite_txn_marker" not in s]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "phlite.db")
+    with s.db.connection_context():
+        pid = s.create_project("p")["id"]
+        s.project_id = pid
+        yield s
+    s.close()
+
+
+def test_a_batch_of_new_persons_is_a_handful_of_statements(store):
+    proc, rec = PersonProcessor(), Recorder(store)
+    out = rec.run(proc, store.project_id, events(*[ev("e", f"u{i}", **{"$set": {"i": i}}) for i in range(1000)]))
+    assert len(out) == 1000 and all(e.person_id for e in out)
+    assert len({e.person_id for e in out}) == 1000
+    assert rec.calls == {"bump_txn_marker": 1, "person_ids_for": 1, "max_person_id": 1, "insert_persons": 1,
+                         "set_distinct_ids": 1}
+    assert store.get_person_by_distinct_id(store.project_id, "u7")["properties"] == {"i": 7}
+
+
+def test_plain_events_of_known_persons_cost_no_sql(store):
+    proc, rec = PersonProcessor(), Recorder(store)
+    rec.run(proc, store.project_id, events(*[ev("e", f"u{i}") for i in range(50)]))
+    out = rec.run(proc, store.project_id, events(*[ev("pageview", f"u{i % 50}", plan="x") for i in range(500)]))
+    assert rec.work() == []
+    assert rec.calls == {"bump_txn_marker": 1}
+    assert {e.person_id for e in out} == {store.get_person_by_distinct_id(store.project_id, f"u{i}")["id"]
+                                          for i in range(50)}
+
+
+def test_property_changes_are_written_once_per_person_per_batch(store):
+    PersonProcessor()(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(10)]), NOW)
+    proc, rec = PersonProcessor(), Recorder(store)  # a cold cache: one lookup query
+    rec.run(proc, store.project_id, events(*[ev("$set", f"u{i % 10}", **{"$set": {"n": i}}) for i in range(100)]))
+    assert rec.calls == {"bump_txn_marker": 1, "person_ids_for": 1, "load_persons": 1, "update_persons": 1}
+    assert len([s for s in rec.work() if s.startswith("UPDATE person ")]) == 10
+    assert store.get_person_by_distinct_id(store.project_id, "u3")["properties"] == {"n": 93}
+
+
+def test_unchanged_properties_are_not_written(store):
+    proc, rec = PersonProcessor(), Recorder(store)
+    rec.run(proc, store.project_id, events(ev("$set", "u", **{"$set": {"a": 1}})))
+    rec.run(proc, store.project_id, events(ev("$set", "u", **{"$set": {"a": 1}, "$set_once": {"a": 2}})))
+    assert "update_persons" not in rec.calls
+
+
+def test_cache_is_bounded(store):
+    proc = PersonProcessor(cache_size=10)
+    for round_ in range(2):
+        out = proc(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(50)]), NOW)
+        assert len(proc.cache) <= 10
+        assert len({e.person_id for e in out}) == 50
+    assert store.db.execute_sql("SELECT COUNT(*) FROM person").fetchone()[0] == 50
+
+
+def test_rolled_back_batch_leaves_no_stale_cache(store):
+    proc = PersonProcessor()
+    proc(store, store.project_id, events(ev("e", "old")), NOW)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            proc(store, store.project_id, events(ev("e", "new"), ev("$identify", "new", **{"$anon_distinct_id": "old"})),
+                 NOW)
+            raise RuntimeError("the insert after the processors failed")
+    assert store.get_person_by_distinct_id(store.project_id, "new") is None
+    with store.transaction():
+        out = proc(store, store.project_id, events(ev("e", "new", **{"$set": {"a": 1}})), NOW)
+    p = store.get_person_by_distinct_id(store.project_id, "new")
+    assert p is not None and p["properties"] == {"a": 1} and out[0].person_id == p["id"]
+    assert store.get_person_by_distinct_id(store.project_id, "old")["id"] != p["id"]
+
+
+def test_writer_retry_after_a_failed_commit_keeps_persons_right(make_server):
+    srv = make_server()
+    token = srv.store.create_project("p")["api_token"]
+    failures = []
+
+    def fail_once(store, project_id, evs, now_ms):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("simulated failure after person processing")
+        return evs
+
+    srv.services.writer.processors.append(fail_once)
+    r = http("POST", srv.url + "/batch/", {"api_key": token, "batch": [ev("e", "fresh", **{"$set": {"a": 1}})]})
+    assert r.status == 200
+    srv.flush()
+    assert failures
+    pid = srv.store.project_for_token(token)
+    with srv.store.db.connection_context():
+        p = srv.store.get_person_by_distinct_id(pid, "fresh")
+    assert p is not None and p["properties"] == {"a": 1}
+    http("POST", srv.url + "/batch/", {"api_key": token, "batch": [ev("e", "fresh", **{"$set": {"b": 2}})]})
+    srv.flush()
+    with srv.store.db.connection_context():
+        assert srv.store.get_person_by_distinct_id(pid, "fresh")["properties"] == {"a": 1, "b": 2}
