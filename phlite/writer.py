@@ -209,7 +209,14 @@ class Writer:
                     return False
                 except Exception:
                     self._quarantine(item)
+                else:
+                    self._done([item])
             return True
+        self._done(items)
+        return True
+
+    def _done(self, items):
+        """Items at the head of the queue are stored: dequeue them and wake flush()."""
         with self.cond:
             for _ in items:
                 _, item = self.queue.popleft()
@@ -220,7 +227,6 @@ class Writer:
             self.failure = None
             self.cond.notify_all()
         self.spool.release(self.committed)
-        return True
 
     def _quarantine(self, item):
         position, payload = item
@@ -230,11 +236,7 @@ class Writer:
             f.write(payload + b"\n")
         with self.store.transaction():
             self.store.set_spool_position(position)
-        with self.cond:
-            self.queue.popleft()
-            self.queued_bytes -= len(payload)
-            self.committed = position
-            self.cond.notify_all()
+        self._done([item])
 
     def _store(self, items):
         now_ms = int(self.clock() * 1000)

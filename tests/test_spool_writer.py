@@ -1,0 +1,99 @@
+"""The spool and the writer without HTTP: replay after a crash, cut-short records,
+segment rotation and release, flush, call ordering."""
+
+import orjson
+
+from phlite.spool import Spool
+from phlite.store import Store
+from phlite.writer import Writer
+
+
+def make(tmp_path, **kw):
+    store = Store(tmp_path / "phlite.db")
+    project = store.create_project("p")
+    spool = Spool(tmp_path / "spool", kw.pop("segment_bytes", 1 << 20))
+    return store, project["id"], spool, Writer(store, spool, **kw)
+
+
+def events(n, prefix="e"):
+    return [{"event": f"{prefix}{i}", "distinct_id": "d", "uuid": None} for i in range(n)]
+
+
+def test_spool_replays_unstored_records_and_ignores_a_cut_short_tail(tmp_path):
+    store, pid, spool, w = make(tmp_path)
+    w.submit(pid, events(3))
+    w.submit(pid, events(2, "x"))
+    spool.close()
+    # A crash in the middle of a third append leaves a partial record behind.
+    seg = sorted((tmp_path / "spool").glob("*.log"))[-1]
+    with open(seg, "ab") as f:
+        f.write(b"\xa5\x5a\xff\x00\x00\x00garbage")
+    store2 = Store(tmp_path / "phlite.db")
+    w2 = Writer(store2, Spool(tmp_path / "spool"))
+    assert len(w2.queue) == 2
+    assert w2.flush()
+    assert store2.count_events(pid) == 5
+    # Stored records are not replayed again.
+    w2.spool.close()
+    w3 = Writer(Store(tmp_path / "phlite.db"), Spool(tmp_path / "spool"))
+    assert len(w3.queue) == 0
+
+
+def test_segments_rotate_and_are_released_once_stored(tmp_path):
+    store, pid, spool, w = make(tmp_path, segment_bytes=300)
+    for i in range(10):
+        w.submit(pid, events(2, f"r{i}-"))
+    assert len(list((tmp_path / "spool").glob("*.log"))) > 3
+    assert w.flush()
+    assert store.count_events(pid) == 20
+    assert len(list((tmp_path / "spool").glob("*.log"))) <= 2
+
+
+def test_writer_thread_flush_and_call_ordering(tmp_path):
+    store, pid, spool, w = make(tmp_path)
+    w.start()
+    try:
+        w.submit(pid, events(5))
+        seen = w.call(lambda: store.count_events(pid))
+        assert seen == 5  # call() runs after everything queued before it
+        w.submit(pid, events(5, "y"))
+        assert w.flush()
+        assert store.count_events(pid) == 10
+    finally:
+        assert w.stop()
+
+
+def test_queue_bound_answers_503(tmp_path):
+    from phlite import errors
+
+    store, pid, spool, w = make(tmp_path, max_bytes=600)
+    w.submit(pid, events(5))
+    try:
+        for _ in range(10):
+            w.submit(pid, events(5))
+        raise AssertionError("queue never filled")
+    except errors.Unavailable as e:
+        assert e.status == 503 and e.headers["Retry-After"]
+    assert w.flush()
+    w.submit(pid, events(1))  # room again once stored
+
+
+def test_a_record_the_writer_cannot_process_is_set_aside_not_lost(tmp_path, monkeypatch):
+    store, pid, spool, w = make(tmp_path)
+    w.submit(pid, events(2))
+    w.submit(pid, [{"event": "boom", "distinct_id": "d"}])
+    w.submit(pid, events(2, "after"))
+    import phlite.writer as writer_mod
+
+    real = writer_mod.normalize_event
+
+    def flaky(raw, **kw):
+        if raw.get("event") == "boom":
+            raise RuntimeError("a bug")
+        return real(raw, **kw)
+
+    monkeypatch.setattr(writer_mod, "normalize_event", flaky)
+    assert w.flush()
+    assert store.count_events(pid) == 4
+    rejected = (tmp_path / "spool" / "rejected.log").read_bytes()
+    assert orjson.loads(rejected.splitlines()[0])["e"][0]["event"] == "boom"
