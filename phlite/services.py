@@ -9,6 +9,7 @@ import time
 
 from phlite.config import Config
 from phlite.persons import PersonProcessor
+from phlite.ratelimit import RateLimiter
 from phlite.spool import Spool
 from phlite.store import Store
 from phlite.writer import Writer
@@ -46,4 +47,5 @@ def open_services(config, clock=time.time, start_writer=True):
     )
     if start_writer:
         writer.start()
-    return Services(config=config, store=store, writer=writer, clock=clock)
+    extras = {"rate_limiter": RateLimiter(config.rate_limit, clock=clock)} if config.rate_limit > 0 else {}
+    return Services(config=config, store=store, writer=writer, clock=clock, extras=extras)
