@@ -1,0 +1,116 @@
+"""What posthog-js fetches besides capture and flags: the remote config (/array/<token>/config.js
+and /array/<token>/config), the empty survey, web experiment and product tour lists, and /static/*.
+
+Every route here is public (CORS mirroring Origin, with credentials): posthog-js loads config.js
+as a CORS script, so without the headers the browser discards the remote config.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import bottle
+
+from phlite import errors
+from phlite.store import DatabaseError
+from phlite.web.common import JSON, dumps, route
+
+log = logging.getLogger(__name__)
+
+JAVASCRIPT = "application/javascript"
+
+# The remote config answers "no" for every optional product phlite does not serve (replay on /s/,
+# heatmaps, surveys, exception autocapture, ...): posthog-js then loads no extension script.
+OPTIONAL_PRODUCTS_OFF = {
+    "sessionRecording": False,
+    "heatmaps": False,
+    "surveys": False,
+    "productTours": False,
+    "conversations": False,
+    "capturePerformance": False,
+    "autocaptureExceptions": False,
+    "captureDeadClicks": False,
+    "logs": {"captureConsoleLogs": False},
+    "errorTracking": {"autocaptureExceptions": False, "suppressionRules": []},
+}
+
+
+def remote_config(token, has_flags):
+    """The remote config of a project, as PostHog's RemoteConfig.build_config shapes it."""
+    return {
+        "token": token,
+        "supportedCompression": ["gzip", "gzip-js"],
+        "hasFeatureFlags": has_flags,
+        "autocapture_opt_out": False,
+        "analytics": {"endpoint": "/i/v0/e/"},
+        "elementsChainAsString": True,
+        "defaultIdentifiedOnly": True,
+        "isAuthenticated": False,
+        "toolbarParams": {},
+        "config": {"enable_collect_everything": True},
+        "siteApps": [],
+        **OPTIONAL_PRODUCTS_OFF,
+    }
+
+
+def config_script(token, config):
+    """config.js: the same config, stored where posthog-js's remote-config loader looks for it."""
+    # json.dumps escapes nothing HTML-significant; "</" is harmless in an external script, but
+    # escape it anyway so the text is also safe if someone inlines it in a page.
+    key = json.dumps(token).replace("</", "<\\/")
+    body = dumps({"config": config, "siteApps": []}).decode().replace("</", "<\\/")
+    return (
+        "(function(){window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG||{};"
+        f"window._POSTHOG_REMOTE_CONFIG[{key}]={body};}})();\n"
+    )
+
+
+def static_path(root, path):
+    """The file under `root` that `path` names, or None: no traversal out of root, no dotfiles."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") or p.startswith(".") or "\\" in p or "\0" in p for p in parts):
+        return None
+    base = Path(root).resolve()
+    target = base.joinpath(*parts).resolve()
+    if base not in target.parents or not target.is_file():
+        return None
+    return target
+
+
+def register(app, services):
+    store, config = services.store, services.config
+
+    def project_config(token):
+        project_id = store.project_for_token(token)
+        if project_id is None:
+            raise errors.NotFound("No project has this token.", code="not_found", attr="token")
+        try:
+            _, active = store.list_flags(project_id, limit=1, active=True)
+        except DatabaseError:
+            # Saying "flags exist" is the safe side: posthog-js then asks /flags.
+            log.warning("flag count of project %s could not be read", project_id, exc_info=True)
+            active = 1
+        return remote_config(token, active > 0)
+
+    def config_json(token):
+        return bottle.HTTPResponse(dumps(project_config(token)), 200,
+                                   {"Content-Type": JSON, "Cache-Control": "no-cache"})
+
+    def config_js(token):
+        script = config_script(token, project_config(token))
+        return bottle.HTTPResponse(script, 200, {"Content-Type": JAVASCRIPT, "Cache-Control": "no-cache"})
+
+    def static(path):
+        if config.static_dir is None:
+            raise errors.NotFound("phlite serves no static assets (set static_dir to serve some).")
+        target = static_path(config.static_dir, path)
+        if target is None:
+            raise errors.NotFound("No such static asset.")
+        return bottle.static_file(target.name, root=str(target.parent))
+
+    route(app, "/array/<token>/config.js", ["GET"], config_js, public=True, slash=False)
+    route(app, "/array/<token>/config", ["GET"], config_json, public=True)
+    route(app, "/api/surveys", ["GET"], lambda: {"surveys": []}, public=True)
+    route(app, "/api/web_experiments", ["GET"], lambda: {"experiments": []}, public=True)
+    route(app, "/api/product_tours", ["GET"], lambda: {"product_tours": []}, public=True)
+    route(app, "/static/<path:path>", ["GET"], static, public=True, slash=False)
