@@ -58,7 +58,7 @@ def clean_flag(body: dict, current: dict | None = None, require_key: bool = True
     """
     creating = current is None
     out: dict = {}
-    if "key" in body or (creating and require_key):
+    if "key" in body or require_key:
         key = body.get("key")
         if not isinstance(key, str) or not key:
             raise _bad("A flag needs a 'key'.", "key", code="required")
