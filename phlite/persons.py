@@ -339,6 +339,7 @@ class _Batch:
         self.persons = {}  # person id -> _Person, loaded or created in this batch
         self.new_ids = {}  # distinct_id -> person id, mappings to write
         self.merged_into = {}  # person id merged away -> person id kept
+        self._members = None  # person id -> its distinct ids in self.ids; built by the first merge
         self.deleted = set()
         self.groups = {}  # (index, key) -> _Group
         self.next_id = None
@@ -436,8 +437,21 @@ class _Batch:
         return person
 
     def _assign(self, distinct_id, person_id):
+        old = self.ids.get(distinct_id)
         self.ids[distinct_id] = person_id
         self.new_ids[distinct_id] = person_id
+        if self._members is not None:
+            if old is not None:
+                self._members[old].discard(distinct_id)
+            self._members[person_id].add(distinct_id)
+
+    def _batch_ids_of(self, person_id):
+        """The distinct ids of this batch that currently belong to person_id."""
+        if self._members is None:  # merges and deletes are rare: index on first need
+            self._members = collections.defaultdict(set)
+            for d, p in self.ids.items():
+                self._members[p].add(d)
+        return self._members[person_id]
 
     def _apply(self, person, ev):
         set_, set_once, unset = person_updates(ev)
@@ -451,7 +465,8 @@ class _Batch:
     def _delete(self, person):
         """Mixpanel's $delete: the person and its distinct ids go; its events stay."""
         pid = person.id
-        dropped = [d for d, p in self.ids.items() if p == pid]
+        dropped = list(self._batch_ids_of(pid))
+        self._members.pop(pid, None)
         for d in dropped:
             del self.ids[d]
             self.new_ids.pop(d, None)
@@ -496,21 +511,17 @@ class _Batch:
         target.properties = {**source.properties, **target.properties}
         target.created_at = min(source.created_at, target.created_at)
         target.dirty = True
-        for d, p in list(self.ids.items()):
-            if p == source.id:
-                self.ids[d] = target.id
-        for d, p in list(self.new_ids.items()):
-            if p == source.id:
+        members = self._batch_ids_of(source.id)
+        self._members[target.id] |= members
+        for d in self._members.pop(source.id):
+            self.ids[d] = target.id
+            if d in self.new_ids:
                 self.new_ids[d] = target.id
         if not source.new:
             moved = self.store.merge_person_rows(self.project_id, source.id, target.id)
-            for d in moved:
-                self.ids[d] = target.id
+            for d in moved:  # those of this batch were re-pointed above
                 self.proc._remember(self.project_id, d, target.id)
-        for src, dst in self.merged_into.items():
-            if dst == source.id:
-                self.merged_into[src] = target.id
-        self.merged_into[source.id] = target.id
+        self.merged_into[source.id] = target.id  # chains are followed when events get their person
         del self.persons[source.id]
 
     # --- groups ---
