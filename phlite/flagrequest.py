@@ -151,7 +151,8 @@ def _json(data: bytes):
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(data.decode("utf-8", "replace"), parse_constant=_nan_to_none)
+        # Slow path (orjson refuses NaN, Infinity, 1e999 and invalid UTF-8).
+        return _finite(json.loads(data.decode("utf-8", "replace"), parse_constant=_nan_to_none))
     except (ValueError, RecursionError):
         return None
 
@@ -206,7 +207,7 @@ def decode_flags_body(body: bytes, content_type: str = "", content_encoding: str
         raise decode_error(f"unsupported content type: {content_type}")
     if not isinstance(value, dict):
         raise decode_error("invalid JSON: the body must be a JSON object")
-    return _finite(value)
+    return value
 
 
 # --- the request ----------------------------------------------------------------------------------

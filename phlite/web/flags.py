@@ -57,10 +57,10 @@ def register(app, services):
     store, config = services.store, services.config
     cache = flag_cache(services)
 
-    def evaluate(project_id, req, runtime):
+    def evaluate(project_id, req, runtime, q):
+        survey_only = flagrequest.bool_param(q.get("only_evaluate_survey_feature_flags")) is True
         return flagserve.evaluate_request(store, cache, project_id, req, now=services.clock(), runtime=runtime,
-                                          survey_only=flagrequest.bool_param(
-                                              query().get("only_evaluate_survey_feature_flags")) is True)
+                                          survey_only=survey_only)
 
     def project_of(token):
         if not token:
@@ -101,7 +101,7 @@ def register(app, services):
         if fr.distinct_id is None and not fr.disable_flags:
             raise flagrequest.missing_distinct_id()
         runtime = flagrequest.request_runtime(fr.evaluation_runtime, req.headers)
-        outcome = evaluate(project_id, fr, runtime)
+        outcome = evaluate(project_id, fr, runtime, q)
         return flagrequest.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, with_config)
 
     def mixpanel_flags(q):
@@ -110,7 +110,7 @@ def register(app, services):
         if fr.distinct_id is None:
             raise flagrequest.missing_distinct_id()
         runtime = flagrequest.request_runtime(None, bottle.request.headers)
-        return flagrequest.mixpanel_response(evaluate(project_id, fr, runtime).results)
+        return flagrequest.mixpanel_response(evaluate(project_id, fr, runtime, q).results)
 
     def definitions_for(project_id):
         try:
