@@ -340,7 +340,6 @@ class _Batch:
         self.new_ids = {}  # distinct_id -> person id, mappings to write
         self.merged_into = {}  # person id merged away -> person id kept
         self._members = None  # person id -> its distinct ids in self.ids; built by the first merge
-        self.deleted = set()
         self.groups = {}  # (index, key) -> _Group
         self.next_id = None
         self.warnings = collections.Counter()
@@ -395,7 +394,7 @@ class _Batch:
                 pid = person.id
             if changes:
                 self._apply(person, ev)
-                if ev.properties.get("$mp_delete") is True:
+                if ev.properties.get("$mp_delete") is True and ev.properties.get("$mp_engage") is True:
                     self._delete(person)
             ev.person_id = pid
             self._groups(ev)
@@ -474,7 +473,6 @@ class _Batch:
             dropped += self.store.delete_person_rows(self.project_id, pid)
         self.proc.forget(self.project_id, dropped)
         self.persons.pop(pid, None)
-        self.deleted.add(pid)
 
     def _merge(self, ev, other):
         """3.2. Returns the event's person after the merge, or None when no merge applies."""

@@ -567,3 +567,18 @@ def test_delete_person(project, delete_events):
     send(project, ev("again", "user", **{"$set": {"b": 2}}))
     again = person(project, "user")
     assert again["uuid"] != p["uuid"] and again["properties"] == {"b": 2} and again["distinct_ids"] == ["user"]
+
+
+def test_mixpanel_operations_only_apply_to_engage_requests(project):
+    # The same property names on an ordinary PostHog event are just properties.
+    send(project, ev("$set", "u", **{"$set": {"n": 1}}))
+    send(project, ev("custom", "u", **{"$mp_delete": True, "$mp_add": {"n": 5}}))
+    assert person(project, "u")["properties"] == {"n": 1}
+
+
+def test_personless_events_get_no_group_indexes(project):
+    # As PostHog's pipeline: groups are resolved only for person-processed events.
+    send(project, ev("e", "u", **{"$process_person_profile": False, "$groups": {"company": "acme"}}))
+    (e,) = project.events()
+    assert "$group_0" not in e["properties"]
+    assert project.api("GET", "/api/projects/@project/groups_types/").json() == []
