@@ -304,7 +304,7 @@ class PersonProcessor:
                 return False
             gone = store.delete_person_rows(project_id, person["id"])
             if delete_events:
-                store.delete_events_of(project_id, gone, person["id"])
+                store.delete_events_of(project_id, gone)
         self.forget(project_id, gone)
         return True
 

@@ -110,7 +110,8 @@ class PersonsMixin:
         out = {}
         for chunk in _chunks(person_ids):
             rows = self.db.execute_sql(
-                f"SELECT id, uuid, properties, created_at, is_identified FROM person WHERE id IN ({_marks(len(chunk))})",
+                "SELECT id, uuid, properties, created_at, is_identified FROM person"
+                f" WHERE id IN ({_marks(len(chunk))})",
                 chunk,
             )
             for r in rows:
@@ -147,7 +148,8 @@ class PersonsMixin:
         Returns the distinct ids moved."""
         conn = self.db.connection()
         moved = [r[0] for r in conn.execute(
-            "UPDATE person_distinct_id SET person_id = ? WHERE project_id = ? AND person_id = ? RETURNING distinct_id",
+            "UPDATE person_distinct_id SET person_id = ? WHERE project_id = ? AND person_id = ?"
+            " RETURNING distinct_id",
             (target_id, project_id, source_id),
         )]
         conn.execute(
@@ -171,14 +173,16 @@ class PersonsMixin:
         conn.execute("DELETE FROM person WHERE id = ? AND project_id = ?", (person_id, project_id))
         return gone
 
-    def delete_events_of(self, project_id, distinct_ids, person_id):
-        """Delete the events of these distinct ids, and any others stored with this person id."""
+    def delete_events_of(self, project_id, distinct_ids):
+        """Delete every event of these distinct ids (by the (project, distinct_id) index).
+
+        A person's events are exactly those of its distinct ids: merges move ids to the kept
+        person, so no event of a person hides under an id it no longer has."""
         conn = self.db.connection()
         before = conn.total_changes
         for chunk in _chunks(distinct_ids):
             conn.execute(f"DELETE FROM event WHERE project_id = ? AND distinct_id IN ({_marks(len(chunk))})",
                          [project_id, *chunk])
-        conn.execute("DELETE FROM event WHERE project_id = ? AND person_id = ?", (project_id, person_id))
         return conn.total_changes - before
 
     def insert_group_type(self, project_id, group_type_index, group_type):
