@@ -70,14 +70,18 @@ class Writer:
 
     def submit(self, project_id, events, *, sent_at=None, ip=None, token="", received_ms=None):
         """Accept events for storage, durably (spooled) before returning. Raises Unavailable."""
-        record = orjson.dumps({
-            "p": project_id,
-            "t": int(self.clock() * 1000) if received_ms is None else received_ms,
-            "s": sent_at.isoformat() if sent_at else None,
-            "ip": ip,
-            "k": token,
-            "e": events,
-        }, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            record = orjson.dumps({
+                "p": project_id,
+                "t": int(self.clock() * 1000) if received_ms is None else received_ms,
+                "s": sent_at.isoformat() if sent_at else None,
+                "ip": ip,
+                "k": token,
+                "e": events,
+            }, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError as e:
+            # orjson reads 1,024 levels of nesting but writes only 254: refuse what cannot be stored.
+            raise errors.BadRequest(f"failed to parse request: {e} (JSON nested too deeply)", code="invalid_payload")
         with self.cond:
             if self.stopping:
                 raise errors.Unavailable("phlite is shutting down; retry shortly.", retry_after=2)
