@@ -141,7 +141,8 @@ ILLEGAL = [
     "undefined", "UNDEFINED", "true", "False", "[object Object]", "NaN", "None", "none", "null", "0",
     '"anonymous"', "'guest'", '"null"', "'0'", '"[object Object]"', "'NaN'",
 ]
-LEGAL_LOOKALIKES = ["Null", "NONE", "nan", "[object object]", "0.0", "00", "anonymous1", "guest 2", "'null", "user@email"]
+LEGAL_LOOKALIKES = ["Null", "NONE", "nan", "[object object]", "0.0", "00", "anonymous1", "guest 2", "'null",
+                    "user@email"]
 
 
 @pytest.mark.parametrize("bad", ILLEGAL)

@@ -122,8 +122,8 @@ def test_rolled_back_batch_leaves_no_stale_cache(store):
     proc(store, store.project_id, events(ev("e", "old")), NOW)
     with pytest.raises(RuntimeError):
         with store.transaction():
-            proc(store, store.project_id, events(ev("e", "new"), ev("$identify", "new", **{"$anon_distinct_id": "old"})),
-                 NOW)
+            batch = events(ev("e", "new"), ev("$identify", "new", **{"$anon_distinct_id": "old"}))
+            proc(store, store.project_id, batch, NOW)
             raise RuntimeError("the insert after the processors failed")
     assert store.get_person_by_distinct_id(store.project_id, "new") is None
     with store.transaction():
