@@ -4,201 +4,24 @@ and group changes, as PostHog's ingestion does (posthog-api.md 2.4, 2.7, 2.8, 3)
 Runs in the writer thread inside its group-commit transaction, in event order, so there
 are no races between requests. Per batch it looks every distinct id up in one query
 (after a bounded in-memory cache), loads only the persons whose properties an event
-changes, and writes each changed person once. Decides semantics; all SQL is in
-phlite.store.persons.
+changes, and writes each changed person once. Orchestrates lookups, merges and writes;
+the pure property rules are in phlite.personprops, all SQL in phlite.store.persons.
 """
 
 import collections
 import logging
 
 from phlite.normalize import uuid7
+from phlite.personprops import (apply_mixpanel, apply_updates, has_person_changes, is_illegal_id,
+                                 merge_other_id, person_updates, unset_keys)
 
 log = logging.getLogger(__name__)
 
 MERGE_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously"})
 # Dropped (not stored) when they carry `$process_person_profile: false` (2.7).
 PERSON_ONLY_EVENTS = MERGE_EVENTS | {"$groupidentify"}
-NO_AUTO_PROPERTIES = frozenset({"$snapshot", "$performance_event", "$groupidentify"})
-
-# 2.4: event properties copied to the person ($set) and as $initial_* ($set_once).
-AUTO_PERSON_PROPERTIES = (
-    "$app_build", "$app_name", "$app_namespace", "$app_version", "$browser", "$browser_version",
-    "$device_type", "$current_url", "$pathname", "$os", "$os_version", "$referring_domain", "$referrer",
-    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_name", "utm_term",
-    "gclid", "gad_source", "gbraid", "wbraid", "fbclid", "msclkid",
-)
-_INITIAL = {k: "$initial_" + k.removeprefix("$") for k in AUTO_PERSON_PROPERTIES}
-_AUTO_SET = frozenset(AUTO_PERSON_PROPERTIES)
-_SERVER_SKIPPED = frozenset({"$os", "$os_version"})  # newest PostHog skips these when $is_server
-
-# Mixpanel /engage operations, as phlite.ingest places them in properties.
-MIXPANEL_OPS = ("$mp_add", "$mp_append", "$mp_union", "$mp_remove")
-_PERSON_KEYS = ("$set", "$set_once", "$unset", "$mp_delete", *MIXPANEL_OPS)
 
 MAX_GROUP_TYPES = 5
-
-# 2.7: distinct ids that never take part in a merge.
-_ILLEGAL_ANY_CASE = {"anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email",
-                     "undefined", "true", "false"}
-_ILLEGAL_EXACT = {"[object Object]", "NaN", "None", "none", "null", "0", "undefined"}
-
-
-def _quoted(ids):
-    return frozenset(ids) | {f'"{i}"' for i in ids} | {f"'{i}'" for i in ids}
-
-
-ILLEGAL_ANY_CASE = _quoted(_ILLEGAL_ANY_CASE)
-ILLEGAL_EXACT = _quoted(_ILLEGAL_EXACT)
-
-_MISSING = object()
-
-
-def is_illegal_id(distinct_id: str) -> bool:
-    """True for ids PostHog refuses to merge: blank, `anonymous`, `null`, `"undefined"`..."""
-    return not distinct_id.strip() or distinct_id.lower() in ILLEGAL_ANY_CASE or distinct_id in ILLEGAL_EXACT
-
-
-# --- property updates (pure) ---------------------------------------------------------
-
-
-def _same(a, b):
-    return type(a) is type(b) and a == b
-
-
-def unset_keys(value) -> list:
-    """`$unset` is a list of keys, or an object whose keys are used."""
-    if isinstance(value, dict):
-        return list(value)
-    if isinstance(value, list):
-        return [k for k in value if isinstance(k, str)]
-    return []
-
-
-def apply_updates(props: dict, set_once: dict | None, set_: dict | None, unset=None) -> bool:
-    """Section 3.1, in place: $set_once, then $set, then $unset, each judged against the
-    properties before this event. Returns whether anything changed."""
-    before = set(props) if unset else None
-    changed = False
-    if set_once:
-        for k, v in set_once.items():
-            if k not in props:
-                props[k] = v
-                changed = True
-    if set_:
-        for k, v in set_.items():
-            old = props.get(k, _MISSING)
-            if old is _MISSING or not _same(old, v):
-                props[k] = v
-                changed = True
-    if unset:
-        for k in unset:
-            if k in before and k in props:
-                del props[k]
-                changed = True
-    return changed
-
-
-def person_updates(ev) -> tuple[dict, dict, list]:
-    """The ($set, $set_once, $unset keys) an event applies to its person, with the automatic
-    properties of 2.4 added (never overriding an explicit key)."""
-    props = ev.properties
-    set_ = props.get("$set")
-    set_ = set_ if isinstance(set_, dict) else {}
-    set_once = props.get("$set_once")
-    set_once = set_once if isinstance(set_once, dict) else {}
-    if ev.event not in NO_AUTO_PROPERTIES:
-        found = _AUTO_SET.intersection(props)
-        if found:
-            if props.get("$is_server") is True:
-                found -= _SERVER_SKIPPED
-            set_, set_once = dict(set_), dict(set_once)
-            for k in AUTO_PERSON_PROPERTIES:  # in a fixed order, so stored properties are stable
-                if k not in found:
-                    continue
-                v = props[k]
-                set_.setdefault(k, v)
-                set_once.setdefault(_INITIAL[k], v)
-    return set_, set_once, unset_keys(props.get("$unset"))
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def apply_mixpanel(props: dict, ops: dict) -> bool:
-    """Mixpanel's people/group operations, in place. Returns whether anything changed.
-
-    $add: numeric increment (a missing property counts as 0); $append: add one value to a
-    list (created if missing); $union: add the values not already in the list; $remove:
-    remove every occurrence of a value from a list. An operation on a property holding the
-    wrong type is ignored, as Mixpanel rejects it.
-    """
-    changed = False
-    add = ops.get("$mp_add")
-    if isinstance(add, dict):
-        for k, v in add.items():
-            cur = props.get(k)
-            if _is_number(v) and (cur is None or _is_number(cur)):
-                props[k] = (cur or 0) + v
-                changed = True
-    append = ops.get("$mp_append")
-    if isinstance(append, dict):
-        for k, v in append.items():
-            cur = props.get(k)
-            if cur is None:
-                props[k] = [v]
-                changed = True
-            elif isinstance(cur, list):
-                props[k] = [*cur, v]
-                changed = True
-    union = ops.get("$mp_union")
-    if isinstance(union, dict):
-        for k, values in union.items():
-            values = values if isinstance(values, list) else [values]
-            cur = props.get(k)
-            if cur is None:
-                cur = []
-            if isinstance(cur, list):
-                new = list(cur)
-                for v in values:
-                    if v not in new:
-                        new.append(v)
-                if new != cur or k not in props:
-                    props[k] = new
-                    changed = True
-    remove = ops.get("$mp_remove")
-    if isinstance(remove, dict):
-        for k, v in remove.items():
-            cur = props.get(k)
-            if isinstance(cur, list) and v in cur:
-                props[k] = [x for x in cur if x != v]
-                changed = True
-    return changed
-
-
-def _merge_other_id(ev):
-    """The distinct id an event asks to merge into its own (3.2), or None."""
-    if ev.event == "$identify":
-        other = ev.properties.get("$anon_distinct_id")
-    elif ev.event in ("$create_alias", "$merge_dangerously"):
-        other = ev.properties.get("alias")
-    else:
-        return None
-    if other is None or other == "" or isinstance(other, (dict, list, bool)):
-        return None
-    return other if isinstance(other, str) else str(other)
-
-
-def _has_person_changes(ev):
-    if ev.event == "$groupidentify":  # never touches person properties (3.3)
-        return False
-    props = ev.properties
-    if ev.event not in NO_AUTO_PROPERTIES and not _AUTO_SET.isdisjoint(props):
-        return True
-    for k in _PERSON_KEYS:
-        if k in props:
-            return True
-    return False
 
 
 # --- the processor -------------------------------------------------------------------
@@ -360,8 +183,8 @@ class _Batch:
             if ev.event == "$groupidentify":
                 for k in ("$set", "$set_once", "$unset"):
                     props.pop(k, None)
-            other = _merge_other_id(ev)
-            changes = _has_person_changes(ev)
+            other = merge_other_id(ev)
+            changes = has_person_changes(ev)
             lookups.add(ev.distinct_id)
             if other is not None:
                 lookups.add(other)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from conftest import http
-from phlite.persons import is_illegal_id
+from phlite.personprops import is_illegal_id
 
 
 def ev(name, distinct_id, timestamp=None, **props):
