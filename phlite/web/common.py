@@ -6,6 +6,7 @@ private API routes get no CORS headers at all.
 """
 
 import logging
+import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode
 
@@ -74,7 +75,33 @@ def _bottle_error(status, type_, code, detail):
     return handler
 
 
+class _EveryFewSeconds(logging.Filter):
+    """Lets a record through at most once per `seconds`, saying how many it held back."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.next = 0.0
+        self.held = 0
+
+    def filter(self, record):
+        now = time.monotonic()
+        if now < self.next:
+            self.held += 1
+            return False
+        if self.held:
+            record.msg = f"{record.msg} ({self.held} similar warnings in the last {self.seconds:g} s not shown)"
+        self.next, self.held = now + self.seconds, 0
+        return True
+
+
 def install(app, services):
+    # waitress warns "Task queue depth is N" on *every* request queued behind busy threads, which is
+    # every request under a steady load of more connections than threads: formatting and writing
+    # those lines took ~16% of the I/O thread in the /capture benchmark (bench/README.md).
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, _EveryFewSeconds) for f in queue_log.filters):
+        queue_log.addFilter(_EveryFewSeconds(10))
     app.install(_json_plugin)
     # bottle's own error pages are HTML; phlite answers JSON on every path.
     app.error(400)(_bottle_error(400, "validation_error", "invalid_input", "Bad request."))
