@@ -332,6 +332,7 @@ def _group_event(obj: dict) -> dict:
             props[_ENGAGE_OPS[op]] = obj[op]
     if "$delete" in obj:
         props["$mp_delete"] = True
+    props["$mp_groups"] = True  # person processing applies the $mp_* operations only with this
     _copy_time(obj, event)
     return event
 

@@ -378,7 +378,8 @@ class _Batch:
             else:
                 group = _Group(stored["group_properties"], stored["created_at"])
             self.groups[(index, key)] = group
-        if props.get("$mp_delete") is True:
+        mixpanel = props.get("$mp_groups") is True  # made by phlite.ingest from a /groups body
+        if mixpanel and props.get("$mp_delete") is True:
             group.properties, group.created_at, group.deleted, group.dirty = {}, ev.timestamp, True, True
             return
         if group.deleted:
@@ -391,7 +392,8 @@ class _Batch:
         group_set_once = props.get("$group_set_once")
         changed = apply_updates(group.properties, group_set_once if isinstance(group_set_once, dict) else None,
                                 group_set, unset_keys(props.get("$group_unset")))
-        changed = apply_mixpanel(group.properties, props) or changed
+        if mixpanel:
+            changed = apply_mixpanel(group.properties, props) or changed
         if changed:
             group.dirty = True
 

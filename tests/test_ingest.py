@@ -423,7 +423,7 @@ def test_mixpanel_node_groups_get():
     assert event["token"] == MP_TOKEN
     assert event["properties"] == {"$group_type": "company", "$group_key": "acme", "$group_set": {"size": 10},
                                    "$group_set_once": {"founded": 1999}, "$group_unset": ["old"],
-                                   "$mp_union": {"tags": ["x"]}}
+                                   "$mp_union": {"tags": ["x"]}, "$mp_groups": True}
 
 
 def test_groups_numeric_id_time_and_delete():
@@ -432,6 +432,17 @@ def test_groups_numeric_id_time_and_delete():
     assert event["distinct_id"] == "$team_42" and event["properties"]["$group_key"] == "42"
     assert event["properties"]["$group_set"] == {} and event["properties"]["$mp_delete"] is True
     assert event["timestamp"] == "2023-11-14T22:13:20.000Z"
+
+
+def test_groups_events_carry_the_mixpanel_marker():
+    # Person processing applies $mp_* group operations only to events marked as made from /groups.
+    (event,) = decode("/groups", js({"$token": "t", "$group_key": "company", "$group_id": "acme",
+                                     "$remove": {"tags": "x"}})).events
+    assert event["properties"]["$mp_groups"] is True
+    (event,) = decode("/batch/", js({"api_key": "t", "batch": [{
+        "event": "$groupidentify", "distinct_id": "u",
+        "properties": {"$group_type": "company", "$group_key": "acme"}}]})).events
+    assert "$mp_groups" not in event["properties"]
 
 
 def test_groups_without_ids_leave_distinct_id_missing():

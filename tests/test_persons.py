@@ -577,6 +577,19 @@ def test_mixpanel_operations_only_apply_to_engage_requests(project):
     assert person(project, "u")["properties"] == {"n": 1}
 
 
+def test_mixpanel_group_operations_only_apply_to_groups_requests(project, mixpanel):
+    # A PostHog $groupidentify carrying $mp_* keys leaves the group's properties alone; /groups applies them.
+    group_url = "/api/projects/@project/groups/find?group_type_index=0&group_key=acme"
+    send(project, ev("$groupidentify", "u", **{"$group_type": "company", "$group_key": "acme",
+                                               "$group_set": {"regions": ["eu"]}}))
+    send(project, ev("$groupidentify", "u", **{"$group_type": "company", "$group_key": "acme",
+                                               "$mp_union": {"regions": ["us"]}, "$mp_delete": True}))
+    assert project.api("GET", group_url).json()["group_properties"] == {"regions": ["eu"]}
+    mixpanel.group_union("company", "acme", {"regions": ["us"]})
+    project.flush()
+    assert project.api("GET", group_url).json()["group_properties"] == {"regions": ["eu", "us"]}
+
+
 def test_personless_events_get_no_group_indexes(project):
     # As PostHog's pipeline: groups are resolved only for person-processed events.
     send(project, ev("e", "u", **{"$process_person_profile": False, "$groups": {"company": "acme"}}))
