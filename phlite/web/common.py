@@ -95,7 +95,20 @@ class _EveryFewSeconds(logging.Filter):
         return True
 
 
+def _utf8_headers():
+    # bottle decodes header values as UTF-8 and raises on other bytes (a 500 from any
+    # handler that reads the header); make such bytes U+FFFD instead, as for bodies.
+    env = bottle.request.environ
+    for k, v in list(env.items()):
+        if (k.startswith("HTTP_") or k == "CONTENT_TYPE") and isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("latin1").decode("utf8")
+            except UnicodeError:
+                env[k] = v.encode("latin1", "replace").decode("utf8", "replace").encode("utf8").decode("latin1")
+
+
 def install(app, services):
+    app.add_hook("before_request", _utf8_headers)
     # waitress warns "Task queue depth is N" on *every* request queued behind busy threads, which is
     # every request under a steady load of more connections than threads: formatting and writing
     # those lines took ~16% of the I/O thread in the /capture benchmark (bench/README.md).
