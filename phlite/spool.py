@@ -30,6 +30,7 @@ class Spool:
         self.fd = None
         self.segment = 0
         self.size = 0
+        self.released_below = 0  # segments before this one were already released
 
     def _path(self, segment):
         return self.dir / f"{segment:010d}.log"
@@ -101,6 +102,11 @@ class Spool:
 
     def release(self, committed):
         """Delete segments whose records are all stored."""
+        # Called after every group commit: list the directory only when the stored
+        # position has moved to a later segment (a glob per commit cost ~3% of the writer).
+        if committed[0] <= self.released_below:
+            return
+        self.released_below = committed[0]
         for seg in self._segments():
             if seg < committed[0] and seg != self.segment:
                 try:
