@@ -64,15 +64,16 @@ class Traffic {
     const seen = this.requests.slice(since).find(predicate);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const w = { predicate, resolve };
-      this.waiters.push(w);
-      setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) {
-          this.waiters.splice(i, 1);
-          reject(new Error(`timed out waiting for ${what}; saw ${JSON.stringify(this.summary())}`));
-        }
+      const w = { predicate };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`timed out waiting for ${what}; saw ${JSON.stringify(this.summary())}`));
       }, STEP_MS);
+      w.resolve = (entry) => {
+        clearTimeout(timer);
+        resolve(entry);
+      };
+      this.waiters.push(w);
     });
   }
 
@@ -234,7 +235,7 @@ async function main() {
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
   }
-  process.stdout.write(JSON.stringify(out) + "\n");
+  process.stdout.write(JSON.stringify(out) + "\n", () => process.exit(0));
 }
 
 main();
