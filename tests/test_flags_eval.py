@@ -471,3 +471,70 @@ def test_validate_flag_accepts_a_full_definition():
         cohorts_known={1},
         flag_ids_known={7},
     )  # fmt: skip
+
+
+# --- robustness: stored junk never crashes compile or evaluate -------------------------------
+
+import contextlib  # noqa: E402
+import random  # noqa: E402
+
+from phlite.flags.operators import OPERATORS  # noqa: E402
+
+_SCALARS = [None, True, False, 0, 1, -1, 50, 1e300, float("inf"), float("nan"), 10**30, "", "a", "id",
+            "0", "1.2.3", "-7d", "2024-01-01", "(a+)+$", "(", "true", "AND", "OR"]  # fmt: skip
+
+
+def _junk(rng, depth=0):
+    roll = rng.random()
+    if depth > 2 or roll < 0.6:
+        return rng.choice(_SCALARS)
+    if roll < 0.8:
+        return [_junk(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(["a", "key", "values", "type"]): _junk(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def _maybe(rng, good):
+    return good if rng.random() < 0.7 else _junk(rng)
+
+
+def _junk_filter(rng):
+    return {"key": _maybe(rng, rng.choice(["a", "b", "0"])),
+            "operator": _maybe(rng, rng.choice(sorted(OPERATORS))),
+            "value": _junk(rng),
+            "type": _maybe(rng, rng.choice(["person", "group", "cohort", "flag", "behavioral"])),
+            "negation": _junk(rng)}  # fmt: skip
+
+
+def _junk_condition(rng):
+    return {"properties": _maybe(rng, [_junk_filter(rng) for _ in range(rng.randint(0, 3))]),
+            "rollout_percentage": _maybe(rng, rng.choice([None, 0, 50, 100])),
+            "variant": _maybe(rng, "a"), "aggregation_group_type_index": _maybe(rng, rng.choice([None, 0, 1]))}
+
+
+def _junk_filters(rng):
+    return {"groups": _maybe(rng, [_junk_condition(rng) for _ in range(rng.randint(0, 3))]),
+            "multivariate": _maybe(rng, {"variants": [{"key": "a", "rollout_percentage": 50}, _junk(rng)]}),
+            "aggregation_group_type_index": _maybe(rng, rng.choice([None, 0])),
+            "payloads": _maybe(rng, {"a": "1", "true": _junk(rng)}),
+            "holdout": _maybe(rng, {"id": 1, "exclusion_percentage": _junk(rng)}),
+            "holdout_groups": _maybe(rng, [_junk_condition(rng)]),
+            "super_groups": _maybe(rng, [_junk_condition(rng)]), "feature_enrollment": _junk(rng)}  # fmt: skip
+
+
+def test_junk_definitions_never_crash():
+    rng = random.Random(7)
+    for _ in range(500):
+        rows = [{"id": i, "key": f"f{i}", "active": True, "filters": _maybe(rng, _junk_filters(rng))}
+                for i in range(rng.randint(1, 3))]  # fmt: skip
+        cohort = {"properties": _maybe(rng, {"type": "AND", "values": [
+            {"type": "OR", "values": [_junk_filter(rng), _junk_condition(rng)]}, _junk_filter(rng)]})}
+        props = {key: _junk(rng) for key in ("a", "b", "0") if rng.random() < 0.7}
+        try:
+            results = run(rows, props=props, cohorts={0: cohort, 1: cohort, "x": _junk(rng)},
+                          groups={"company": "acme"}, group_type_mapping=MAPPING)  # fmt: skip
+            for row in rows:
+                with contextlib.suppress(errors.BadRequest):  # rejecting junk is fine, crashing not
+                    validate_flag(row["filters"])
+        except Exception as exc:
+            raise AssertionError(f"crashed on {rows!r} {cohort!r} {props!r}") from exc
+        assert set(results) <= {row["key"] for row in rows}

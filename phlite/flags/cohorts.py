@@ -22,9 +22,11 @@ class CohortNotFound(Exception):
 
 
 def _cohort_id(value) -> int | None:
+    if isinstance(value, bool):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -36,12 +38,12 @@ def _root(definition: dict):
 
 
 def _is_group(node) -> bool:
-    return isinstance(node, dict) and "values" in node and "key" not in node
+    return isinstance(node, dict) and isinstance(node.get("values"), list) and "key" not in node
 
 
 def _walk_leaves(node):
     if _is_group(node):
-        for child in node.get("values") or []:
+        for child in node["values"]:
             yield from _walk_leaves(child)
     elif isinstance(node, dict):
         yield node
@@ -129,7 +131,7 @@ class Cohorts:
     def _group(self, node: dict) -> CohortMatcher:
         children = tuple(
             self._group(child) if _is_group(child) else self._leaf(child)
-            for child in node.get("values") or []
+            for child in node["values"]
             if isinstance(child, dict)
         )
         if node.get("type") == "OR":

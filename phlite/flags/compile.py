@@ -64,7 +64,10 @@ class CompiledFlags:
 def _fraction(percentage) -> float | None:
     if percentage is None or percentage == 100:
         return None
-    return float(percentage) / 100
+    try:
+        return float(percentage) / 100
+    except (TypeError, ValueError):
+        return -1.0  # an unreadable percentage admits nobody (every hash is >= 0)
 
 
 def _aggregation(value) -> int | None:
@@ -93,7 +96,7 @@ def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz)
         group_index = flag_level
     flag_filters, matchers, cohort_matchers, keys, deps = [], [], [], set(), []
     missing = False
-    for filt in raw.get("properties") or []:
+    for filt in _list(raw.get("properties")):
         if not isinstance(filt, dict):
             continue
         kind = filt.get("type")
@@ -116,18 +119,31 @@ def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz)
         index=index,
         group_index=group_index,
         rollout=_fraction(raw.get("rollout_percentage")),
-        variant=variant if variant in variant_keys else None,
+        variant=variant if isinstance(variant, str) and variant in variant_keys else None,
         matchers=tuple(flag_filters + matchers + cohort_matchers),
         property_keys=frozenset(keys),
     )
     return condition, deps, missing
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _variants(filters: dict) -> tuple[tuple[str, float], ...]:
     table, cumulative = [], 0.0
-    for variant in (filters.get("multivariate") or {}).get("variants") or []:
+    for variant in _list(_dict(filters.get("multivariate")).get("variants")):
+        if not isinstance(variant, dict) or not isinstance(variant.get("key"), str):
+            continue  # the server could not read such a flag at all; phlite skips the variant
         # Summed in order exactly like the server, so float boundaries land identically.
-        cumulative += float(variant.get("rollout_percentage") or 0) / 100
+        try:
+            cumulative += float(variant.get("rollout_percentage") or 0) / 100
+        except (TypeError, ValueError):
+            pass  # an unreadable share is an empty range
         table.append((variant.get("key"), cumulative))
     return tuple(table)
 
@@ -144,7 +160,7 @@ def _holdout(filters: dict) -> tuple[str, float | None] | None:
 
 
 def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
-    filters = row.get("filters") or {}
+    filters = _dict(row.get("filters"))
     key = row["key"]
     flag_level = _aggregation(filters.get("aggregation_group_type_index"))
     variants = _variants(filters)
@@ -158,17 +174,18 @@ def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
         missing |= lacks
         return condition
 
-    for index, raw in enumerate(filters.get("groups") or []):
+    for index, raw in enumerate(_list(filters.get("groups"))):
         conditions.append(build(index, raw))
-    super_groups = filters.get("super_groups") or []
+    super_groups = _list(filters.get("super_groups"))
     super_condition = build(0, super_groups[0], None) if super_groups else None
     legacy_holdout = None
-    holdout_groups = filters.get("holdout_groups") or []
+    holdout_groups = _list(filters.get("holdout_groups"))
     if holdout_groups and not filters.get("holdout") and isinstance(holdout_groups[0], dict):
         first = holdout_groups[0]
         # Legacy holdout groups only ever supported a plain percentage; with properties they never match.
         if not first.get("properties"):
-            legacy_holdout = (build(0, first, None), first.get("variant"))
+            override = first.get("variant")
+            legacy_holdout = (build(0, first, None), override if isinstance(override, str) else None)
     bucketing = row.get("bucketing_identifier") or filters.get("bucketing_identifier")
     holdout = _holdout(filters)
     enrollment_key = f"$feature_enrollment/{key}" if filters.get("feature_enrollment") is True else None
@@ -182,7 +199,7 @@ def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
         group_index=flag_level,
         conditions=tuple(conditions),
         variants=variants,
-        payloads=filters.get("payloads") or {},
+        payloads=_dict(filters.get("payloads")),
         holdout=holdout,
         legacy_holdout=legacy_holdout,
         enrollment_key=enrollment_key,
@@ -244,6 +261,9 @@ def compile_flags(flags: list[dict], cohorts: dict | None = None, tz: tzinfo = d
     for key in broken:
         compiled[key] = replace(compiled[key], missing_dependency=True)
     group_indexes = frozenset(
-        c.group_index for f in compiled.values() for c in f.conditions if c.group_index is not None
+        index
+        for f in compiled.values()
+        for index in (f.group_index, *(c.group_index for c in f.conditions))
+        if index is not None
     )
     return CompiledFlags(compiled, tuple(compiled[key] for key in order), group_indexes, compiled_cohorts)

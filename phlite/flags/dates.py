@@ -111,7 +111,7 @@ def _parse_fallback(text: str) -> datetime | None:
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
@@ -134,8 +134,10 @@ def parse_property_date(value, now: datetime, tz: tzinfo = UTC) -> datetime | No
     """The person/group side of a date comparison: numbers are epoch seconds, strings are dates."""
     if value is True or value is False or value is None:
         return None
-    if isinstance(value, (int, float)):
-        return from_timestamp(float(value))
+    if isinstance(value, int):
+        return from_timestamp(float(value)) if abs(value) < 2**63 else None
+    if isinstance(value, float):
+        return from_timestamp(value)
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
     if isinstance(value, date):

@@ -139,7 +139,8 @@ def _group_contexts(compiled: CompiledFlags, ctx: Context) -> dict[int, tuple[st
         key = ctx.groups[name]
         if isinstance(key, bool) or not isinstance(key, (str, int, float)) or key == "":
             continue  # the server skips empty and non-string, non-number group keys
-        props = dict(ctx.group_properties.get(name) or {})
+        stored = ctx.group_properties.get(name)
+        props = dict(stored) if isinstance(stored, dict) else {}
         props["$group_key"] = key
         contexts[index] = (key if isinstance(key, str) else json_text(key), props)
     return contexts

@@ -302,6 +302,8 @@ def compile_property(filt: dict, tz: tzinfo = dates.UTC) -> Matcher:
     """A matcher(props, env) -> bool for one person/group property filter."""
     key = property_key(filt)
     operator = filt.get("operator") or "exact"
+    if not isinstance(operator, str):
+        return _never
     if operator == "is_set":
         return lambda props, env: key in props
     if operator == "is_not_set":

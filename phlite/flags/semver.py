@@ -38,6 +38,8 @@ def _canonical(text: str) -> str:
 def _number(part: str) -> int | None:
     if not part or not part.isascii() or not part.isdigit() or (len(part) > 1 and part[0] == "0"):
         return None
+    if len(part) > 20:
+        return None  # beyond u64 anyway (and beyond int()'s digit limit for huge text)
     value = int(part)
     return value if value < 2**64 else None
 
@@ -51,7 +53,7 @@ def _identifiers(text: str, prerelease: bool) -> tuple | None:
         if ident.isdigit():
             if prerelease and len(ident) > 1 and ident[0] == "0":
                 return None
-            key.append((0, int(ident), len(ident)))
+            key.append((0, int(ident[-4000:]), len(ident)))
         else:
             key.append((1, ident))
     return tuple(key)

@@ -12,7 +12,7 @@ from phlite import errors
 
 from . import dates, semver
 from .operators import OPERATORS, compile_regex
-from .values import to_number
+from .values import json_text, to_number
 
 PROPERTY_TYPES = frozenset(("person", "group", "cohort", "flag", "person_metadata"))
 MAX_GROUP_TYPE_INDEX = 4  # five group types per project (posthog-api.md 2.8)
@@ -121,6 +121,10 @@ def _validate_property(path: str, filt, known) -> None:
         _fail(path, "must be an object")
     kind = filt.get("type") or "person"
     operator = filt.get("operator") or "exact"
+    if not isinstance(kind, str):
+        _fail(f"{path}.type", "must be a string")
+    if not isinstance(operator, str):
+        _fail(f"{path}.operator", "must be a string")
     value = filt.get("value")
     key = filt.get("key")
     if kind not in PROPERTY_TYPES:
@@ -167,7 +171,7 @@ def _value_problem(operator: str, value) -> str | None:
         if not bounds or None in bounds or bounds[0] > bounds[1]:
             return "must be [min, max] numbers with min <= max"
     elif operator in ("regex", "not_regex"):
-        if compile_regex(value if isinstance(value, str) else str(value)) is None:
+        if compile_regex(json_text(value)) is None:
             return "invalid regex pattern"
     elif operator in ("is_date_before", "is_date_after", "is_date_exact"):
         if not isinstance(value, str) or (
