@@ -20,8 +20,8 @@ from phlite import errors
 
 MAX_DISTINCT_ID_LEN = 200
 
-# Merged into answers that ask for config (decide, /flags?config=true): the flags service's own
-# fallback config, which keeps every optional browser feature off (posthog-api.md 6.3).
+# Merged into answers that ask for config (decide, /flags?config=true) when the caller has no
+# project config to give: the flags service's own fallback, every optional feature off (6.3).
 CONFIG = {
     "hasFeatureFlags": True,
     "supportedCompression": ["gzip", "gzip-js"],
@@ -353,8 +353,8 @@ def _value(result):
 
 
 def shape_response(shape: str, results: dict, errors_while_computing: bool, request_id: str,
-                   evaluated_at: int, config: bool) -> dict:
-    """The answer of `shape` for evaluator results {key: FlagResult}."""
+                   evaluated_at: int, config: dict | None = None) -> dict:
+    """The answer of `shape` for evaluator results {key: FlagResult}, with `config` merged in."""
     body: dict
     if shape == DECIDE_V1:
         body = {"featureFlags": [k for k, r in results.items() if r.enabled]}
@@ -373,8 +373,8 @@ def shape_response(shape: str, results: dict, errors_while_computing: bool, requ
                     "featureFlags": values, "featureFlagPayloads": payloads}
     body["requestId"] = request_id
     body["evaluatedAt"] = evaluated_at
-    if config:
-        body = {**CONFIG, **body}
+    if config is not None:
+        body = {**config, **body}
     return body
 
 

@@ -65,8 +65,12 @@ def _group_key(value):
 
 
 def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: float, runtime: str | None = None,
-                     survey_only: bool = False) -> Evaluation:
-    """Evaluate the project's flags for one decoded request (see the module docstring)."""
+                     survey_only: bool = False, stored_person: bool = True) -> Evaluation:
+    """Evaluate the project's flags for one decoded request (see the module docstring).
+
+    :param runtime: "client", "server", "all" or None (unknown): which flags the request may see.
+    :param stored_person: False ignores stored person properties (`only_use_override_person_properties`).
+    """
     if req.disable_flags:
         return Evaluation({}, False)
     try:
@@ -94,14 +98,14 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
 
     person = None
     continuity = project.continuity & wanted
-    if project.uses_person or continuity or project.static_cohorts:
+    if (project.uses_person and stored_person) or continuity or project.static_cohorts:
         try:
             person = store.get_person_by_distinct_id(project_id, distinct_id)
         except DatabaseError:
             log.warning("person lookup failed for project %s", project_id, exc_info=True)
             errors = True
-    person_props = person_props_for_flags(person["properties"] if person else None, req.person_properties,
-                                          distinct_id)
+    stored = person["properties"] if person is not None and stored_person else None
+    person_props = person_props_for_flags(stored, req.person_properties, distinct_id)
 
     group_properties = {name: dict(props) for name, props in req.group_properties.items() if isinstance(props, dict)}
     by_name = {name: index for index, name in mapping.items()}

@@ -95,6 +95,8 @@ def test_response_shape_per_endpoint_and_version(sample, path, config, shape):
     assert uuid.UUID(body["requestId"])
     assert isinstance(body["evaluatedAt"], int)
     assert CONFIG_KEYS <= set(body) if config else not CONFIG_KEYS & set(body)
+    if config:  # the project's remote config, as /array/<token>/config answers it
+        assert body["hasFeatureFlags"] is True and body["analytics"] == {"endpoint": "/i/v0/e/"}
     if shape == "decide1":
         assert sorted(body["featureFlags"]) == ["multi", "on"]
         assert "errorsWhileComputingFlags" not in body
@@ -314,6 +316,9 @@ def test_stored_person_properties_overlaid_by_request(project):
     assert flags(project, {"distinct_id": "stored-user", "person_properties": {"plan": "free"}}
                  )["flags"]["pro"]["enabled"] is False
     assert flags(project, {"distinct_id": "nobody-stored"})["flags"]["pro"]["enabled"] is False
+    # ?only_use_override_person_properties=true ignores what is stored.
+    assert flags(project, {"distinct_id": "stored-user"}, path="/flags/?v=2&only_use_override_person_properties=true"
+                 )["flags"]["pro"]["enabled"] is False
     # Through any of the person's distinct ids, after a merge.
     send(project, ev("$identify", "stored-user", **{"$anon_distinct_id": "anon-device"}))
     assert flags(project, {"distinct_id": "anon-device"})["flags"]["pro"]["enabled"] is True
@@ -333,6 +338,25 @@ def test_group_flags_with_stored_group_properties(project):
     assert body["flags"]["enterprise"]["enabled"] is False
     assert flags(project, {"groups": {"company": "other"}})["flags"]["enterprise"]["enabled"] is False
     assert flags(project)["flags"]["enterprise"]["reason"]["code"] == "no_group_type"
+
+
+def test_one_person_lookup_and_one_per_group(project, server, monkeypatch):
+    make_flag(project, "person", filters={"groups": [{"properties": [{"key": "a", "value": "1", "type": "person"}]}]})
+    make_flag(project, "company", filters={"aggregation_group_type_index": 0, "groups": [{"properties": []}]})
+    make_flag(project, "team", filters={"aggregation_group_type_index": 1, "groups": [{"properties": []}]})
+    send(project, ev("$groupidentify", "u", **{"$group_type": "company", "$group_key": "c", "$group_set": {}}),
+         ev("$groupidentify", "u", **{"$group_type": "team", "$group_key": "t", "$group_set": {}}))
+    flags(project, {"groups": {"company": "c", "team": "t"}})  # definitions and group types cached
+    calls = []
+    for name in ("get_person_by_distinct_id", "get_group", "group_type_mapping", "load_flag_definitions"):
+        real = getattr(server.store, name)
+        monkeypatch.setattr(server.store, name, lambda *a, _n=name, _r=real: calls.append(_n) or _r(*a))
+    body = flags(project, {"groups": {"company": "c", "team": "t", "unused": "x"}, "person_properties": {"a": "1"}})
+    assert all(f["enabled"] for f in body["flags"].values())
+    assert sorted(calls) == ["get_group", "get_group", "get_person_by_distinct_id", "group_type_mapping"]
+    calls.clear()
+    flags(project, {"groups": {"company": "c", "team": "t"}})
+    assert sorted(calls) == ["get_group", "get_group", "get_person_by_distinct_id"]
 
 
 def test_cohort_flags_dynamic_and_static(project):

@@ -14,6 +14,7 @@ import bottle
 from phlite import errors, flagrequest, flagserve
 from phlite.flagcache import flag_cache
 from phlite.store import DatabaseError
+from phlite.web.browser import remote_config as project_remote_config
 from phlite.web.common import (
     JSON, dumps, is_preflight, key_project_ids, personal_key, preflight, project_for_key, query, read_body, route,
 )
@@ -59,8 +60,9 @@ def register(app, services):
 
     def evaluate(project_id, req, runtime, q):
         survey_only = flagrequest.bool_param(q.get("only_evaluate_survey_feature_flags")) is True
+        overrides_only = flagrequest.bool_param(q.get("only_use_override_person_properties")) is True
         return flagserve.evaluate_request(store, cache, project_id, req, now=services.clock(), runtime=runtime,
-                                          survey_only=survey_only)
+                                          survey_only=survey_only, stored_person=not overrides_only)
 
     def project_of(token):
         if not token:
@@ -93,16 +95,27 @@ def register(app, services):
         )
         fr = flagrequest.parse_flags_request(obj)
         shape, with_config = flagrequest.response_format(endpoint, q)
+        token = fr.token or q.get("token") or q.get("api_key")
         try:
-            project_id = project_of(fr.token or q.get("token") or q.get("api_key"))
+            project_id = project_of(token)
         except DatabaseError:
             log.warning("token lookup failed", exc_info=True)
-            return flagrequest.shape_response(shape, {}, True, request_id, now_ms, with_config)
+            fallback = flagrequest.CONFIG if with_config else None
+            return flagrequest.shape_response(shape, {}, True, request_id, now_ms, fallback)
         if fr.distinct_id is None and not fr.disable_flags:
             raise flagrequest.missing_distinct_id()
         runtime = flagrequest.request_runtime(fr.evaluation_runtime, req.headers)
         outcome = evaluate(project_id, fr, runtime, q)
-        return flagrequest.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, with_config)
+        config_body = config_for(project_id, token) if with_config else None
+        return flagrequest.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, config_body)
+
+    def config_for(project_id, token):
+        """The project's remote config (what /array/<token>/config answers), for decide and config=true."""
+        try:
+            has_flags = any(row["active"] for row in cache.project(project_id).rows)
+        except DatabaseError:
+            has_flags = True  # the safe side: the client asks for flags
+        return project_remote_config(token, has_flags)
 
     def mixpanel_flags(q):
         fr = flagrequest.parse_mixpanel_request(q, _basic_user())
