@@ -112,7 +112,7 @@ def evaluate(
         if not flag.active or key in excluded:
             values[key] = False
             continue
-        result = _evaluate_flag(flag, ctx, env, groups, compiled)
+        result = _evaluate_flag(flag, ctx, env, groups)
         values[key] = result.value
         results[key] = result
     return results
@@ -174,7 +174,7 @@ def _filters_pass(condition: Condition, props: dict, env: Env) -> bool:
     return True
 
 
-def _evaluate_flag(flag, ctx, env, groups, compiled) -> FlagResult:
+def _evaluate_flag(flag: Flag, ctx: Context, env: Env, groups: dict) -> FlagResult:
     if flag.missing_dependency:
         return _result(flag, False, None, "missing_dependency", None, None)
     env.error = None
