@@ -1,8 +1,8 @@
 """The routes posthog-js fetches besides capture and flags (phlite/web/browser.py), over HTTP:
 the remote config as script and JSON, the empty survey/experiment/tour lists, /static/, CORS."""
 
-from http.client import HTTPConnection
 import json
+from http.client import HTTPConnection
 from urllib.parse import urlsplit
 
 import pytest

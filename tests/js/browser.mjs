@@ -145,11 +145,13 @@ async function posthogScenario(page, traffic, out) {
   // does not see it: the page logs its sendBeacon calls to sessionStorage (kept across this
   // same-origin navigation), and delivery is checked in phlite itself.
   const beforeLeave = traffic.requests.length;
+  // Capture and navigate in one step, well inside the 500 ms flush interval.
   await page.evaluate(() => {
     posthog.capture("before-leave-1", { n: 1 });
     posthog.capture("before-leave-2", { n: 2 });
+    location.assign("/away.html");
   });
-  await page.goto(`${pageOrigin}/away.html`);
+  await page.waitForURL(`${pageOrigin}/away.html`, { waitUntil: "load" });
   out.beacons = await page.evaluate(() => JSON.parse(sessionStorage.getItem("beacons") || "[]"));
   out.fetchedBeforeLeave = traffic.requests.slice(beforeLeave).filter(carries("before-leave-1")).length;
   out.storedAfterLeave = await waitForEvents(["before-leave-1", "before-leave-2"]);
