@@ -9,6 +9,7 @@ Thread-safe: entries are immutable and replaced whole; builds are serialised by 
 """
 
 import hashlib
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import orjson
 
 from phlite import flagdefs
 from phlite.flags import CompiledFlags, compile_flags
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,27 @@ def _analyse(rows, cohorts):
     return frozenset(static), frozenset(static_flags), person
 
 
+def _compile(rows, cohorts):
+    """compile_flags, but a stored flag the evaluator cannot compile is left out (and logged)
+    instead of taking every flag of the project down with it; flags depending on it then
+    report missing_dependency."""
+    definitions = {cid: {"properties": c["filters"].get("properties"), "is_static": c["is_static"]}
+                   for cid, c in cohorts.items()}
+    try:
+        return compile_flags(rows, definitions), rows
+    except Exception:
+        good = []
+        for row in rows:
+            try:
+                compile_flags([row], definitions)
+                good.append(row)
+            except Exception:
+                log.exception("flag %s (id %s) cannot be compiled; it is left out", row["key"], row["id"])
+        return compile_flags(good, definitions), good
+
+
 def build(generation, rows, cohorts) -> ProjectFlags:
-    compiled = compile_flags(
-        rows,
-        {cid: {"properties": c["filters"].get("properties"), "is_static": c["is_static"]} for cid, c in cohorts.items()},
-    )
+    compiled, _ = _compile(rows, cohorts)
     static, static_flags, person = _analyse(rows, cohorts)
     return ProjectFlags(
         generation=generation,

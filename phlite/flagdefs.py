@@ -115,7 +115,7 @@ def conditions(filters: dict):
 
 
 def flag_refs(filters: dict):
-    """(condition path, property index, filter) of every `type: flag` filter."""
+    """(path such as "groups[0].properties[1]", filter) of every `type: flag` filter."""
     for name in CONDITION_LISTS:
         for ci, condition in enumerate(filters.get(name) or []):
             if not isinstance(condition, dict):
@@ -236,7 +236,8 @@ def cohort_refs(node):
 
 
 def _check_group(node, path, cohort_ids):
-    if not isinstance(node, dict) or node.get("type") not in ("AND", "OR") or not isinstance(node.get("values"), list):
+    if not isinstance(node, dict) or node.get("type") not in ("AND", "OR") \
+            or not isinstance(node.get("values"), list):
         raise _bad(f"Invalid filters: {path} must be {{\"type\": \"AND\"|\"OR\", \"values\": [...]}}.", "filters")
     for i, child in enumerate(node["values"]):
         child_path = f"{path}.values[{i}]"

@@ -153,7 +153,12 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
         anon_distinct_id=req.anon_distinct_id,
         device_id=req.device_id,
     )
-    results = evaluate(compiled, ctx, req.flag_keys, excluded=excluded)
+    try:
+        results = evaluate(compiled, ctx, req.flag_keys, excluded=excluded)
+    except Exception:
+        # An evaluator bug must not turn into a 500 the SDKs read as "no flags, retry later".
+        log.exception("flag evaluation failed for project %s", project_id)
+        return Evaluation({}, True)
     for key, (code, description) in failed.items():
         if key in results:
             results[key] = _failed(results[key], code, description)

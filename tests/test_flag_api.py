@@ -87,7 +87,8 @@ def test_not_found_and_auth(project, server):
     assert project.api("PATCH", f"{FLAGS}999999/", {"active": False}).status == 404
     r = http("GET", project.url + f"/api/projects/{project.id}/feature_flags/")
     assert r.status == 401 and r.json()["code"] == "not_authenticated"
-    r = http("GET", project.url + f"/api/projects/{project.id}/feature_flags/", headers={"Authorization": "Bearer phx_nope"})
+    r = http("GET", project.url + f"/api/projects/{project.id}/feature_flags/",
+             headers={"Authorization": "Bearer phx_nope"})
     assert r.status == 401
     from conftest import Project
 

@@ -448,7 +448,8 @@ def _boom(*args, **kwargs):
 
 
 def test_person_lookup_failure_answers_from_the_request(project, server, monkeypatch):
-    make_flag(project, "pro", filters={"groups": [{"properties": [{"key": "plan", "value": "pro", "type": "person"}]}]})
+    make_flag(project, "pro", filters={"groups": [{"properties": [
+        {"key": "plan", "value": "pro", "type": "person"}]}]})
     make_flag(project, "sticky", ensure_experience_continuity=True)
     monkeypatch.setattr(server.store, "get_person_by_distinct_id", _boom)
     body = flags(project, {"person_properties": {"plan": "pro"}, "$anon_distinct_id": "a"})
@@ -478,6 +479,35 @@ def test_definitions_failure_is_still_200(project, server, monkeypatch):
     assert body == {**body, "flags": {}, "errorsWhileComputingFlags": True}
     monkeypatch.setattr(server.store, "project_for_token", _boom)
     assert flags(project, path="/decide/?v=3")["errorsWhileComputingFlags"] is True
+
+
+def test_a_flag_that_cannot_compile_leaves_the_others_working(project, monkeypatch):
+    import phlite.flagcache
+
+    real = phlite.flagcache.compile_flags
+
+    def fussy(rows, cohorts):
+        if any(r["key"] == "broken" for r in rows):
+            raise ValueError("cannot compile")
+        return real(rows, cohorts)
+
+    monkeypatch.setattr(phlite.flagcache, "compile_flags", fussy)
+    make_flag(project, "broken")
+    make_flag(project, "fine")
+    body = flags(project)
+    assert set(body["flags"]) == {"fine"} and body["flags"]["fine"]["enabled"] is True
+
+
+def test_an_evaluator_crash_is_still_200(project, monkeypatch):
+    import phlite.flagserve
+
+    make_flag(project, "any")
+    def crash(*args, **kwargs):
+        raise RuntimeError("evaluator bug")
+
+    monkeypatch.setattr(phlite.flagserve, "evaluate", crash)
+    body = flags(project)
+    assert body["flags"] == {} and body["errorsWhileComputingFlags"] is True
 
 
 def test_feature_flag_called_events_are_ordinary_events(project):
@@ -511,7 +541,8 @@ def test_definitions_content(project):
     project.api("POST", "/api/projects/@project/cohorts/", {"filters": {"properties": {
         "type": "AND", "values": [{"key": "unused", "value": "1", "type": "person"}]}}})
     make_flag(project, "cohorts", filters={"groups": [{"properties": [
-        {"type": "cohort", "key": "id", "value": outer["id"]}, {"type": "cohort", "key": "id", "value": static["id"]}]}]})
+        {"type": "cohort", "key": "id", "value": outer["id"]},
+        {"type": "cohort", "key": "id", "value": static["id"]}]}]})
     send(project, ev("$groupidentify", "u", **{"$group_type": "company", "$group_key": "c", "$group_set": {}}))
     r = definitions(project)
     assert r.status == 200
@@ -560,7 +591,8 @@ def test_definitions_auth_errors(project, server):
     assert r.status == 401 and r.json()["code"] == "not_authenticated"
     r = http("GET", url, headers={"Authorization": "Bearer phx_wrong"})
     assert r.status == 401 and r.json()["code"] == "authentication_failed"
-    r = http("GET", project.url + "/flags/definitions?token=phc_nope", headers={"Authorization": f"Bearer {project.key}"})
+    r = http("GET", project.url + "/flags/definitions?token=phc_nope",
+             headers={"Authorization": f"Bearer {project.key}"})
     assert r.status == 401 and r.json()["code"] == "invalid_api_key"
     from conftest import Project
 
@@ -610,7 +642,8 @@ def test_mixpanel_browser_flags(sample):
     # Token from Basic auth, custom properties as person properties.
     context = json.dumps({"distinct_id": "u", "custom_properties": {"email": "nobody"}})
     auth = base64.b64encode(f"{sample.token}:".encode()).decode()
-    r = http("GET", sample.url + "/flags?" + urlencode({"context": context}), headers={"Authorization": f"Basic {auth}"})
+    r = http("GET", sample.url + "/flags?" + urlencode({"context": context}),
+             headers={"Authorization": f"Basic {auth}"})
     assert r.json()["flags"]["off"]["variant_value"] is True
     r = http("GET", sample.url + "/flags/?" + urlencode({"context": "{}", "token": sample.token}))
     assert r.status == 400

@@ -89,7 +89,8 @@ def python_results(client, case, local):
     flags = {k: client.get_feature_flag(k, case["distinct_id"], send_feature_flag_events=False, **kw) for k in KEYS}
     payloads = {k: client.get_feature_flag_payload(k, case["distinct_id"], **kw) for k in KEYS}
     every = client.get_all_flags_and_payloads(case["distinct_id"], **kw)
-    return {"flags": flags, "payloads": payloads, "all": every["featureFlags"], "all_payloads": every["featureFlagPayloads"]}
+    return {"flags": flags, "payloads": payloads, "all": every["featureFlags"],
+            "all_payloads": every["featureFlagPayloads"]}
 
 
 def test_posthog_python_local_and_remote_agree(project):

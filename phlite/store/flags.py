@@ -100,7 +100,8 @@ class FlagsMixin:
         )
 
     def list_activity(self, project_id, scope, item_id=None, limit=100, offset=0):
-        """Newest first: ([{"id", "scope", "item_id", "activity", "key_id", "created_at", "before", "after"}], count)."""
+        """Newest first: ([{"id", "scope", "item_id", "activity", "key_id", "created_at", "before",
+        "after"}], total count)."""
         where, params = "project_id = ? AND scope = ?", [project_id, scope]
         if item_id is not None:
             where += " AND item_id = ?"
