@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, Project
 
 JS = ROOT / "tests" / "js"
 MODULES = JS / "node_modules"
@@ -35,6 +35,7 @@ PAGE_FILES = {
     "/posthog.html": JS / "pages" / "posthog.html",
     "/mixpanel.html": JS / "pages" / "mixpanel.html",
     "/away.html": JS / "pages" / "away.html",
+    "/snippet.html": JS / "pages" / "snippet.html",
     "/posthog-js.js": MODULES / "posthog-js" / "dist" / "module.js",
     "/mixpanel-browser.js": MODULES / "mixpanel-browser" / "dist" / "mixpanel.module.js",
 }
@@ -215,3 +216,23 @@ def test_mixpanel_browser(project, page_origin):
     assert set(person["distinct_ids"]) >= {out["anonId"], "mp-user-1"}
     assert person["properties"]["name"] == "MP User"
     assert person["properties"]["email"] == "mp-user-1@example.com"
+
+
+def test_posthog_js_snippet_with_static_dir(make_server, page_origin):
+    """PostHog's HTML snippet loads <api_host>/static/array.js: with static_dir pointing at the
+    posthog-js package's dist/, phlite serves the SDK (and its lazy surveys extension) itself."""
+    srv = make_server(static_dir=MODULES / "posthog-js" / "dist")
+    project = Project(srv)
+    out = run_browser("snippet", project, page_origin)
+    requests = out["requests"]
+    served = {r["path"]: r["status"] for r in requests if r["path"].startswith("/static/")}
+    assert served["/static/array.js"] == 200
+    # The versioned extension path is not in dist/ (404 JSON); the SDK then asks for the plain one.
+    assert served["/static/surveys.js"] == 200, served
+    assert [r for r in requests if r["status"] != 200 and not r["path"].startswith("/static/1.449.2/")] == []
+    assert not [c for c in out["console"] if "CORS" in c or "Access-Control" in c], out["console"]
+
+    events = project.events()
+    assert Counter(e["event"] for e in events)["$pageview"] == 1
+    pageview = next(e for e in events if e["event"] == "$pageview")
+    assert pageview["properties"]["$lib_version"] == out["libVersion"] == "1.449.2"

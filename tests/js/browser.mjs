@@ -1,7 +1,7 @@
 // Drives the real browser SDKs (posthog-js, mixpanel-browser) in Debian's headless Chromium
 // against a running phlite, and prints one JSON object of what the page saw on stdout.
 //
-//   node browser.mjs <posthog|mixpanel> <phlite url> <project token> <page origin> <project id> <personal key>
+//   node browser.mjs <posthog|mixpanel|snippet> <phlite url> <project token> <page origin> <project id> <personal key>
 //
 // The page origin is a second local server (tests/test_browser.py) serving pages/*.html and the
 // SDK bundles from node_modules, so every request to phlite is cross-origin with real CORS.
@@ -172,6 +172,16 @@ async function waitForEvents(names) {
   }
 }
 
+// The HTML snippet: the SDK itself comes from phlite's /static/array.js (static_dir setting).
+async function snippetScenario(page, traffic, out) {
+  const url = `${pageOrigin}/snippet.html?` + new URLSearchParams({ api_host: apiHost, token });
+  await page.goto(url);
+  await traffic.waitFor("$pageview", carries("$pageview"));
+  // posthog-js 1.449.2 then loads its surveys extension (it stays off: the config says so).
+  await traffic.waitFor("surveys.js", (r) => r.path === "/static/surveys.js");
+  out.libVersion = await page.evaluate(() => posthog.version ?? posthog.LIB_VERSION ?? null);
+}
+
 async function mixpanelScenario(page, traffic, out) {
   const url = `${pageOrigin}/mixpanel.html?` + new URLSearchParams({ api_host: apiHost, token });
   await page.goto(url);
@@ -229,6 +239,7 @@ async function main() {
     page.on("pageerror", (e) => out.pageErrors.push(String(e)));
     if (scenario === "posthog") await posthogScenario(page, traffic, out);
     else if (scenario === "mixpanel") await mixpanelScenario(page, traffic, out);
+    else if (scenario === "snippet") await snippetScenario(page, traffic, out);
     else throw new Error(`unknown scenario ${scenario}`);
   } catch (e) {
     out.error = String(e && e.stack ? e.stack : e);
