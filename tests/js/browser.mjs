@@ -5,7 +5,8 @@
 //
 // The page origin is a second local server (tests/test_browser.py) serving pages/*.html and the
 // SDK bundles from node_modules, so every request to phlite is cross-origin with real CORS.
-// Every wait is Playwright's own or a promise on the page's traffic, bounded by STEP_MS.
+// Every wait is bounded by STEP_MS: Playwright's own, a promise on the page's traffic, or (for
+// the unload beacon only, which Playwright cannot see) a poll of phlite's events API.
 
 import fs from "node:fs";
 import os from "node:os";
