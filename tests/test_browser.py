@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import ROOT, Project
+from conftest import ROOT, Subprocess, admin, http
 
 JS = ROOT / "tests" / "js"
 MODULES = JS / "node_modules"
@@ -72,6 +72,7 @@ def page_origin():
 
 
 def run_browser(scenario, project, page_origin):
+    """Runs one scenario of tests/js/browser.mjs; `project` needs .url, .token, .id and .key."""
     proc = subprocess.run(
         ["node", "browser.mjs", scenario, project.url, project.token, page_origin, str(project.id), project.key],
         cwd=JS, capture_output=True, text=True, timeout=120,
@@ -218,21 +219,40 @@ def test_mixpanel_browser(project, page_origin):
     assert person["properties"]["email"] == "mp-user-1@example.com"
 
 
-def test_posthog_js_snippet_with_static_dir(make_server, page_origin):
-    """PostHog's HTML snippet loads <api_host>/static/array.js: with static_dir pointing at the
-    posthog-js package's dist/, phlite serves the SDK (and its lazy surveys extension) itself."""
-    srv = make_server(static_dir=MODULES / "posthog-js" / "dist")
-    project = Project(srv)
-    out = run_browser("snippet", project, page_origin)
-    requests = out["requests"]
-    served = {r["path"]: r["status"] for r in requests if r["path"].startswith("/static/")}
-    assert served["/static/array.js"] == 200
-    # The versioned extension path is not in dist/ (404 JSON); the SDK then asks for the plain one.
-    assert served["/static/surveys.js"] == 200, served
-    assert [r for r in requests if r["status"] != 200 and not r["path"].startswith("/static/1.449.2/")] == []
-    assert not [c for c in out["console"] if "CORS" in c or "Access-Control" in c], out["console"]
+class AppProject:
+    """The first-start project of a `python app.py` subprocess, and the key it printed."""
 
-    events = project.events()
-    assert Counter(e["event"] for e in events)["$pageview"] == 1
-    pageview = next(e for e in events if e["event"] == "$pageview")
-    assert pageview["properties"]["$lib_version"] == out["libVersion"] == "1.449.2"
+    def __init__(self, srv, data_dir):
+        [p] = admin(data_dir, "project", "list", "--json")
+        self.url, self.id, self.token = srv.url, p["id"], p["api_token"]
+        self.key = "".join(srv.output).split("shown once, store it): ")[1].split()[0]
+
+    def events(self):
+        r = http("GET", f"{self.url}/api/projects/{self.id}/events/?limit=1000",
+                 headers={"Authorization": f"Bearer {self.key}"})
+        assert r.status == 200, r.body
+        return r.json()["results"]
+
+
+def test_posthog_js_snippet_against_app_py(tmp_path, page_origin):
+    """`python app.py --static-dir <posthog-js dist>`: PostHog's HTML snippet loads
+    <api_host>/static/array.js, and phlite serves the SDK (and its lazy surveys extension) itself."""
+    srv = Subprocess(tmp_path, "--static-dir", str(MODULES / "posthog-js" / "dist"))
+    try:
+        project = AppProject(srv, tmp_path)
+        out = run_browser("snippet", project, page_origin)
+        requests = out["requests"]
+        served = {r["path"]: r["status"] for r in requests if r["path"].startswith("/static/")}
+        assert served["/static/array.js"] == 200
+        # The versioned extension path is not in dist/ (404 JSON); the SDK then asks for the plain one.
+        assert served["/static/surveys.js"] == 200, served
+        assert [r for r in requests if r["status"] != 200 and not r["path"].startswith("/static/1.449.2/")] == []
+        assert not [c for c in out["console"] if "CORS" in c or "Access-Control" in c], out["console"]
+
+        # browser.mjs waited until phlite had stored the $pageview.
+        events = project.events()
+        assert Counter(e["event"] for e in events)["$pageview"] == 1
+        pageview = next(e for e in events if e["event"] == "$pageview")
+        assert pageview["properties"]["$lib_version"] == out["libVersion"] == "1.449.2"
+    finally:
+        assert srv.terminate() == 0

@@ -181,6 +181,7 @@ async function snippetScenario(page, traffic, out) {
   // posthog-js 1.449.2 then loads its surveys extension (it stays off: the config says so).
   await traffic.waitFor("surveys.js", (r) => r.path === "/static/surveys.js");
   out.libVersion = await page.evaluate(() => posthog.version ?? posthog.LIB_VERSION ?? null);
+  await waitForEvents(["$pageview"]);
 }
 
 async function mixpanelScenario(page, traffic, out) {
