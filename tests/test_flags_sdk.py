@@ -150,6 +150,7 @@ def test_posthog_node_local_and_remote_agree(project):
     for case, remote, local in zip(spec["cases"], result["remote"], result["local"]):
         assert local == remote, case
         assert None not in remote["flags"].values(), (case, remote)
+        assert remote["all_flags"] == remote["all"] == remote["flags"]
     # The first definitions request gets 200 and an ETag; reloads send it back and get 304.
     first, *later = result["definitions"]
     assert first == {"if_none_match": None, "status": 200}

@@ -1,7 +1,8 @@
 // posthog-node's flag calls against phlite: node node_flags.mjs <url> <token> <personal key>
 // Reads {"flags": [keys], "cases": [{distinct_id, person_properties, groups, group_properties}]}
 // on stdin; prints {"remote": [...], "local": [...], "definitions": [...]} where each result is
-// {flags: {key: value}, payloads: {key: payload}, all: {...}, all_payloads: {...}} and
+// {flags: {key: value}, payloads: {key: payload}, all, all_payloads (getAllFlagsAndPayloads),
+// all_flags (getAllFlags)} and
 // "definitions" lists the /flags/definitions requests seen (If-None-Match sent, status).
 // Run by tests/test_flags_sdk.py.
 import { PostHog } from 'posthog-node'
@@ -54,7 +55,8 @@ async function run (client, onlyEvaluateLocally) {
       payloads[key] = (await client.getFeatureFlagPayload(key, c.distinct_id, undefined, options)) ?? null
     }
     const all = await client.getAllFlagsAndPayloads(c.distinct_id, options)
-    out.push({ flags, payloads, all: all.featureFlags, all_payloads: all.featureFlagPayloads })
+    const allFlags = await client.getAllFlags(c.distinct_id, options)
+    out.push({ flags, payloads, all: all.featureFlags, all_payloads: all.featureFlagPayloads, all_flags: allFlags })
   }
   return out
 }
