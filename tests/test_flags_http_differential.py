@@ -125,18 +125,13 @@ def test_flags_over_http_agree_with_the_evaluator_and_posthog_python(server):
     with ThreadPoolExecutor(WORKERS) as pool:
         answers = list(pool.map(ask, jobs))
 
-    total = conclusive = retried = 0
+    total = conclusive = 0
     differs_from_evaluator, differs_from_sdk = [], []
-    for job, (ours, had_errors) in zip(jobs, answers):
+    for job, (ours, _had_errors) in zip(jobs, answers):
         flags, cohorts, cases = projects[job[0]]
         case = cases[job[1]]
         by_key = {f["key"]: f for f in flags}
         in_process = {k: v for k, v in phlite_evaluate(flags, cohorts, case).items()}
-        if had_errors and ours != in_process:
-            # A regex filter over its time limit is false (and errorsWhileComputingFlags true); on a
-            # busy server that limit can pass by while a thread waits for the GIL. Ask once more.
-            retried += 1
-            ours, _ = ask(job)
         for flag in flags:
             total += 1
             mine = ours.get(flag["key"], (False, None))
@@ -153,6 +148,4 @@ def test_flags_over_http_agree_with_the_evaluator_and_posthog_python(server):
     assert len(jobs) == HTTP_PROJECTS * PERSONS_PER_PROJECT
     assert total == len(jobs) * 6
     assert conclusive >= 4_000, (conclusive, total)
-    assert retried <= len(jobs) // 100, retried
-    print(f"\n/flags requests: {len(jobs)}, flag cases: {total}, conclusive for posthog-python: {conclusive},"
-          f" retried after a regex timeout: {retried}")
+    print(f"\n/flags requests: {len(jobs)}, flag cases: {total}, conclusive for posthog-python: {conclusive}")

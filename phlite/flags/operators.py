@@ -340,7 +340,10 @@ def _regex_matcher(key: str, pattern, negate: bool) -> Matcher:
         if compiled is None:
             return False
         try:
-            return (compiled.search(_text(found), timeout=REGEX_TIMEOUT) is not None) != negate
+            # concurrent=False keeps the GIL during the search: the timeout counts wall-clock
+            # time, so a search that let other threads run could time out on a busy server
+            # while merely waiting (and ran half as fast). The timeout still bounds it.
+            return (compiled.search(_text(found), timeout=REGEX_TIMEOUT, concurrent=False) is not None) != negate
         except TimeoutError:
             env.error = "regex_timeout"
             return False
