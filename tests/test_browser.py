@@ -134,6 +134,8 @@ def assert_stored_once(events, requests):
 
 
 def test_posthog_js(project, page_origin):
+    """posthog-js 1.449.2 (npm dist/module.js): remote config, $pageview, autocapture, flags and
+    payloads, identify (merge, $anon_distinct_id on /flags), group, unload beacon, no duplicates."""
     create_flags(project)
     out = run_browser("posthog", project, page_origin)
     requests = out["requests"]
@@ -188,8 +190,18 @@ def test_posthog_js(project, page_origin):
     assert person["properties"]["email"] == "ph-user-1@example.com"
     assert persons_of(project, out["anonId"]) == [person]
 
+    # group() made the group profile.
+    r = project.api("GET", "/api/projects/@project/groups_types/")
+    index = next(t["group_type_index"] for t in r.json() if t["group_type"] == "company")
+    r = project.api("GET", f"/api/projects/@project/groups/find?group_type_index={index}&group_key=acme")
+    assert r.status == 200, r.body
+    assert r.json()["group_properties"] == {"name": "Acme", "seats": 10}
+    assert names["$groupidentify"] == 1
+
 
 def test_mixpanel_browser(project, page_origin):
+    """mixpanel-browser 2.83.0 (npm dist/mixpanel.module.js, `flags: true`): GET /flags variants,
+    track, identify (merge of the $device: id), people.set, no duplicates."""
     create_flags(project)
     out = run_browser("mixpanel", project, page_origin)
     requests = out["requests"]

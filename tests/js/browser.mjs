@@ -141,6 +141,10 @@ async function posthogScenario(page, traffic, out) {
   out.flagsAfterIdentifyBody = flagsAfterIdentify.body;
   out.identifiedId = await page.evaluate(() => posthog.get_distinct_id());
 
+  const beforeGroup = traffic.requests.length;
+  await page.evaluate(() => posthog.group("company", "acme", { name: "Acme", seats: 10 }));
+  await traffic.waitFor("$groupidentify", carries("$groupidentify"), beforeGroup);
+
   // Queued events, then leave the page at once: posthog-js sends its queue by sendBeacon on unload.
   // Chromium sends that beacon from the browser process after the page is gone, where Playwright
   // does not see it: the page logs its sendBeacon calls to sessionStorage (kept across this
