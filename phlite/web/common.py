@@ -7,7 +7,7 @@ private API routes get no CORS headers at all.
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
 
 import bottle
@@ -186,11 +186,16 @@ def client_ip(config):
     return bottle.request.environ.get("REMOTE_ADDR")
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def iso_ms(ms):
     """UTC epoch milliseconds as ISO 8601 with milliseconds and a Z."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # Integer arithmetic and isoformat: half the cost of fromtimestamp(ms / 1000).strftime
+    # (twice per row of an events list), and exact at the extremes (no float rounding).
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_time_param(value, name):
