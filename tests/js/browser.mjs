@@ -16,6 +16,7 @@ import { chromium } from "playwright-core";
 
 const [scenario, apiHost, token, pageOrigin, projectId, personalKey] = process.argv.slice(2);
 const STEP_MS = 15000;
+const TOTAL_MS = 60000;
 const CHROMIUM = process.env.PHLITE_CHROMIUM || "/usr/bin/chromium";
 
 // One record per request the page makes to phlite: what was sent and what came back.
@@ -243,10 +244,14 @@ async function main() {
       if (m.type() === "error" || m.type() === "warning") out.console.push(`${m.type()}: ${m.text()}`);
     });
     page.on("pageerror", (e) => out.pageErrors.push(String(e)));
-    if (scenario === "posthog") await posthogScenario(page, traffic, out);
-    else if (scenario === "mixpanel") await mixpanelScenario(page, traffic, out);
-    else if (scenario === "snippet") await snippetScenario(page, traffic, out);
-    else throw new Error(`unknown scenario ${scenario}`);
+    const run = { posthog: posthogScenario, mixpanel: mixpanelScenario, snippet: snippetScenario }[scenario];
+    if (!run) throw new Error(`unknown scenario ${scenario}`);
+    // page.evaluate has no timeout of its own (an SDK promise could wait forever): bound the lot.
+    let timer;
+    const overall = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`scenario ${scenario} took over ${TOTAL_MS} ms`)), TOTAL_MS);
+    });
+    await Promise.race([run(page, traffic, out), overall]).finally(() => clearTimeout(timer));
   } catch (e) {
     out.error = String(e && e.stack ? e.stack : e);
   } finally {
