@@ -15,9 +15,9 @@ import pytest
 
 from conftest import http
 from phlite.ratelimit import RateLimiter
+from test_reliability import record
 
 ERROR_KEYS = {"type", "code", "detail", "attr"}
-FIGURES = {}
 
 
 def _fill(rule, values):
@@ -87,7 +87,7 @@ def test_every_private_route_refuses_bad_credentials_with_json_and_no_data(serve
         assert area in joined, f"no private route for {area}"
     creds = _credentials(server, victim)
     secrets = [victim.marker, victim.token]
-    checked = 0
+    checked = allowed_own = 0
     for rule, method in routes:
         path = _fill(rule, victim.values)
         # Name the victim in every way a handler might look for a project.
@@ -102,6 +102,7 @@ def test_every_private_route_refuses_bad_credentials_with_json_and_no_data(serve
                 # A key may list what it can see (its own project); never the victim's data.
                 assert not any(s.encode() in r.body for s in secrets), where
                 checked += 1
+                allowed_own += 1
                 continue
             assert r.status in (401, 403, 404), where
             if label == "key of another project":
@@ -118,9 +119,8 @@ def test_every_private_route_refuses_bad_credentials_with_json_and_no_data(serve
     assert r.json()["key"] == victim.marker and r.json()["name"] == victim.marker
     r = victim.api("GET", f"/api/projects/@project/persons/{victim.values['person_uuid']}/")
     assert r.status == 200
-    FIGURES["private_routes"] = len(routes)
-    FIGURES["refused_requests"] = checked
-    print(f"access matrix: {len(routes)} private (route, method) pairs x {len(creds)} credentials = {checked} requests, 0 leaks")
+    record("access_matrix", private_route_methods=len(routes), credentials=len(creds), requests=checked,
+           refused_401_403_404=checked - allowed_own, answered_200_without_victim_data=allowed_own, leaks=0)
 
 
 def test_the_right_key_reads_every_private_get_route(server, victim):
@@ -154,7 +154,7 @@ def test_project_token_is_write_only_on_public_routes(server, victim):
             assert b"secret-event" not in r.body and b'"email"' not in r.body, f"{method} {path}"
             assert flag_defs_marker.encode() not in r.body and b'"filters"' not in r.body, f"{method} {path}"
             assert b"rollout_percentage" not in r.body, f"{method} {path}"
-    FIGURES["public_requests_with_token"] = n
+    record("project_token_write_only", public_requests=n, stored_data_returned=0)
 
 
 def test_personal_keys_are_stored_salted_and_hashed(server, project):
@@ -238,14 +238,13 @@ def test_rate_limiter_token_bucket():
         RateLimiter(0)
 
 
-def test_rate_limit_answers_429_with_retry_after_and_is_off_by_default(make_server, server, project):
+def test_rate_limit_answers_429_with_retry_after_and_is_off_by_default(tmp_path, server):
     assert "rate_limiter" not in server.services.extras
     clock = Clock()
     from phlite.config import Config
     from conftest import InProcessServer, Project
 
-    srv = InProcessServer(Config(data_dir=project.srv.store.path.parent.parent / f"rl{project.id}", rate_limit=20),
-                          clock=clock)
+    srv = InProcessServer(Config(data_dir=tmp_path, rate_limit=20), clock=clock)
     try:
         p = Project(srv)
         statuses = []

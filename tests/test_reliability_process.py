@@ -2,7 +2,7 @@
 commits, person merges, flag edits, spool replay), a filesystem that fills up, and the
 peak RSS under 10x overload. Figures go through test_reliability.record().
 
-PHLITE_KILL_POINTS sets how many kill -9 points the crash test runs (default 12).
+PHLITE_KILL_POINTS sets how many kill -9 points the crash test runs (default 15).
 """
 
 from http.client import HTTPException
@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -113,7 +114,7 @@ class Traffic:
         then call kill() from the client thread that saw the last one."""
         done = threading.Event()
         counts = {"events": 0, "merges": 0, "flags": 0}
-        clock_start = __import__("time").monotonic()
+        clock_start = time.monotonic()
 
         def fire():
             with self.lock:
@@ -123,7 +124,7 @@ class Traffic:
             kill()
 
         def over():
-            return __import__("time").monotonic() - clock_start > max_seconds
+            return time.monotonic() - clock_start > max_seconds
 
         def events_worker():
             while not done.is_set() and not over():
@@ -165,7 +166,7 @@ class Traffic:
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
     """Many kill -9 points on one data directory, each restart replaying the spool left by
     the previous crash (so some kills land during replay too)."""
-    points = int(environ_get("PHLITE_KILL_POINTS", "12"))
+    points = int(environ_get("PHLITE_KILL_POINTS", "15"))
     rng = random.Random(7)
     project_id, token, key = _setup(tmp_path)
     srv = Subprocess(tmp_path)
@@ -175,7 +176,9 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
     assert r.status in (200, 201), r.body
     traffic = Traffic(token, key, project_id, r.json()["id"])
     srv.kill()
-    kinds = ["events", "merges", "flags", "startup"]
+    # Kill right after the Nth acknowledged event / merge / flag edit, at a random moment,
+    # or as soon as the server listens (while it replays the previous crash's spool).
+    kinds = ["events", "merges", "flags", "startup", "timer"]
     kill_log = []
     for i in range(points):
         kind = kinds[i % len(kinds)]
@@ -183,6 +186,14 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
         if kind == "startup":
             srv.kill()  # the writer is replaying the previous crash's spool tail
             kill_log.append((kind, 0))
+            continue
+        if kind == "timer":
+            delay = rng.uniform(0.05, 1.5)
+            timer = threading.Timer(delay, srv.kill)
+            timer.start()
+            counts = traffic.run(srv.url, lambda: None, "events", 10**9, max_seconds=delay + 10)
+            timer.join()
+            kill_log.append((f"after {delay:.2f} s", counts["events"]))
             continue
         target = {"events": rng.randint(1, 3000), "merges": rng.randint(1, 40), "flags": rng.randint(1, 25)}[kind]
         counts = traffic.run(srv.url, srv.kill, kind, target)
@@ -367,3 +378,55 @@ def test_peak_rss_is_bounded_under_10x_overload(tmp_path):
            events_stored=len(stored & stats["acked_ids"]), lost=len(lost),
            baseline_rss_mb=round(baseline / 1024, 1), peak_rss_mb=round(peak / 1024, 1),
            growth_mb=round(growth_mb, 1))
+
+
+def test_sigterm_while_the_filesystem_is_full_keeps_everything_acknowledged(small_fs):
+    """An operator restarts phlite while its disk is full: what was acknowledged stays in the
+    spool and is stored by the next start, once there is room."""
+    data = small_fs / "data"
+    project_id, token, _ = _setup(data)
+    # The spool gets a filesystem of its own with room to spare, so that it is SQLite that
+    # runs out: the writer holds acknowledged requests it cannot store when SIGTERM comes.
+    spool = data / "spool"
+    spool.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(spool)], check=True)
+    try:
+        _sigterm_while_full(small_fs, data, token)
+    finally:
+        subprocess.run(["umount", "-l", str(spool)], capture_output=True)
+
+
+def _sigterm_while_full(small_fs, data, token):
+    srv = Subprocess(data)
+    ballast = small_fs / "ballast"
+    with open(ballast, "wb") as f:
+        f.write(b"\0" * (shutil.disk_usage(small_fs).free - 1024 * 1024))
+    acked, refused, reasons = set(), 0, set()
+    for k in range(40):
+        ids = [str(uuid.uuid4()) for _ in range(100)]
+        r = http("POST", srv.url + "/batch/", {"api_key": token, "batch": [
+            {"event": "fill", "distinct_id": "d", "uuid": u, "properties": {"pad": "x" * 300}} for u in ids]}, timeout=20)
+        if r.status == 200:
+            acked.update(ids)
+        else:
+            assert r.status == 503
+            refused += 1
+            reasons.add(r.json()["detail"])
+    assert refused and acked
+    assert all(d.startswith("Storage is refusing writes") for d in reasons), reasons
+    start = time.monotonic()
+    rc = srv.terminate(timeout=120)
+    stop_seconds = time.monotonic() - start
+    assert rc == 0
+    assert stop_seconds < 90, "slower than systemd's default stop timeout"
+    ballast.unlink()
+    srv = Subprocess(data)
+    assert srv.terminate() == 0
+    db = data / "phlite.db"
+    stored = set(stored_uuids(db))
+    lost = acked - stored
+    assert not list(data.glob("spool/rejected.log"))
+    assert not lost, f"{len(lost)} acknowledged events lost"
+    assert integrity(db) == [("ok",)]
+    record("sigterm_while_disk_full", events_acknowledged=len(acked), requests_refused_503=refused,
+           stop_seconds=round(stop_seconds, 1), stored_after_restart=len(stored & acked), lost=len(lost))
