@@ -13,6 +13,7 @@ import http.client
 import json
 import re
 import socket
+import threading
 import time
 import uuid
 import zlib
@@ -381,11 +382,40 @@ def test_catastrophic_regex_flag_filter_does_not_stall(server, project):
     for a in answers:
         assert a["flags"]["redos"]["enabled"] is False
         assert a["flags"]["plain"]["enabled"] is True
+    # Under a stream of such requests, other clients are still served (the search holds the
+    # GIL until its timeout, so they wait, but a bounded time).
+    stop_attack, attacks = threading.Event(), []
+
+    def attacker():
+        while not stop_attack.is_set() and len(attacks) < 200:
+            http_request("POST", project.url + "/flags/?v=2", {
+                "token": project.token, "distinct_id": "attacker", "person_properties": {"email": crafted}}, timeout=30)
+            attacks.append(1)
+
+    threads = [threading.Thread(target=attacker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    others = []
+    try:
+        for _ in range(20):
+            t = time.monotonic()
+            r = http_request("POST", project.url + "/e/", {"api_key": project.token, "event": "bystander",
+                                                          "distinct_id": "b"}, timeout=30)
+            others.append(time.monotonic() - t)
+            assert r.status == 200
+    finally:
+        stop_attack.set()
+        for t in threads:
+            t.join(30)
+    assert max(others) < 2.0, others
     # The same flag still matches a harmless value.
     r = http_request("POST", project.url + "/flags/?v=2", {
         "token": project.token, "distinct_id": "ok", "person_properties": {"email": "aaaa"}})
     assert r.json()["flags"]["redos"]["enabled"] is True
     record("catastrophic_regex", requests=len(timings) + 1, max_seconds=round(max(timings), 3),
+           attack_requests=len(attacks), bystander_requests=len(others),
+           bystander_median_ms=round(sorted(others)[len(others) // 2] * 1000, 1),
+           bystander_max_ms=round(max(others) * 1000, 1),
            errors_while_computing=[a["errorsWhileComputingFlags"] for a in answers])
 
 
