@@ -239,3 +239,11 @@ def test_events_api_requires_personal_key(project):
     assert r.status == 401
     r = project.api("GET", "/api/projects/999999/events/")
     assert r.status in (403, 404)
+
+
+def test_unrouted_404_is_readable_by_browsers(server):
+    r = http("GET", server.url + "/static/", headers={"Origin": "http://site.test"})
+    assert r.status == 404 and r.json()["code"] == "not_found"
+    assert r.headers["Access-Control-Allow-Origin"] == "http://site.test"
+    r = http("GET", server.url + "/api/projects/1/nope/", headers={"Origin": "http://site.test"})
+    assert r.status == 404 and "Access-Control-Allow-Origin" not in r.headers

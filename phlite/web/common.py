@@ -70,6 +70,9 @@ def _bottle_error(status, type_, code, detail):
         bottle.response.status = status
         if status == 405 and err.headers and "Allow" in err.headers:
             bottle.response.set_header("Allow", err.headers["Allow"])
+        # No route matched, so no route says whether it is public: a browser may read
+        # these bodies (they hold no data) unless the path is under the private API.
+        _cors_headers(bottle.response, not bottle.request.path.startswith("/api/projects"))
         return dumps(errors.error_body(type_, code, detail))
 
     return handler
