@@ -418,7 +418,7 @@ def _sigterm_while_full(small_fs, data, token):
     rc = srv.terminate(timeout=120)
     stop_seconds = time.monotonic() - start
     assert rc == 0
-    assert stop_seconds < 90, "slower than systemd's default stop timeout"
+    assert stop_seconds < 15, "a full disk held the shutdown"
     ballast.unlink()
     srv = Subprocess(data)
     assert srv.terminate() == 0
