@@ -7,6 +7,7 @@ stopped with SIGTERM, which drains the replayed spool; then the SQLite file is c
 import sqlite3
 import threading
 import uuid
+from http.client import HTTPException
 
 import pytest
 
@@ -34,7 +35,7 @@ def load(url, token, kill_at=None, on_kill=None, threads=4, batch=50, max_reques
                 sent.extend(ids)
             try:
                 r = http("POST", url + "/batch/", body, timeout=10)
-            except OSError:
+            except (OSError, HTTPException):  # killed mid-answer: not acknowledged
                 done.set()
                 return
             if r.status == 200:
