@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 # parsed all at once, so this also bounds the writer's memory: 4 MB cost ~45 MB more
 # peak RSS under /batch load for no measurable throughput (bench/README.md).
 BATCH_BYTES = 1024 * 1024
-# Fewer queued records than this make the writer wait LINGER_SECONDS before a group commit
-# (at most that much added to the time from 200 to stored; none under a backlog).
-LINGER_RECORDS = 32
-LINGER_SECONDS = 0.002
 
 
 class _Call:
