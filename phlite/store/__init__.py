@@ -4,6 +4,7 @@
 its own module; they share `self.db`. Only this package imports peewee.
 """
 
+import sqlite3
 import threading
 
 import peewee
@@ -36,7 +37,38 @@ class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin):
 
     def transaction(self):
         """A write transaction taking SQLite's write lock at BEGIN."""
-        return self.db.atomic("IMMEDIATE")
+        return _Transaction(self.db.atomic("IMMEDIATE"))
 
     def close(self):
         self.db.close()
+
+
+class _Transaction:
+    # On some errors (a full disk, an I/O error) SQLite rolls the transaction back by itself;
+    # peewee's ROLLBACK then fails with "cannot rollback - no transaction is active", which
+    # stood in for the error that matters in the writer's log and 503 answer. Raise that one,
+    # as peewee's type (store code that uses the raw connection raises the driver's).
+    def __init__(self, atomic):
+        self._atomic = atomic
+
+    def __enter__(self):
+        return self._atomic.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self._atomic.__exit__(exc_type, exc, tb)
+        except peewee.OperationalError as e:
+            if self._atomic.db.in_transaction():
+                raise
+            cause = e
+            while cause is not None and (not isinstance(cause, (sqlite3.Error, peewee.PeeweeException))
+                                         or "no transaction is active" in str(cause)):
+                cause = cause.__context__
+            if cause is None:
+                raise
+            if not isinstance(cause, peewee.DatabaseError):
+                cls = getattr(peewee, type(cause).__name__, None)
+                if not (isinstance(cls, type) and issubclass(cls, peewee.DatabaseError)):
+                    cls = peewee.DatabaseError
+                cause = cls(*cause.args)
+            raise cause from None
