@@ -205,7 +205,7 @@ def test_database_full_answers_503_loses_nothing_and_recovers_without_restart(sr
         if writer.failure is None and k < 39:
             writer.flush(timeout=0.2)  # let the writer meet the full database
     assert refused > 0, "the full database was never noticed"
-    assert writer.failure  # "database or disk is full" (or the rollback error SQLite leaves behind it)
+    assert writer.failure == "database or disk is full"
     failure_message = writer.failure
     # Space returns: the next retry commits everything, without a restart.
     limit.pages = 1 << 30
@@ -219,6 +219,7 @@ def test_database_full_answers_503_loses_nothing_and_recovers_without_restart(sr
     lost = set(acked_ids) - stored
     assert not lost and len(stored) == len(acked_ids)
     assert integrity(s.store.path) == [("ok",)]
+    assert not (s.services.config.spool_dir / "rejected.log").exists(), "acknowledged requests set aside"
     assert person_problems(s.store.path, p.id) == []
     for k in identified:
         # A rolled-back merge retried after recovery: user-k and its anonymous id are one person.

@@ -311,6 +311,7 @@ def test_full_filesystem_answers_503_loses_nothing_and_recovers_without_restart(
     lost = acked_ids - stored
     assert not lost, f"{len(lost)} acknowledged events lost"
     assert integrity(db) == [("ok",)]
+    assert not (data / "spool" / "rejected.log").exists(), "acknowledged requests set aside"
     record("filesystem_full_tmpfs", fs_mb=16, events_sent=sent + ok_after, acknowledged=acked, refused_503=refused,
            stored=len(stored), lost=len(lost), integrity="ok", answers_503=sorted(reasons))
 
