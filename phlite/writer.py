@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 BATCH_BYTES = 1024 * 1024
 
 
+def _queue_full():
+    return errors.Unavailable("Ingestion queue is full; retry shortly.", retry_after=1)
+
+
 class _Call:
     def __init__(self, fn):
         self.fn = fn
@@ -70,6 +74,17 @@ class Writer:
 
     # --- request side -----------------------------------------------------------
 
+    def refuse_if_full(self, incoming_bytes):
+        """Raise submit()'s 503 when a request body of `incoming_bytes` would not fit in the
+        queue, so that capture answers before reading and decoding it. (A spooled record is
+        about its body's size: bigger for compressed bodies, a little smaller for JSON with
+        spaces, so near the limit this may refuse a request submit() would just have taken.)
+
+        Under overload this matters: decoding the requests that were then refused took the
+        GIL from the writer, and events stored/s fell as the 503s rose (bench/README.md)."""
+        if self.queue and self.queued_bytes + incoming_bytes > self.max_bytes:
+            raise _queue_full()
+
     def submit(self, project_id, events, *, sent_at=None, ip=None, token="", received_ms=None):
         """Accept events for storage, durably (spooled) before returning. Raises Unavailable."""
         try:
@@ -90,7 +105,7 @@ class Writer:
             if self.failure is not None:
                 raise errors.Unavailable(f"Storage is refusing writes ({self.failure}); retry later.", retry_after=5)
             if self.queue and self.queued_bytes + len(record) > self.max_bytes:
-                raise errors.Unavailable("Ingestion queue is full; retry shortly.", retry_after=1)
+                raise _queue_full()
             try:
                 position = self.spool.append(record)
             except OSError as e:

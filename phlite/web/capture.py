@@ -43,6 +43,7 @@ def register(app, services):
     def ingest_request():
         req = bottle.request
         path = req.path
+        writer.refuse_if_full(req.content_length if req.method == "POST" else 0)
         limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
         body = read_body(limit) if req.method == "POST" else b""
         q = query()
