@@ -261,3 +261,41 @@ def test_rate_limit_answers_429_with_retry_after_and_is_off_by_default(tmp_path,
         assert len(p.events()) == 17
     finally:
         srv.close()
+
+
+SQL_PROBES = ["' OR '1'='1", "x' OR 1=1 --", "\" OR \"\"=\"", "1; DROP TABLE event; --", "%", "_", "*",
+              "') OR ('a'='a", "1 UNION SELECT api_token FROM project --"]
+
+
+def test_sql_metacharacters_in_parameters_are_only_data(server, victim):
+    """Every private GET route of another project's key, with SQL in every query parameter:
+    nothing of the victim's comes back, and every table is still there."""
+    other = server.store.create_project("sql")
+    from conftest import Project
+
+    attacker = Project.__new__(Project)
+    attacker.srv, attacker.url, attacker.id = server, server.url, other["id"]
+    attacker.key = server.store.create_personal_key("sql", [other["id"]])["personal_api_key"]
+    names = ["search", "distinct_id", "event", "person_id", "after", "before", "cursor", "key", "token",
+             "group_type_index", "group_key", "active", "limit", "offset"]
+    n = 0
+    for rule, method in private_routes(server.app):
+        if method != "GET":
+            continue
+        path = _fill(rule, {**victim.values, "project": other["id"]})
+        for probe in SQL_PROBES:
+            from urllib.parse import urlencode
+
+            url = path + "?" + urlencode({k: probe for k in names if k != "token"})
+            r = attacker.api("GET", url)
+            n += 1
+            assert r.status < 500, f"{url}: {r.status} {r.body[:200]!r}"
+            assert victim.marker.encode() not in r.body and victim.token.encode() not in r.body, url
+    # Capture with SQL in every field is stored as data.
+    r = http("POST", victim.url + "/batch/", {"api_key": victim.token, "batch": [
+        {"event": p, "distinct_id": p, "properties": {p: p, "$set": {p: p}}} for p in SQL_PROBES]})
+    assert r.status == 200
+    victim.flush()
+    got = {e["event"] for e in victim.events()}
+    assert set(SQL_PROBES) <= got
+    record("sql_metacharacters", requests=n, probes=len(SQL_PROBES), leaks=0, stored_as_data=len(SQL_PROBES))
