@@ -125,6 +125,9 @@ def serve(config):
     server = waitress.create_server(
         app, host=config.host, port=config.port, threads=config.threads,
         connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
+        # waitress closes timed-out connections only on its cleanup cycle (30 s by default):
+        # run it as often as the timeout, or held connections outlive it by up to 30 s.
+        cleanup_interval=max(1, min(30, config.channel_timeout)),
         # Our own 413 JSON answers oversize bodies; waitress's limit only guards the disk.
         max_request_body_size=max(1 << 30, config.max_batch_body_bytes * 2),
         ident="phlite", clear_untrusted_proxy_headers=False,
