@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -431,3 +432,29 @@ def _sigterm_while_full(small_fs, data, token):
     assert integrity(db) == [("ok",)]
     record("sigterm_while_disk_full", events_acknowledged=len(acked), requests_refused_503=refused,
            stop_seconds=round(stop_seconds, 1), stored_after_restart=len(stored & acked), lost=len(lost))
+
+
+def test_connections_held_open_are_closed_after_channel_timeout(tmp_path):
+    """Idle or cut-short connections that fill `connection_limit` lock every other client out
+    until waitress closes them: that must happen about `channel_timeout` later, not at
+    waitress's own 30 s cleanup cycle."""
+    _, token, _ = _setup(tmp_path)
+    srv = Subprocess(tmp_path, "--connection-limit", "10", "--channel-timeout", "2")
+    port = int(srv.url.rsplit(":", 1)[1])
+    held = []
+    try:
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /e/ HTTP/1.1\r\nHo")
+            held.append(s)
+        start = time.monotonic()
+        r = http("POST", srv.url + "/e/", {"api_key": token, "event": "x", "distinct_id": "d"}, timeout=60)
+        waited = time.monotonic() - start
+        assert r.status == 200
+        assert waited < 2 * 2 + 1.5, f"a client waited {waited:.1f} s behind held connections"
+    finally:
+        for s in held:
+            s.close()
+        assert srv.terminate() == 0
+    record("connection_flood", connection_limit=10, held_connections=len(held), channel_timeout_s=2,
+           normal_client_waited_s=round(waited, 1))
