@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from phlite.flagrequest import FlagRequest, runtime_allows
 from phlite.flags import Context, errors_while_computing, evaluate, person_props_for_flags
+from phlite.flags.evaluate import with_dependencies
 from phlite.flags.values import json_text
 from phlite.store import DatabaseError
 
@@ -46,18 +47,6 @@ def _excluded(project, runtime, contexts, survey_only):
     return out
 
 
-def _wanted(compiled, flag_keys):
-    if flag_keys is None:
-        return set(compiled.flags)
-    wanted, pending = set(), [k for k in flag_keys if k in compiled.flags]
-    while pending:
-        key = pending.pop()
-        if key not in wanted:
-            wanted.add(key)
-            pending.extend(compiled.flags[key].dependencies)
-    return wanted
-
-
 def _group_key(value):
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
         return None
@@ -83,7 +72,8 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
         return Evaluation({}, False)
     errors = False
     excluded = _excluded(project, runtime, req.evaluation_contexts, survey_only)
-    wanted = _wanted(compiled, req.flag_keys) - excluded
+    wanted = (set(compiled.flags) if req.flag_keys is None
+              else with_dependencies(compiled, req.flag_keys)) - excluded
     distinct_id = req.distinct_id or ""
     failed: dict[str, tuple[str, str]] = {}
 

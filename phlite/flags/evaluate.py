@@ -102,7 +102,7 @@ def evaluate(
     """
     env = Env(ctx.now, ctx.static_cohorts)
     groups = _group_contexts(compiled, ctx) if compiled.group_indexes else {}
-    wanted = None if flag_keys is None else _with_dependencies(compiled, flag_keys)
+    wanted = None if flag_keys is None else with_dependencies(compiled, flag_keys)
     values = env.values
     results: dict[str, FlagResult] = {}
     for flag in compiled.order:
@@ -118,7 +118,8 @@ def evaluate(
     return results
 
 
-def _with_dependencies(compiled: CompiledFlags, flag_keys) -> set[str]:
+def with_dependencies(compiled: CompiledFlags, flag_keys) -> set[str]:
+    """The keys of flag_keys that exist, plus every flag they depend on, transitively."""
     wanted: set[str] = set()
     pending = [key for key in flag_keys if key in compiled.flags]
     while pending:
