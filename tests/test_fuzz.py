@@ -437,3 +437,104 @@ def test_header_bytes_that_are_not_utf8_are_never_a_500(server, project, header)
         r = conn.getresponse()
         check_answer(r.status, r.headers, r.read(), f"{method} {path} {header}")
         conn.close()
+
+
+# --- the private API, with a valid key ----------------------------------------------------
+
+filter_value = st.one_of(json_value, st.sampled_from(["a@b.c", "^(a|aa)+$", "1.2.3", "-7d", "2026-01-01", "[", ""]),
+                         st.lists(st.text(max_size=5), max_size=3))
+property_filter = st.fixed_dictionaries({
+    "key": st.one_of(st.sampled_from(["email", "$browser", "id", "name"]), json_value),
+    "value": filter_value,
+    "operator": st.one_of(st.sampled_from([
+        "exact", "is_not", "icontains", "not_icontains", "regex", "not_regex", "gt", "gte", "lt", "lte",
+        "is_set", "is_not_set", "is_date_before", "is_date_after", "in", "not_in", "semver_gt", "flag_evaluates_to"]),
+        json_value),
+    "type": st.one_of(st.sampled_from(["person", "cohort", "group", "flag", "event"]), json_value),
+}, optional={"negation": json_value, "group_type_index": json_value})
+flag_key = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True)
+flag_body = st.fixed_dictionaries({"key": st.one_of(flag_key, flag_key, flag_key, st.text(max_size=12), json_value)},
+                                  optional={
+    "name": json_value,
+    "active": json_value,
+    "deleted": json_value,
+    "ensure_experience_continuity": json_value,
+    "evaluation_runtime": st.one_of(st.sampled_from(["all", "server", "client"]), json_value),
+    "evaluation_tags": json_value,
+    "filters": st.one_of(json_value, st.fixed_dictionaries({}, optional={
+        "groups": st.one_of(json_value, st.lists(st.fixed_dictionaries({}, optional={
+            "properties": st.one_of(st.lists(property_filter, max_size=3), st.lists(property_filter, max_size=3),
+                                    json_value),
+            "rollout_percentage": st.one_of(st.integers(0, 100), st.integers(-5, 105), st.floats(allow_nan=False),
+                                            json_value),
+            "variant": json_value}), max_size=3)),
+        "multivariate": st.one_of(json_value, st.fixed_dictionaries({"variants": st.lists(st.fixed_dictionaries({
+            "key": json_value, "rollout_percentage": json_value}), max_size=3)})),
+        "payloads": json_value,
+        "aggregation_group_type_index": json_value,
+        "super_groups": json_value,
+        "holdout_groups": json_value})),
+})
+cohort_body = st.fixed_dictionaries({}, optional={
+    "name": json_value, "description": json_value, "is_static": json_value, "deleted": json_value,
+    "filters": st.one_of(json_value, st.fixed_dictionaries({"properties": st.one_of(json_value, st.fixed_dictionaries({
+        "type": st.sampled_from(["AND", "OR", "x"]), "values": st.lists(
+            st.one_of(property_filter, st.fixed_dictionaries({"type": st.sampled_from(["AND", "OR"]),
+                                                              "values": st.lists(property_filter, max_size=2)})),
+            max_size=3)}))})),
+})
+
+
+def test_fuzz_private_api_with_a_valid_key(server, project):
+    """Random and half-valid flag and cohort definitions, and random query strings, through
+    every private route with the project's own key: 2xx or JSON 4xx, never a 5xx; then
+    /flags still answers for whatever was stored."""
+    routes = sorted({(r.rule, r.method) for r in server.app.routes if not r.config.get("public")})
+    r = project.api("POST", "/api/projects/@project/feature_flags/", {
+        "key": "base", "filters": {"groups": [{"properties": [], "rollout_percentage": 50}]}})
+    values = {"project": project.id, "flag_id": r.json()["id"], "flag": "base", "cohort_id": 1,
+              "person_uuid": "00000000-0000-0000-0000-000000000000"}
+    counts = {"cases": 0}
+    statuses = {}
+
+    writes = [(rule, m) for rule, m in routes if m in ("POST", "PATCH") and ("feature_flags" in rule or "cohorts" in rule)]
+    assert writes
+
+    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.sampled_from(routes), st.sampled_from(writes)), st.one_of(flag_body, flag_body, cohort_body,
+                                                                                  json_value),
+           st.lists(st.tuples(st.sampled_from(["limit", "offset", "search", "active", "cursor", "after", "before",
+                                               "event", "distinct_id", "person_id", "token", "group_type_index",
+                                               "delete_events"]),
+                              st.one_of(st.text(max_size=12), st.sampled_from(["-1", "0", "1001", "true"]))),
+                    max_size=3),
+           st.dictionaries(st.sampled_from(["email", "$browser", "id", "name"]), filter_value, max_size=4))
+    def fuzz(route, body, params, person_properties):
+        rule, method = route
+        path = re.sub(r"<([a-zA-Z_]+)(?::[^>]*)?>", lambda m: str(values.get(m.group(1), "1")), rule)
+        if method == "DELETE":
+            return  # deleting the fixture's person adds nothing here
+        target = path + ("?" + "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in params) if params else "")
+        data = json.dumps(body).encode() if method in ("POST", "PATCH", "PUT") else b""
+        headers = {"Authorization": f"Bearer {project.key}", "Content-Type": "application/json"}
+        status, h, answer = send(project.url, method, target, headers, data)
+        if status != 304:
+            check_answer(status, h, answer, f"{method} {target} {data[:300]!r}")
+        counts["cases"] += 1
+        statuses[status] = statuses.get(status, 0) + 1
+        if status in (200, 201) and method in ("POST", "PATCH", "PUT"):
+            # Whatever was stored is evaluated at once, against odd person properties.
+            r = http_request("POST", project.url + "/flags/?v=2", {
+                "token": project.token, "distinct_id": "fuzz", "person_properties": person_properties})
+            assert r.status == 200, (data[:300], person_properties, r.body[:300])
+            counts["evaluations"] = counts.get("evaluations", 0) + 1
+
+    fuzz()
+    r = http_request("POST", project.url + "/flags/?v=2", {"token": project.token, "distinct_id": "after-fuzz",
+                                                          "person_properties": {"email": "a@b.c"}})
+    assert r.status == 200, r.body
+    created = project.api("GET", "/api/projects/@project/feature_flags/?limit=1000").json()["count"]
+    record("fuzz_private_api", cases=counts["cases"], answered_5xx=0, flags_created=created,
+           flags_evaluations_after_writes=counts.get("evaluations", 0),
+           statuses={str(k): v for k, v in sorted(statuses.items())})
