@@ -215,14 +215,18 @@ def test_fuzz_public_endpoints(server, project):
         counts["2xx" if status < 300 else "waitress_4xx" if is_waitress_answer(status, answer) else "4xx"] += 1
         statuses[status] = statuses.get(status, 0) + 1
         if counts["cases"] % 10 == 0:
-            # A well-formed event between fuzz cases is accepted and, below, stored.
-            u = str(uuid.uuid4())
-            r = http_request("POST", project.url + "/batch/", {"api_key": project.token, "batch": [
-                {"event": "probe", "distinct_id": "probe", "uuid": u}]})
-            assert r.status == 200, r.body
-            probes.append(u)
+            probe()
+
+    def probe():
+        # A well-formed event between fuzz cases is accepted and, below, stored.
+        u = str(uuid.uuid4())
+        r = http_request("POST", project.url + "/batch/", {"api_key": project.token, "batch": [
+            {"event": "probe", "distinct_id": "probe", "uuid": u}]})
+        assert r.status == 200, r.body
+        probes.append(u)
 
     fuzz()
+    probe()
     stored = {e["id"] for e in project.events(event="probe")}
     missing = set(probes) - stored
     assert not missing and probes
