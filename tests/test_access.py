@@ -93,7 +93,8 @@ def test_every_private_route_refuses_bad_credentials_with_json_and_no_data(serve
         # Name the victim in every way a handler might look for a project.
         sep = "&" if "?" in path else "?"
         url = f"{victim.url}{path}{sep}token={victim.token}&project_id={victim.id}&api_key={victim.token}"
-        body = json.dumps({"key": "x", "name": "x", "filters": {}}).encode() if method in ("POST", "PATCH", "PUT") else None
+        writes = method in ("POST", "PATCH", "PUT")
+        body = json.dumps({"key": "x", "name": "x", "filters": {}}).encode() if writes else None
         for label, headers in creds.items():
             h = {**headers, "Content-Type": "application/json"} if body else headers
             r = http(method, url, body, h)

@@ -159,7 +159,8 @@ def requests(draw, paths, token):
     parts = []
     for k, v in params:
         kq = quote(k, safe="")
-        vq = quote_from_bytes(v, safe="") if isinstance(v, bytes) else quote(v, safe=draw(st.sampled_from(["", "/+=&"])))
+        safe = draw(st.sampled_from(["", "/+=&"]))
+        vq = quote_from_bytes(v, safe="") if isinstance(v, bytes) else quote(v, safe=safe)
         parts.append(f"{kq}={vq}")
     target = path + ("?" + "&".join(parts) if parts else "")
     headers = {}
@@ -326,8 +327,8 @@ def test_bombs_are_bounded_in_memory_and_time(make_server, bomb):
         headers = {"Content-Type": "text/plain"}
         path = "/batch/?compression=gzip-js"
     elif bomb == "batch-10000-events":
-        body = json.dumps({"api_key": t, "batch": [{"event": "many", "distinct_id": f"d{i % 100}", "properties": {"i": i}}
-                                                   for i in range(10_000)]}).encode()
+        body = json.dumps({"api_key": t, "batch": [
+            {"event": "many", "distinct_id": f"d{i % 100}", "properties": {"i": i}} for i in range(10_000)]}).encode()
         expect_stored = 10_000
     elif bomb == "property-1MiB":
         body = json.dumps({"api_key": t, "batch": [{"event": "big", "distinct_id": "d",
@@ -368,7 +369,8 @@ def test_bombs_are_bounded_in_memory_and_time(make_server, bomb):
 def test_catastrophic_regex_flag_filter_does_not_stall(server, project):
     r = project.api("POST", "/api/projects/@project/feature_flags/", {
         "key": "redos", "filters": {"groups": [{"properties": [
-            {"key": "email", "value": "^(a|aa)+$", "type": "person", "operator": "regex"}], "rollout_percentage": 100}]}})
+            {"key": "email", "value": "^(a|aa)+$", "type": "person", "operator": "regex"}],
+            "rollout_percentage": 100}]}})
     assert r.status in (200, 201), r.body
     r = project.api("POST", "/api/projects/@project/feature_flags/", {
         "key": "plain", "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}})
@@ -501,7 +503,8 @@ def test_fuzz_private_api_with_a_valid_key(server, project):
     counts = {"cases": 0}
     statuses = {}
 
-    writes = [(rule, m) for rule, m in routes if m in ("POST", "PATCH") and ("feature_flags" in rule or "cohorts" in rule)]
+    writes = [(rule, m) for rule, m in routes
+              if m in ("POST", "PATCH") and ("feature_flags" in rule or "cohorts" in rule)]
     assert writes
 
     @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -8,7 +8,6 @@ is written from that file.
 """
 
 import json
-import os
 import socket
 import sqlite3
 import threading

@@ -7,7 +7,6 @@ PHLITE_KILL_POINTS sets how many kill -9 points the crash test runs (default 15)
 
 from http.client import HTTPException
 import json
-import os
 import random
 import shutil
 import socket
@@ -406,8 +405,9 @@ def _sigterm_while_full(small_fs, data, token):
     acked, refused, reasons = set(), 0, set()
     for k in range(40):
         ids = [str(uuid.uuid4()) for _ in range(100)]
-        r = http("POST", srv.url + "/batch/", {"api_key": token, "batch": [
-            {"event": "fill", "distinct_id": "d", "uuid": u, "properties": {"pad": "x" * 300}} for u in ids]}, timeout=20)
+        body = {"api_key": token, "batch": [
+            {"event": "fill", "distinct_id": "d", "uuid": u, "properties": {"pad": "x" * 300}} for u in ids]}
+        r = http("POST", srv.url + "/batch/", body, timeout=20)
         if r.status == 200:
             acked.update(ids)
         else:
