@@ -37,7 +37,7 @@ LUA = ROOT / "bench" / "lua"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 BIG_EVENTS = int(os.environ.get("BENCH_BIG_EVENTS", "1000000"))
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
-# BENCH_ONLY=batch,capture,flags,eval,mixed,big runs only those (no table, results printed as JSON).
+# BENCH_ONLY=batch,capture,flags,eval,mixed,big,threads runs only those (no table, results printed as JSON).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 
 
@@ -122,12 +122,12 @@ class Phlite:
 
 
 class BareApp:
-    def __init__(self, flags_response):
+    def __init__(self, flags_response, threads=THREADS):
         self.port = free_port()
         self.file = Path(tempfile.mkstemp(prefix="bench-flags-response-")[1])
         self.file.write_bytes(flags_response)
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "bare_app.py"), str(self.port), str(THREADS), str(self.file)],
+            [sys.executable, str(ROOT / "bench" / "bare_app.py"), str(self.port), str(threads), str(self.file)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, text=True,
         )
         self.proc.stdout.readline()
@@ -491,13 +491,74 @@ def best_of(runs):
     return max(runs, key=lambda r: r["rps"])
 
 
-def scenario_http_pair(ph_url, bare_url, script_args, rounds=2):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (from /proc/PID/stat)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_with_cpu(url, pid, script, args, **kw):
+    """A wrk run plus the server's CPU microseconds per request: steadier than requests/s on a
+    shared machine, because time spent waiting for the cores is not counted."""
+    before = cpu_seconds(pid)
+    r = wrk(url, script, args, **kw)
+    time.sleep(0.5)  # the writer's share of the work may end a little after the last answer
+    r["cpu_us_per_request"] = (cpu_seconds(pid) - before) / max(r["requests"], 1) * 1e6
+    return r
+
+
+def scenario_http_pair(ph, bare, script_args, rounds=2):
     """phlite and the bare app alternately, `rounds` times each; the best run of each."""
     ours, theirs = [], []
     for _ in range(rounds):
-        ours.append(wrk(ph_url, "replay.lua", script_args))
-        theirs.append(wrk(bare_url, "replay.lua", script_args))
+        ours.append(wrk_with_cpu(ph.url, ph.proc.pid, "replay.lua", script_args))
+        theirs.append(wrk_with_cpu(bare.url, bare.proc.pid, "replay.lua", script_args))
     return best_of(ours), best_of(theirs)
+
+
+def scenario_writer_alone(work, seconds_cap=20):
+    """Diagnostic: phlite's writer storing the /batch events in process, no HTTP and no other
+    thread: normalisation, person processing and the inserts, one group commit at a time."""
+    from phlite.config import Config
+    from phlite.services import open_services
+
+    svc = open_services(Config(data_dir=work / "writer-alone"), start_writer=False)
+    try:
+        with svc.store.db.connection_context():
+            project = svc.store.create_project("bench")
+        rng = random.Random(7)
+        n_batches = 300
+        for _ in range(n_batches):
+            events = [python_event(i, str(uuid.uuid4()), f"user-{rng.randint(1, 10000)}") for i in range(100)]
+            svc.writer.submit(project["id"], events, sent_at=NOW, ip="127.0.0.1", token=project["api_token"])
+        t0 = time.perf_counter()
+        with svc.store.db.connection_context():
+            svc.writer.flush(seconds_cap)
+        elapsed = time.perf_counter() - t0
+        return {"events": svc.writer.stored, "events_per_s": svc.writer.stored / elapsed}
+    finally:
+        svc.close()
+
+
+def scenario_threads(work, counts=(4, 8, 16)):
+    """Diagnostic: /capture at several waitress thread counts (fresh phlite and bare app each)."""
+    out = {}
+    for n in counts:
+        ph = Phlite(work / f"threads-{n}", env={"PHLITE_THREADS": str(n)}).start()
+        bare = None
+        try:
+            ph.wait_listening()
+            f = work / f"threads-{n}.req"
+            write_requests(f, capture_requests(ph.token, 1000))
+            bare = BareApp(b"{}", threads=n)
+            ours = wrk_with_cpu(ph.url, ph.proc.pid, "replay.lua", [f], seconds=4)
+            theirs = wrk_with_cpu(bare.url, bare.proc.pid, "replay.lua", [f], seconds=4)
+            out[n] = (ours, theirs)
+        finally:
+            if bare:
+                bare.stop()
+            ph.stop()
+    return out
 
 
 def wait_for_person(ph, timeout=30):
@@ -789,15 +850,18 @@ def build_table(r):
     add("`/batch`, 100 posthog-python events per request, 16 connections: events **stored**/s",
         f"{b['stored_per_s']:,.0f}/s ({b['stored']:,} rows in {b['seconds']:.1f} s; {b['wrk']['requests']:,} requests,"
         f" {b['wrk']['status_503']:,} answered 503 queue full, {b['wrk']['errors'] - b['wrk']['status_503']} other errors)",
-        f"raw `executemany`, 1,000 rows/txn: {raw['rows_per_s']:,.0f}/s ({raw['rows']:,} rows)",
+        f"raw `executemany`, 1,000 rows/txn: {raw['rows_per_s']:,.0f}/s ({raw['rows']:,} rows). Diagnostic: phlite's"
+        f" writer alone in process (no HTTP): {r['writer_alone']['events_per_s']:,.0f}/s"
+        f" ({ratio(r['writer_alone']['events_per_s'], raw['rows_per_s']):.2f})",
         ">= 0.8", f"{rb:.2f}", rb >= 0.8)
 
     def http_row(name, p, bare, target):
         q = ratio(p["rps"], bare["rps"])
         add(name, f"{p['rps']:,.0f} req/s, p50 {p['p50_us'] / 1000:.1f} ms, p99 {p['p99_us'] / 1000:.1f} ms"
-            f"{', ' + str(p['errors']) + ' errors' if p['errors'] else ''}",
+            f"{', ' + str(p['errors']) + ' errors' if p['errors'] else ''}; server CPU {p['cpu_us_per_request']:.0f} µs/req",
             f"bare bottle+waitress ({THREADS} threads): {bare['rps']:,.0f} req/s, p50 {bare['p50_us'] / 1000:.1f} ms,"
-            f" p99 {bare['p99_us'] / 1000:.1f} ms", f">= {target}", f"{q:.2f}", q >= target)
+            f" p99 {bare['p99_us'] / 1000:.1f} ms; CPU {bare['cpu_us_per_request']:.0f} µs/req", f">= {target}",
+            f"{q:.2f} (CPU {ratio(bare['cpu_us_per_request'], p['cpu_us_per_request']):.2f})", q >= target)
 
     http_row("`/capture` (`/e/`), one posthog-js event per request, gzip, 16 connections", cap_p, cap_b, 0.7)
     http_row("`/flags?v=2`, 20 flags, stored person with 10 properties, 16 connections", fl_p, fl_b, 0.6)
@@ -828,7 +892,15 @@ def build_table(r):
         "—", "<= 20 ms", "", big["list_person_p50_ms"] <= 20)
     head = ("| scenario | phlite | baseline measured in the same run | target | ratio / result |\n"
             "|---|---|---|---|---|")
-    return head + "\n" + "\n".join(rows)
+    table = head + "\n" + "\n".join(rows)
+    if r.get("threads"):
+        table += ("\n\nDiagnostic, `/capture` by waitress thread count (`threads` setting; 16 connections; one 4 s run"
+                  " each, fresh servers):\n\n| threads | phlite | bare app, same threads | ratio |\n|---|---|---|---|\n")
+        for n, (p, bare) in r["threads"].items():
+            table += (f"| {n} | {p['rps']:,.0f} req/s, p99 {p['p99_us'] / 1000:.1f} ms, CPU {p['cpu_us_per_request']:.0f} µs/req"
+                      f" | {bare['rps']:,.0f} req/s, p99 {bare['p99_us'] / 1000:.1f} ms, CPU {bare['cpu_us_per_request']:.0f}"
+                      f" µs/req | {ratio(p['rps'], bare['rps']):.2f} |\n")
+    return table
 
 
 def main():
@@ -848,33 +920,36 @@ def main():
             log("raw sqlite3 ceiling")
             results["raw"] = scenario_raw_sqlite(max(50_000, min(results["batch"]["stored"], 300_000)), work)
             log(f"  {results['raw']['rows_per_s']:,.0f} rows/s")
+            results["writer_alone"] = scenario_writer_alone(work)
+            log(f"  writer alone: {results['writer_alone']['events_per_s']:,.0f} events/s")
 
-        log("flags setup")
-        project, _ = setup_flags(ph)
-        status, flags_response, _ = request(ph.url + "/flags/?v=2", "POST", flags_body(ph.token),
-                                            {"Content-Type": "application/json"})
-        assert status == 200, flags_response
-        results["flags_response"] = orjson.loads(flags_response)
-        bare = BareApp(flags_response)
+        if any(wanted(n) for n in ("capture", "flags", "eval", "mixed")):
+            log("flags setup")
+            project, _ = setup_flags(ph)
+            status, flags_response, _ = request(ph.url + "/flags/?v=2", "POST", flags_body(ph.token),
+                                                {"Content-Type": "application/json"})
+            assert status == 200, flags_response
+            results["flags_response"] = orjson.loads(flags_response)
+            bare = BareApp(flags_response)
 
-        if wanted("capture"):
-            log("/capture vs bare")
-            cap_file = work / "capture.req"
-            write_requests(cap_file, capture_requests(ph.token))
-            with Profiler(ph.proc.pid, "capture", work / "profiles"):
-                results["capture"] = scenario_http_pair(ph.url, bare.url, [cap_file])
-        if wanted("flags"):
-            log("/flags vs bare")
-            flags_file = work / "flags.req"
-            write_requests(flags_file, [("POST", "/flags/?v=2", "application/json", None, flags_body(ph.token))])
-            with Profiler(ph.proc.pid, "flags", work / "profiles"):
-                results["flags"] = scenario_http_pair(ph.url, bare.url, [flags_file])
-        if wanted("eval"):
-            log("flag evaluation in process")
-            results["eval"] = scenario_flag_eval(ph)
-        if wanted("mixed"):
-            log("mixed")
-            results["mixed"] = scenario_mixed(ph, project, work, ph.token)
+            if wanted("capture"):
+                log("/capture vs bare")
+                cap_file = work / "capture.req"
+                write_requests(cap_file, capture_requests(ph.token))
+                with Profiler(ph.proc.pid, "capture", work / "profiles"):
+                    results["capture"] = scenario_http_pair(ph, bare, [cap_file])
+            if wanted("flags"):
+                log("/flags vs bare")
+                flags_file = work / "flags.req"
+                write_requests(flags_file, [("POST", "/flags/?v=2", "application/json", None, flags_body(ph.token))])
+                with Profiler(ph.proc.pid, "flags", work / "profiles"):
+                    results["flags"] = scenario_http_pair(ph, bare, [flags_file])
+            if wanted("eval"):
+                log("flag evaluation in process")
+                results["eval"] = scenario_flag_eval(ph)
+            if wanted("mixed"):
+                log("mixed")
+                results["mixed"] = scenario_mixed(ph, project, work, ph.token)
     finally:
         if bare:
             bare.stop()
@@ -882,9 +957,12 @@ def main():
     if wanted("big"):
         log("cold start and 1M events")
         results["big"] = scenario_big(work)
+    if wanted("threads"):
+        log("/capture at 4, 8 and 16 waitress threads")
+        results["threads"] = scenario_threads(work)
     if ONLY:
         results.pop("flags_response", None)
-        print(orjson.dumps(results, option=orjson.OPT_INDENT_2, default=str).decode())
+        print(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
         return
 
     table = build_table(results)
@@ -910,7 +988,7 @@ and their speed drifts, so read ratios, not absolute numbers.
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "benchmarks.md").write_text(doc)
     raw_file = work.parent / "phlite-bench-results.json"
-    raw_file.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2, default=str))
+    raw_file.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str))
     print(table)
     print(f"\nwritten to docs/benchmarks.md; raw results in {raw_file}")
     if os.environ.get("BENCH_KEEP") != "1" and not PROFILE:
