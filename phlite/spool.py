@@ -100,6 +100,17 @@ class Spool:
         self.size += len(record)
         return (self.segment, self.size)
 
+    def read(self, position, length):
+        """The payload of the record that ends at `position` and is `length` bytes long (one
+        appended by this process and not yet released)."""
+        segment, end = position
+        with open(self._path(segment), "rb") as f:
+            f.seek(end - length)
+            data = f.read(length)
+        if len(data) != length:
+            raise OSError(f"spool record ending at {position} is cut short")
+        return data
+
     def release(self, committed):
         """Delete segments whose records are all stored."""
         # Called after every group commit: list the directory only when the stored

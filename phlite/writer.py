@@ -32,6 +32,24 @@ log = logging.getLogger(__name__)
 # parsed all at once, so this also bounds the writer's memory: 4 MB cost ~45 MB more
 # peak RSS under /batch load for no measurable throughput (bench/README.md).
 BATCH_BYTES = 1024 * 1024
+# Queued records are kept in memory up to this many bytes; past it a queued record is only
+# in the spool file (submit() has just written it there, so it is in the page cache) and the
+# writer reads it back. queue_max_bytes bounds what is accepted and not yet stored; this
+# bounds the memory it takes: under /batch overload the full 32 MB queue cost ~50 MB of
+# peak RSS (bench/README.md).
+MEMORY_BYTES = 1024 * 1024
+
+
+class _InSpool:
+    """A queued record kept only in the spool; it has a length, like the bytes it stands for."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length):
+        self.length = length
+
+    def __len__(self):
+        return self.length
 
 
 def _queue_full():
@@ -57,8 +75,9 @@ class Writer:
         self.retry_delay = retry_delay
         self.processors = list(processors)
         self.cond = threading.Condition()
-        self.queue = collections.deque()  # (position, record bytes) or (None, _Call)
+        self.queue = collections.deque()  # (position, record bytes or _InSpool) or (None, _Call)
         self.queued_bytes = 0
+        self.memory_bytes = 0  # of queued records held in memory
         self.failure = None  # the last store error; while set, submit() answers 503
         self.stopping = False
         self.thread = None
@@ -70,6 +89,7 @@ class Writer:
         for position, payload in spool.recover(self.committed):
             self.queue.append((position, payload))
             self.queued_bytes += len(payload)
+            self.memory_bytes += len(payload)
             self.appended = position
 
     # --- request side -----------------------------------------------------------
@@ -111,7 +131,11 @@ class Writer:
             except OSError as e:
                 log.error("spool append failed: %s", e)
                 raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
-            self.queue.append((position, record))
+            if self.memory_bytes + len(record) <= MEMORY_BYTES:
+                self.queue.append((position, record))
+                self.memory_bytes += len(record)
+            else:
+                self.queue.append((position, _InSpool(len(record))))
             self.queued_bytes += len(record)
             self.appended = position
             self.cond.notify_all()
@@ -245,6 +269,8 @@ class Writer:
             for _ in items:
                 _, item = self.queue.popleft()
                 self.queued_bytes -= len(item)
+                if isinstance(item, bytes):
+                    self.memory_bytes -= len(item)
             self.committed = items[-1][0]
             if self.failure is not None:
                 log.warning("store accepts writes again")
@@ -252,8 +278,12 @@ class Writer:
             self.cond.notify_all()
         self.spool.release(self.committed)
 
+    def _payload(self, position, item):
+        return item if isinstance(item, bytes) else self.spool.read(position, len(item))
+
     def _quarantine(self, item):
         position, payload = item
+        payload = self._payload(position, payload)
         path = self.spool.dir / "rejected.log"
         log.error("set aside a request the writer could not process in %s", path)
         with open(path, "ab") as f:
@@ -266,8 +296,8 @@ class Writer:
         now_ms = int(self.clock() * 1000)
         by_project = collections.defaultdict(list)
         drops = collections.Counter()
-        for _, payload in items:
-            rec = orjson.loads(payload)
+        for position, payload in items:
+            rec = orjson.loads(self._payload(position, payload))
             sent_at = datetime.fromisoformat(rec["s"]) if rec.get("s") else None
             for raw in rec["e"]:
                 ev = normalize_event(raw, now_ms=rec["t"], sent_at=sent_at, ip=rec.get("ip"), token=rec.get("k") or "")
