@@ -41,7 +41,7 @@ SETTINGS = (
     Setting("data_dir", "data", Path, "Directory holding phlite.db and the ingestion spool."),
     Setting("threads", 8, int, "waitress worker threads. 8 holds up better than 4 under many keep-alive connections (limits.md)."),
     Setting("connection_limit", 200, int, "Most simultaneous client connections waitress keeps open."),
-    Setting("channel_timeout", 30, int, "Seconds an idle or trickling client connection is kept before waitress closes it."),
+    Setting("channel_timeout", 30, int, "Seconds a connection that sends nothing is kept before waitress closes it."),
     Setting("trust_proxy", False, _bool, "Take the client IP from X-Forwarded-For (only behind a proxy you run)."),
     Setting("max_body_bytes", 2 * MiB, int, "Largest request body on capture paths other than /batch."),
     Setting("max_batch_body_bytes", 20 * MiB, int, "Largest request body on /batch."),
