@@ -8,7 +8,7 @@ refused only when it cannot be decoded or has no valid project key.
 import bottle
 
 from phlite import errors, ingest
-from phlite.web.common import client_ip, is_preflight, preflight, query, read_body, route
+from phlite.web.common import client_ip, header, is_preflight, preflight, query, read_body, route
 
 POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
@@ -43,14 +43,15 @@ def register(app, services):
     def ingest_request():
         req = bottle.request
         path = req.path
-        writer.refuse_if_full(req.content_length if req.method == "POST" else 0)
+        post = req.method == "POST"
+        writer.refuse_if_full(req.content_length if post else 0)
         limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
-        body = read_body(limit) if req.method == "POST" else b""
+        body = read_body(limit) if post else b""
         q = query()
         payload = ingest.decode_request(
             path, body,
-            content_type=req.headers.get("Content-Type", ""),
-            content_encoding=req.headers.get("Content-Encoding", ""),
+            content_type=header("Content-Type", ""),
+            content_encoding=header("Content-Encoding", ""),
             query=q,
             max_decompressed=config.max_decompressed_bytes,
         )

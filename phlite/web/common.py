@@ -33,35 +33,80 @@ def error_response(err):
     return resp
 
 
+def header(name, default=None):
+    """Request header `name` as bottle.request.headers.get gives it, without its per-call overhead."""
+    key = _ENV_KEYS.get(name)
+    if key is None:
+        key = name.replace("-", "_").upper()
+        key = _ENV_KEYS.setdefault(name, key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
+    value = bottle.request.environ.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        # bottle's decoding (WSGI's latin-1 -> UTF-8); an ASCII value is already right.
+        return value if value.isascii() else value.encode("latin1").decode("utf8")
+    return value.decode("utf8")
+
+
+_ENV_KEYS: dict = {}  # header name -> environ key (names are constants of the code)
+
+
+class Headers:
+    """A `.get` view of the request headers (what request_runtime reads), backed by header()."""
+
+    __slots__ = ()
+
+    def get(self, name, default=None):
+        return header(name, default)
+
+    def __contains__(self, name):
+        return header(name) is not None
+
+
+HEADERS = Headers()
+
+
 def _cors_headers(resp, public):
-    origin = bottle.request.headers.get("Origin")
-    if not public or not origin:
+    if not public:
+        return
+    origin = header("Origin")
+    if not origin:
         return
     resp.set_header("Access-Control-Allow-Origin", origin)
     resp.set_header("Access-Control-Allow-Credentials", "true")
     resp.set_header("Vary", "Origin")
 
 
-def _json_plugin(callback):
-    def wrapper(*args, **kwargs):
-        try:
-            rv = callback(*args, **kwargs)
-        except errors.PhliteError as e:
-            rv = error_response(e)
-        except bottle.HTTPResponse as r:
-            rv = r
-        except Exception:
-            log.exception("error while serving %s %s", bottle.request.method, bottle.request.path)
-            rv = error_response(errors.PhliteError("Internal server error.", code="server_error"))
-        if isinstance(rv, (dict, list)):
-            bottle.response.content_type = JSON
-            rv = dumps(rv)
-        route = bottle.request.route
-        public = bool(route and route.config.get("public"))
-        _cors_headers(rv if isinstance(rv, bottle.HTTPResponse) else bottle.response, public)
-        return rv
+class _JsonPlugin:
+    """Errors as JSON, dict/list answers serialised, CORS on public routes.
 
-    return wrapper
+    A bottle plugin with apply(): whether the route is public is read once per route, not per request.
+    """
+
+    name = "phlite_json"
+    api = 2
+
+    def apply(self, callback, route):
+        public = bool(route.config.get("public"))
+
+        def wrapper(*args, **kwargs):
+            try:
+                rv = callback(*args, **kwargs)
+            except errors.PhliteError as e:
+                rv = error_response(e)
+            except bottle.HTTPResponse as r:
+                rv = r
+            except Exception:
+                log.exception("error while serving %s %s", bottle.request.method, bottle.request.path)
+                rv = error_response(errors.PhliteError("Internal server error.", code="server_error"))
+            if isinstance(rv, (dict, list)):
+                bottle.response.content_type = JSON
+                rv = dumps(rv)
+            if public:
+                _cors_headers(rv if isinstance(rv, bottle.HTTPResponse) else bottle.response, True)
+            return rv
+
+        return wrapper
 
 
 def _bottle_error(status, type_, code, detail):
@@ -104,6 +149,12 @@ def _utf8_headers():
     # bottle decodes header values as UTF-8 and raises on other bytes (a 500 from any
     # handler that reads the header); make such bytes U+FFFD instead, as for bodies.
     env = bottle.request.environ
+    # Nearly every request is pure ASCII: one cheap pass over the values decides that.
+    for v in env.values():
+        if isinstance(v, str) and not v.isascii():
+            break
+    else:
+        return
     for k, v in list(env.items()):
         if (k.startswith("HTTP_") or k == "CONTENT_TYPE") and isinstance(v, str) and not v.isascii():
             try:
@@ -120,7 +171,7 @@ def install(app, services):
     queue_log = logging.getLogger("waitress.queue")
     if not isinstance(queue_log.warning, _EveryFewSeconds):
         queue_log.warning = _EveryFewSeconds(queue_log.warning, 10)
-    app.install(_json_plugin)
+    app.install(_JsonPlugin())
     # bottle's own error pages are HTML; phlite answers JSON on every path.
     app.error(400)(_bottle_error(400, "validation_error", "invalid_input", "Bad request."))
     app.error(404)(_bottle_error(404, "invalid_request", "not_found", "Not found."))
