@@ -1,8 +1,6 @@
 """Events: the bulk insert used by the writer's group commit, the list API's query, and
 the spool position recorded in the same transaction as the events it produced."""
 
-import uuid as uuidlib
-
 import orjson
 
 INSERT_EVENT = (
@@ -26,6 +24,13 @@ def event_row(project_id, ev, created_at):
         created_at,
         getattr(ev, "person_id", None),
     )
+
+
+def _uuid_text(raw):
+    """16 stored bytes as the canonical uuid string: str(uuid.UUID(bytes=raw)) at a third of
+    its cost, once per row of an events list."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class EventsMixin:
@@ -80,7 +85,7 @@ class EventsMixin:
         out = [
             {
                 "_id": r[0],
-                "uuid": str(uuidlib.UUID(bytes=r[1])),
+                "uuid": _uuid_text(r[1]),
                 "event": r[2],
                 "distinct_id": r[3],
                 "properties": orjson.loads(r[4]),
