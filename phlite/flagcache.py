@@ -11,7 +11,7 @@ Thread-safe: entries are immutable and replaced whole; builds are serialised by 
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -32,6 +32,9 @@ class ProjectFlags:
     static_flags: frozenset  # keys of the flags that do
     uses_person: bool  # some active flag reads person properties or cohorts
     continuity: frozenset  # keys of active flags with ensure_experience_continuity
+    # Per-request answers that depend only on these definitions, filled lazily by flagserve
+    # (e.g. the flags each runtime may not see). Entries are replaced whole, so this goes with them.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _static_refs(refs, cohorts):

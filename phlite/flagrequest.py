@@ -8,6 +8,7 @@ no store, no clock.
 
 import base64
 import binascii
+import functools
 import json
 import math
 import zlib
@@ -300,6 +301,17 @@ def request_runtime(explicit: str | None, headers) -> str | None:
     if explicit is not None:
         return explicit if explicit in ("client", "server") else "all"
     ua = headers.get("User-Agent") or ""
+    runtime = _ua_runtime(ua) if len(ua) <= 512 else _ua_runtime.__wrapped__(ua)
+    if runtime is not None:
+        return runtime
+    if any(headers.get(h) is not None for h in ("Origin", "Referer", "Sec-Fetch-Mode", "Sec-Fetch-Site")):
+        return "client"
+    return None
+
+
+@functools.lru_cache(maxsize=256)  # an SDK sends the same User-Agent on every request
+def _ua_runtime(ua: str) -> str | None:
+    """The runtime a User-Agent alone tells, else None."""
     if any(b in ua for b in ("Mozilla/", "Chrome/", "Safari/", "Firefox/", "Edge/")):
         return "client"
     if ua.startswith(("posthog-python/", "posthog-ruby/", "posthog-php/", "posthog-java/", "posthog-go/",
@@ -307,8 +319,6 @@ def request_runtime(explicit: str | None, headers) -> str | None:
             or "python-requests/" in ua or "curl/" in ua:
         return "server"
     if ua.startswith(("posthog-android/", "posthog-ios/", "posthog-react-native/", "posthog-flutter/")):
-        return "client"
-    if any(headers.get(h) is not None for h in ("Origin", "Referer", "Sec-Fetch-Mode", "Sec-Fetch-Site")):
         return "client"
     return None
 
@@ -348,6 +358,14 @@ def flag_detail(result) -> dict:
     return detail
 
 
+def _detail_json(result):
+    """flag_detail(result) as pre-serialised JSON, built once per (reused, immutable) FlagResult."""
+    fragment = result.memo.get("v2")
+    if fragment is None:
+        fragment = result.memo["v2"] = orjson.Fragment(orjson.dumps(flag_detail(result)))
+    return fragment
+
+
 def _value(result):
     return result.variant if result.variant is not None else result.enabled
 
@@ -368,7 +386,8 @@ def shape_response(shape: str, results: dict, errors_while_computing: bool, requ
                     "errorsWhileComputingFlags": errors_while_computing}
         else:
             # featureFlags/featureFlagPayloads beside flags: posthog-js's getRemoteConfigPayload reads them.
-            body = {"flags": {k: flag_detail(r) for k, r in results.items()},
+            # Fragments: the same bytes as the detail dicts, without rebuilding them each request.
+            body = {"flags": {k: _detail_json(r) for k, r in results.items()},
                     "errorsWhileComputingFlags": errors_while_computing,
                     "featureFlags": values, "featureFlagPayloads": payloads}
     body["requestId"] = request_id

@@ -36,6 +36,17 @@ def _failed(result, code, description):
 
 def _excluded(project, runtime, contexts, survey_only):
     """Flags the request may not see (6.4): other runtime, no matching evaluation tag, non-survey."""
+    if not contexts and not survey_only:
+        # The common request: the answer depends on the runtime alone, so compute it once per definitions.
+        key = ("excluded", runtime)
+        cached = project.memo.get(key)
+        if cached is None:
+            cached = project.memo[key] = frozenset(_excluded_now(project, runtime, contexts, survey_only))
+        return cached
+    return _excluded_now(project, runtime, contexts, survey_only)
+
+
+def _excluded_now(project, runtime, contexts, survey_only):
     out = set()
     for key, row in project.by_key.items():
         if not runtime_allows(row["evaluation_runtime"], runtime):
@@ -72,8 +83,11 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
         return Evaluation({}, False)
     errors = False
     excluded = _excluded(project, runtime, req.evaluation_contexts, survey_only)
-    wanted = (set(compiled.flags) if req.flag_keys is None
-              else with_dependencies(compiled, req.flag_keys)) - excluded
+    # Only continuity and static-cohort flags need the set of flags this request evaluates.
+    wanted = frozenset()
+    if project.continuity or project.static_flags:
+        wanted = (set(compiled.flags) if req.flag_keys is None
+                  else with_dependencies(compiled, req.flag_keys)) - excluded
     distinct_id = req.distinct_id or ""
     failed: dict[str, tuple[str, str]] = {}
 

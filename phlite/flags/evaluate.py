@@ -51,6 +51,9 @@ class FlagResult:
     failed: bool = False  # evaluation impossible (e.g. deleted cohort): enabled is false
     error: str | None = None  # a filter failed (regex timeout) and was taken as false
     name: str | None = None  # the flag's description (its `name` column), for metadata
+    # Scratch space for consumers: forms derived from this immutable result (its serialised v2
+    # detail), kept with it because evaluate() reuses results across requests. Never copied by replace().
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def value(self) -> bool | str:

@@ -17,6 +17,7 @@ INITIAL_SOURCES = (
     "qclid", "sccid",
 )  # fmt: skip
 _INITIAL_NAMES = tuple((source, "$initial_" + source.lstrip("$")) for source in INITIAL_SOURCES)
+_INITIAL_OF = dict(_INITIAL_NAMES)
 
 
 def person_props_for_flags(stored: dict | None, overrides: dict | None, distinct_id: str) -> dict:
@@ -30,6 +31,13 @@ def person_props_for_flags(stored: dict | None, overrides: dict | None, distinct
         props["distinct_id"] = distinct_id
     if overrides:
         props.update(overrides)
+    if len(props) < len(_INITIAL_NAMES):
+        # Usually fewer properties than sources: walk the properties (the result is the same dict).
+        for source in [k for k in props if k in _INITIAL_OF]:
+            initial = _INITIAL_OF[source]
+            if initial not in props:
+                props[initial] = props[source]
+        return props
     for source, initial in _INITIAL_NAMES:
         if initial not in props and source in props:
             props[initial] = props[source]
