@@ -20,7 +20,7 @@ from datetime import datetime
 import orjson
 
 from phlite import errors
-from phlite.normalize import normalize_event
+from phlite.normalize import Request, normalize_event
 from phlite.store import DatabaseError
 from phlite.store.events import event_row
 
@@ -298,13 +298,17 @@ class Writer:
         drops = collections.Counter()
         for position, payload in items:
             rec = orjson.loads(self._payload(position, payload))
-            sent_at = datetime.fromisoformat(rec["s"]) if rec.get("s") else None
+            request = Request(rec["t"], datetime.fromisoformat(rec["s"]) if rec.get("s") else None,
+                              rec.get("ip"), rec.get("k") or "")
+            kept = by_project[rec["p"]]
             for raw in rec["e"]:
-                ev = normalize_event(raw, now_ms=rec["t"], sent_at=sent_at, ip=rec.get("ip"), token=rec.get("k") or "")
+                ev = normalize_event(raw, request=request)
                 if isinstance(ev, str):
                     drops[ev] += 1
                 else:
-                    by_project[rec["p"]].append(ev)
+                    kept.append(ev)
+            if not kept:  # every event dropped: no processor call for the project
+                del by_project[rec["p"]]
         stored = 0
         with self.store.transaction():
             for project_id, events in by_project.items():

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phlite.config import environ_get
-from phlite.normalize import Event, normalize_event, parse_timestamp, uuid7
+from phlite import normalize
+from phlite.normalize import Event, Request, normalize_event, parse_timestamp, uuid7
 
 UTC = timezone.utc
 NOW = datetime(2023, 1, 1, 12, tzinfo=UTC)
@@ -144,6 +145,37 @@ def test_year_zero_parses():
     assert parse_timestamp("0000-01-01T00:00:00Z") == -62_167_219_200_000
 
 
+# The writer's fast path for SDK timestamps (datetime.fromisoformat) must agree with parse_timestamp.
+EDGE_ISO = [
+    "2026-01-01T00:00:00.123456+00:00", "2026-01-01T00:00:00.123Z", "2026-01-01T00:00:00+00:00",
+    "2026-01-01T00:00:00Z", "2023-01-01T11:00:00.9999999Z", "1969-12-31T23:59:59.9995Z", "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-05:00",
+    "0000-01-01T00:00:00Z", "2016-12-31T23:59:60Z", "2023-02-29T00:00:00Z", "2023-01-01T24:00:00Z",
+    "2023-01-01T11:00:00+05:60", "2023-01-01T11:00:00+24:00", "2023-01-01T11:00:00+23:59", "2023-01-01T11:00:00.Z",
+    "2023-01-01T11:00:00z", "2023-01-01T11:00:00+00:00:30", "2023-01-01T11", "2023-01-01", "20230101T110000Z",
+    " 2023-01-01T11:00:00Z ", "2023-W01-1T00:00:00Z", "2023-01-01X11:00:00Z", "2023-01-01T11:00:00+0530",
+    "٢٠٢٣-01-01T11:00:00Z",
+]
+
+
+@pytest.mark.parametrize("value", [v for v, _ in FORMATS if isinstance(v, str)] + EDGE_ISO)
+def test_sdk_timestamp_fast_path_agrees(value, monkeypatch):
+    assert normalize._parse_sdk_iso(value) in (None, parse_timestamp(value))
+    fast = [norm(timestamp=value, sent_at=s).timestamp for s in (None, NOW)]
+    monkeypatch.setattr(normalize, "_parse_sdk_iso", lambda text: None)
+    assert fast == [norm(timestamp=value, sent_at=s).timestamp for s in (None, NOW)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(normalize._SDK_ISO, fullmatch=True)
+       | st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat())
+       | st.datetimes(timezones=st.just(UTC)).map(
+           lambda d: d.isoformat(timespec="milliseconds").replace("+00:00", "Z")))
+def test_sdk_timestamp_fast_path_agrees_on_generated(value):
+    fast = normalize._parse_sdk_iso(value)
+    assert fast is None or fast == parse_timestamp(value)
+
+
 # -- 2.2 uuid --------------------------------------------------------------------------------------------
 
 V4 = "8a6f0b3c-52d1-4e3e-9b4c-0c1f2e3d4a5b"
@@ -159,6 +191,12 @@ V4 = "8a6f0b3c-52d1-4e3e-9b4c-0c1f2e3d4a5b"
 ])
 def test_valid_client_uuid_is_kept_canonical(value, expected):
     assert norm(uuid=value).uuid == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.uuids(), st.sampled_from([str, lambda u: str(u).upper(), lambda u: u.hex, lambda u: f"{{{u}}}"]))
+def test_client_uuid_fast_path_is_canonical(value, form):
+    assert norm(uuid=form(value)).uuid == str(value)
 
 
 @pytest.mark.parametrize("fields", [{}, {"uuid": None}, {"uuid": ""}])
@@ -314,8 +352,14 @@ RAW = st.one_of(JSON, st.fixed_dictionaries({}, optional={
 @given(RAW, st.none() | st.datetimes(timezones=st.just(UTC)), st.none() | st.text(max_size=5))
 def test_fuzz_never_raises(raw, sent_at, ip):
     result = normalize_event(raw, now_ms=NOW_MS, sent_at=sent_at, ip=ip)
+    again = normalize_event(copy.deepcopy(raw), Request(NOW_MS, sent_at, ip))  # as the writer calls it
     if isinstance(result, str):
+        assert again == result
         return
+    if result.uuid != again.uuid:  # a fresh uuid7 each call
+        assert "uuid" not in raw or raw["uuid"] in (None, "")
+        again.uuid = result.uuid
+    assert again == result
     assert str(uuid.UUID(result.uuid)) == result.uuid
     assert result.event and len(result.event) <= 200
     assert result.distinct_id and len(result.distinct_id) <= 200 and "\x00" not in result.distinct_id
