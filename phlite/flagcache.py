@@ -120,7 +120,7 @@ class FlagCache:
         self._store = store
         self._lock = threading.Lock()
         self._projects: dict[int, ProjectFlags] = {}
-        self._group_types: dict[int, dict] = {}
+        self._group_types: dict[int, tuple] = {}  # pid -> ({index: name}, frozenset of names)
         self._definitions: dict[int, tuple] = {}  # pid -> (generation, mapping items, body, etag)
 
     def project(self, project_id) -> ProjectFlags:
@@ -145,14 +145,15 @@ class FlagCache:
 
     def group_types(self, project_id, names=()) -> dict:
         """{group type index: name}; re-read from the store if any of `names` is unknown."""
-        mapping = self._group_types.get(project_id)
-        if mapping is None or any(n not in mapping.values() for n in names):
-            mapping = self.refresh_group_types(project_id)
-        return mapping
+        cached = self._group_types.get(project_id)
+        if cached is None or not cached[1].issuperset(names):
+            return self.refresh_group_types(project_id)
+        return cached[0]
 
     def refresh_group_types(self, project_id) -> dict:
         mapping = dict(self._store.group_type_mapping(project_id))
-        self._group_types[project_id] = mapping
+        # With the set of names, so the per-request "all names known?" test is one issuperset().
+        self._group_types[project_id] = (mapping, frozenset(mapping.values()))
         return mapping
 
     def definitions(self, project_id) -> tuple[bytes, str]:

@@ -358,12 +358,14 @@ def flag_detail(result) -> dict:
     return detail
 
 
-def _detail_json(result):
-    """flag_detail(result) as pre-serialised JSON, built once per (reused, immutable) FlagResult."""
-    fragment = result.memo.get("v2")
-    if fragment is None:
-        fragment = result.memo["v2"] = orjson.Fragment(orjson.dumps(flag_detail(result)))
-    return fragment
+def _v2_parts(result):
+    """(value, payload if enabled, flag_detail as pre-serialised JSON) of one result: built once per
+    FlagResult, which evaluate() reuses across requests (results are immutable)."""
+    parts = result.memo.get("v2")
+    if parts is None:
+        payload = result.payload if result.enabled else None
+        parts = result.memo["v2"] = (_value(result), payload, orjson.Fragment(orjson.dumps(flag_detail(result))))
+    return parts
 
 
 def _value(result):
@@ -378,18 +380,22 @@ def shape_response(shape: str, results: dict, errors_while_computing: bool, requ
         body = {"featureFlags": [k for k, r in results.items() if r.enabled]}
     elif shape == DECIDE_V2:
         body = {"featureFlags": {k: _value(r) for k, r in results.items() if r.enabled}}
-    else:
+    elif shape == LEGACY:
         values = {k: _value(r) for k, r in results.items()}
         payloads = {k: r.payload for k, r in results.items() if r.enabled and r.payload is not None}
-        if shape == LEGACY:
-            body = {"featureFlags": values, "featureFlagPayloads": payloads,
-                    "errorsWhileComputingFlags": errors_while_computing}
-        else:
-            # featureFlags/featureFlagPayloads beside flags: posthog-js's getRemoteConfigPayload reads them.
-            # Fragments: the same bytes as the detail dicts, without rebuilding them each request.
-            body = {"flags": {k: _detail_json(r) for k, r in results.items()},
-                    "errorsWhileComputingFlags": errors_while_computing,
-                    "featureFlags": values, "featureFlagPayloads": payloads}
+        body = {"featureFlags": values, "featureFlagPayloads": payloads,
+                "errorsWhileComputingFlags": errors_while_computing}
+    else:
+        flags, values, payloads = {}, {}, {}
+        for k, r in results.items():
+            # The detail is an orjson.Fragment: the same bytes as flag_detail's dict, built once per result.
+            value, payload, flags[k] = _v2_parts(r)
+            values[k] = value
+            if payload is not None:
+                payloads[k] = payload
+        # featureFlags/featureFlagPayloads beside flags: posthog-js's getRemoteConfigPayload reads them.
+        body = {"flags": flags, "errorsWhileComputingFlags": errors_while_computing,
+                "featureFlags": values, "featureFlagPayloads": payloads}
     body["requestId"] = request_id
     body["evaluatedAt"] = evaluated_at
     if config is not None:

@@ -279,7 +279,8 @@ def _conditions(flag: Flag, ctx: Context, env: Env, groups):
                 if best <= 3:
                     best, best_index = 3, condition.index
                 continue
-        return True, condition.variant or _variant(flag, bucket), "condition_match", condition.index
+        variant = condition.variant or (_variant(flag, bucket) if flag.variants else None)
+        return True, variant, "condition_match", condition.index
     return False, None, _BY_SCORE[best], best_index
 
 
