@@ -231,12 +231,11 @@ class FlagRequest:
     evaluation_contexts: list | None = None
 
 
-def _field(obj: dict, *names):
-    for name in names:
-        value = obj.get(name)
-        if value is not None:
-            return value
-    return None
+def _field(obj: dict, name, alias=None):
+    value = obj.get(name)
+    if value is None and alias is not None:
+        return obj.get(alias)
+    return value
 
 
 def _expect(value, kind, name):
@@ -259,7 +258,9 @@ def _id_text(value, name) -> str | None:
 
 def parse_flags_request(obj: dict) -> FlagRequest:
     """Read a decoded /flags body; token and distinct_id presence are checked by the caller."""
-    token = _field(obj, "token", "api_key", "$token")
+    token = _field(obj, "token", "api_key")
+    if token is None:
+        token = obj.get("$token")
     if token is not None and not isinstance(token, str):
         token = None
     distinct_id = _id_text(_field(obj, "distinct_id", "$distinct_id"), "distinct_id")
