@@ -97,12 +97,12 @@ def normalize_event(
         props["$ip"] = client_ip
     if request.sent_at_iso is not None:
         props["$sent_at"] = request.sent_at_iso
-    return Event(
-        uuid=_uuid(raw.get("uuid"), request.now_ms, request.token),
-        event=name[:MAX_NAME_CHARS],
-        distinct_id=distinct_id,
-        properties=props,
-        timestamp=_timestamp(raw, props, request.now_ms, request.sent_at_ms),
+    return Event(  # uuid, event, distinct_id, properties, timestamp: positional, half the cost of keywords
+        _uuid(raw.get("uuid"), request.now_ms, request.token),
+        name[:MAX_NAME_CHARS],
+        distinct_id,
+        props,
+        _timestamp(raw, props, request.now_ms, request.sent_at_ms),
     )
 
 
@@ -140,7 +140,8 @@ def uuid7(now_ms: int) -> str:
         | 0b10 << 62
         | rand & ((1 << 62) - 1)
     )
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # str(uuid.UUID(int=value)), without building the UUID
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _uuid(value, now_ms: int, token: str) -> str:

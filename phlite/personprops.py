@@ -23,7 +23,9 @@ _SERVER_SKIPPED = frozenset({"$os", "$os_version"})  # newest PostHog skips thes
 
 # Mixpanel /engage operations, as phlite.ingest places them in properties.
 MIXPANEL_OPS = ("$mp_add", "$mp_append", "$mp_union", "$mp_remove")
-_PERSON_KEYS = ("$set", "$set_once", "$unset", "$mp_delete", *MIXPANEL_OPS)
+_PERSON_KEYS = frozenset({"$set", "$set_once", "$unset", "$mp_delete", *MIXPANEL_OPS})
+# Any of these in an event's properties may change its person (has_person_changes).
+PERSON_CHANGE_KEYS = _AUTO_SET | _PERSON_KEYS
 
 # 2.7: distinct ids that never take part in a merge.
 _ILLEGAL_ANY_CASE = {"anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email",
@@ -184,10 +186,6 @@ def has_person_changes(ev) -> bool:
     """Whether an event may change its person's properties (explicit keys or 2.4 automatic ones)."""
     if ev.event == "$groupidentify":  # never touches person properties (3.3)
         return False
-    props = ev.properties
-    if ev.event not in NO_AUTO_PROPERTIES and not _AUTO_SET.isdisjoint(props):
-        return True
-    for k in _PERSON_KEYS:
-        if k in props:
-            return True
-    return False
+    if ev.event in NO_AUTO_PROPERTIES:
+        return not _PERSON_KEYS.isdisjoint(ev.properties)
+    return not PERSON_CHANGE_KEYS.isdisjoint(ev.properties)

@@ -12,8 +12,8 @@ import collections
 import logging
 
 from phlite.normalize import uuid7
-from phlite.personprops import (apply_mixpanel, apply_updates, has_person_changes, is_illegal_id,
-                                 merge_other_id, person_updates, unset_keys)
+from phlite.personprops import (PERSON_CHANGE_KEYS, apply_mixpanel, apply_updates, has_person_changes,
+                                 is_illegal_id, merge_other_id, person_updates, unset_keys)
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,11 @@ class _Batch:
                 lookups.add(ev.distinct_id)
                 kept.append((ev, False, None, False))
                 continue
+            if ev.event[:1] != "$" and PERSON_CHANGE_KEYS.isdisjoint(props):
+                # Most events: no merge (those are $-events), no person change: only the person id.
+                lookups.add(ev.distinct_id)
+                kept.append((ev, True, None, False))
+                continue
             if ev.event == "$groupidentify":
                 for k in ("$set", "$set_once", "$unset"):
                     props.pop(k, None)
@@ -198,9 +203,17 @@ class _Batch:
         self._load(wanted)
 
         out = []
+        ids = self.ids
         for ev, processed, other, changes in kept:
             if not processed:
-                ev.person_id = self.ids.get(ev.distinct_id)
+                ev.person_id = ids.get(ev.distinct_id)
+                out.append(ev)
+                continue
+            if other is None and not changes:  # the common case, short: the person's id, created if new
+                pid = ids.get(ev.distinct_id)
+                ev.person_id = self._create(ev.distinct_id, ev.timestamp).id if pid is None else pid
+                if "$groups" in ev.properties or ev.event == "$groupidentify":
+                    self._groups(ev)
                 out.append(ev)
                 continue
             person = None

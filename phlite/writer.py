@@ -22,7 +22,7 @@ import orjson
 from phlite import errors
 from phlite.normalize import Request, normalize_event
 from phlite.store import DatabaseError
-from phlite.store.events import event_row
+from phlite.store.events import event_rows
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ class Writer:
             for project_id, events in by_project.items():
                 for processor in self.processors:
                     events = processor(self.store, project_id, events, now_ms)
-                stored += self.store.insert_event_rows([event_row(project_id, ev, now_ms) for ev in events])
+                stored += self.store.insert_event_rows(event_rows(project_id, events, now_ms))
             self.store.set_spool_position(items[-1][0])
         self.stored += stored
         if drops:

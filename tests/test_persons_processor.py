@@ -92,6 +92,22 @@ def test_plain_events_of_known_persons_cost_no_sql(store):
                                           for i in range(50)}
 
 
+def test_plain_events_take_the_short_path_only_without_person_keys(store):
+    # Events not named $... and with no person keys skip the merge and change checks; any key that may
+    # change a person (explicit, Mixpanel or 2.4 automatic) or attach a group still takes the full path.
+    proc = PersonProcessor()
+    out = proc(store, store.project_id, events(
+        ev("plain", "a", plan="x"), ev("plain", "b", **{"$set": {"k": 1}}), ev("plain", "c", **{"$browser": "Firefox"}),
+        ev("plain", "d", **{"$groups": {"company": "acme"}}),
+        ev("plain", "a", **{"$mp_engage": True, "$mp_add": {"n": 2}}),
+        ev("plain", "e", **{"$process_person_profile": True})), NOW)
+    person = lambda d: store.get_person_by_distinct_id(store.project_id, d)  # noqa: E731
+    assert [e.person_id for e in out] == [person(d)["id"] for d in "abcdae"]
+    assert person("a")["properties"] == {"n": 2} and person("b")["properties"] == {"k": 1}
+    assert person("c")["properties"] == {"$browser": "Firefox", "$initial_browser": "Firefox"}
+    assert out[3].properties["$group_0"] == "acme" and person("e")["properties"] == {}
+
+
 def test_property_changes_are_written_once_per_person_per_batch(store):
     PersonProcessor()(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(10)]), NOW)
     proc, rec = PersonProcessor(), Recorder(store)  # a cold cache: one lookup query
