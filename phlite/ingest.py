@@ -110,7 +110,10 @@ def decode_request(
         )
     if not items:
         raise errors.BadRequest("request holds no event", code="empty_batch")
-    events = [_convert(item, endpoint) for item in items if isinstance(item, dict)]
+    if endpoint in ("engage", "groups"):
+        events = [_convert(item, endpoint) for item in items if isinstance(item, dict)]
+    else:  # _convert changes nothing elsewhere
+        events = [item for item in items if isinstance(item, dict)]
     if not events:
         raise errors.BadRequest("failed to parse request: no event is a JSON object", code="invalid_payload")
 

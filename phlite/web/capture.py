@@ -40,10 +40,10 @@ def resolve_project(store, token, project_id):
 def register(app, services):
     config, store, writer = services.config, services.store, services.writer
 
-    def ingest_request():
+    def ingest_request(method):
         req = bottle.request
         path = req.path
-        post = req.method == "POST"
+        post = method == "POST"
         writer.refuse_if_full(req.content_length if post else 0)
         limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
         body = read_body(limit) if post else b""
@@ -65,17 +65,19 @@ def register(app, services):
         return payload
 
     def posthog_capture():
-        if bottle.request.method == "OPTIONS":
+        method = bottle.request.method
+        if method == "OPTIONS":
             return preflight() if is_preflight() else OK
-        ingest_request()
+        ingest_request(method)
         return OK
 
     def mixpanel_capture():
-        if bottle.request.method == "OPTIONS":
+        method = bottle.request.method
+        if method == "OPTIONS":
             return preflight() if is_preflight() else OK
         # Errors stay JSON even without verbose: any body but `1` is a failure to
         # mixpanel-node, and the status code tells the rest.
-        payload = ingest_request()
+        payload = ingest_request(method)
         if payload.verbose or query().get("verbose") == "1":
             return {"status": 1, "error": None}
         bottle.response.content_type = "text/plain"
