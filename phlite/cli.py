@@ -134,13 +134,19 @@ def serve(config):
     )
 
     def stop(signum, frame):
+        # Once: a second Ctrl-C must not cut the drain short (kill -9 is the hard stop,
+        # and loses nothing either: the spool is replayed at the next start).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"phlite {__version__} listening on http://{config.host}:{server.effective_port}"
-          f" (data in {config.data_dir})", flush=True)
     try:
+        # Announce readiness inside the try: a SIGTERM that arrives right after the line
+        # (a supervisor or a test reacting to it) must still run the drain below.
+        print(f"phlite {__version__} listening on http://{config.host}:{server.effective_port}"
+              f" (data in {config.data_dir})", flush=True)
         server.run()
     except SystemExit:
         pass

@@ -56,6 +56,11 @@ def _queue_full():
     return errors.Unavailable("Ingestion queue is full; retry shortly.", retry_after=1)
 
 
+# On shutdown, how long the writer keeps retrying a store that refuses writes (a passing
+# lock, say) before it leaves the rest in the spool for the next start.
+STOP_RETRY_SECONDS = 5
+
+
 class _Call:
     def __init__(self, fn):
         self.fn = fn
@@ -203,6 +208,7 @@ class Writer:
         return items
 
     def _run(self):
+        failing_since = None
         while True:
             with self.cond:
                 while not self.queue and not self.stopping:
@@ -210,9 +216,23 @@ class Writer:
                 if not self.queue:
                     return
                 items = self._take()
-            if not self._process(items) and self.stopping:
-                # Stopping while the store refuses writes: the queued records are in the spool
-                # and are stored at the next start; do not hold the shutdown for stop()'s timeout.
+            try:
+                ok = self._process(items)
+            except Exception:
+                # Nothing may end this thread while records wait: requests would still be
+                # acknowledged (spooled) but never stored until a restart. Log and retry.
+                log.exception("writer error; retrying")
+                ok = False
+                with self.cond:
+                    self.cond.wait(self.retry_delay)
+            if ok:
+                failing_since = None
+                continue
+            failing_since = failing_since or time.monotonic()
+            if self.stopping and time.monotonic() - failing_since > STOP_RETRY_SECONDS:
+                # Stopping while the store keeps refusing writes: the queued records are in the
+                # spool and are stored at the next start; do not hold the shutdown for long.
+                log.warning("stopping with %d requests not stored; they stay in the spool", len(self.queue))
                 return
 
     def _drain_inline(self):

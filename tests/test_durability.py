@@ -91,3 +91,20 @@ def test_sigterm_drains_and_exits_0(tmp_path):
     assert srv.terminate() == 0
     stored = stored_uuids(tmp_path)
     assert sorted(stored) == sorted(acked) and len(acked) == len(sent) == 4000
+
+
+def test_sigterm_right_after_the_listening_line_still_drains(tmp_path):
+    """A supervisor may signal as soon as phlite says it listens, while the writer is busy
+    replaying a spool: the drain must still run (it once did not: the signal landed before
+    the try/finally that drains)."""
+    admin(tmp_path, "project", "create", "p", "--json")
+    token = admin(tmp_path, "project", "list", "--json")[0]["api_token"]
+    acked = []
+    for _ in range(3):
+        srv = Subprocess(tmp_path)
+        # Killed while the writer is behind: the next start has a long spool tail to replay.
+        acked += load(srv.url, token, kill_at=20000, on_kill=srv.kill, max_requests=400, batch=100)[1]
+        srv.kill()
+        srv = Subprocess(tmp_path)
+        assert srv.terminate() == 0
+        assert set(acked) <= set(stored_uuids(tmp_path))
