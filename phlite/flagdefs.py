@@ -150,15 +150,22 @@ def check_filters(filters: dict, flag_id, flag_key: str, cohort_ids: set, flags:
     graph = {f["key"]: _dependency_keys(f["filters"], {**by_id, str(flag_id): flag_key}, keys | {flag_key})
              for f in others}
     graph[flag_key] = _dependency_keys(filters, by_id, keys)
-    seen, stack = set(), list(graph[flag_key])
+    if _reaches_itself(graph, flag_key):
+        raise _bad("Invalid filters: this flag would depend on itself (circular flag dependency).", "filters",
+                   code="circular_dependency")
+
+
+def _reaches_itself(graph, start):
+    """Whether following graph's edges from start leads back to start."""
+    seen, stack = set(), list(graph[start])
     while stack:
-        key = stack.pop()
-        if key == flag_key:
-            raise _bad("Invalid filters: this flag would depend on itself (circular flag dependency).", "filters",
-                       code="circular_dependency")
-        if key not in seen:
-            seen.add(key)
-            stack.extend(graph.get(key, ()))
+        node = stack.pop()
+        if node == start:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(graph.get(node, ()))
+    return False
 
 
 def flag_json(row: dict) -> dict:
@@ -312,15 +319,9 @@ def clean_cohort(body: dict, current: dict | None, cohorts: dict) -> tuple[dict,
 def _check_cohort_cycle(cohort_id, filters, cohorts):
     graph = {cid: set(cohort_refs(c["filters"].get("properties"))) for cid, c in cohorts.items()}
     graph[cohort_id] = set(cohort_refs(filters.get("properties")))
-    seen, stack = set(), list(graph[cohort_id])
-    while stack:
-        cid = stack.pop()
-        if cid == cohort_id:
-            raise _bad("Invalid filters: this cohort would contain itself (circular cohort reference).", "filters",
-                       code="circular_dependency")
-        if cid not in seen:
-            seen.add(cid)
-            stack.extend(graph.get(cid, ()))
+    if _reaches_itself(graph, cohort_id):
+        raise _bad("Invalid filters: this cohort would contain itself (circular cohort reference).", "filters",
+                   code="circular_dependency")
 
 
 def cohort_json(row: dict, count: int | None = None) -> dict:
