@@ -520,9 +520,9 @@ def scenario_writer_alone(work, seconds_cap=20):
     """Diagnostic: phlite's writer storing the /batch events in process, no HTTP and no other
     thread: normalisation, person processing and the inserts, one group commit at a time."""
     from phlite.config import Config
-    from phlite.services import open_services
+    from phlite.app import open_app
 
-    svc = open_services(Config(data_dir=work / "writer-alone"), start_writer=False)
+    svc = open_app(Config(data_dir=work / "writer-alone"), start_writer=False)
     try:
         with svc.store.db.connection_context():
             project = svc.store.create_project("bench")
@@ -530,12 +530,12 @@ def scenario_writer_alone(work, seconds_cap=20):
         n_batches = 300
         for _ in range(n_batches):
             events = [python_event(i, str(uuid.uuid4()), f"user-{rng.randint(1, 10000)}") for i in range(100)]
-            svc.writer.submit(project["id"], events, sent_at=NOW, ip="127.0.0.1", token=project["api_token"])
+            svc.ingestion.writer.submit(project["id"], events, sent_at=NOW, ip="127.0.0.1", token=project["api_token"])
         t0 = time.perf_counter()
         with svc.store.db.connection_context():
-            svc.writer.flush(seconds_cap)
+            svc.ingestion.flush(seconds_cap)
         elapsed = time.perf_counter() - t0
-        return {"events": svc.writer.stored, "events_per_s": svc.writer.stored / elapsed}
+        return {"events": svc.ingestion.writer.stored, "events_per_s": svc.ingestion.writer.stored / elapsed}
     finally:
         svc.close()
 

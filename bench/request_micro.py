@@ -29,7 +29,7 @@ import bare_app  # noqa: E402
 from bench import FLAG_USER, GROUP_PROPERTIES, NOW, PERSON_PROPERTIES, flag_definitions, js_event  # noqa: E402
 
 from phlite.config import Config  # noqa: E402
-from phlite.services import open_services  # noqa: E402
+from phlite.app import open_app  # noqa: E402
 from phlite.web import create_app  # noqa: E402
 
 BROWSER_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -65,7 +65,7 @@ class Call:
 
 
 def setup(tmp):
-    services = open_services(Config(data_dir=Path(tmp)), start_writer=False)
+    services = open_app(Config(data_dir=Path(tmp)), start_writer=False)
     app = create_app(services)
     store = services.store
     project = store.create_project("bench")
@@ -88,7 +88,7 @@ def setup(tmp):
     status, out = Call("POST", "/batch/", orjson.dumps({"api_key": token, "batch": events}),
                        {"Content-Type": "application/json"})(app)
     assert status.startswith("200"), (status, out)
-    services.writer.flush()
+    services.ingestion.flush()
     cohort = api("POST", "/api/projects/@p/cohorts/", {
         "name": "Germany and France",
         "filters": {"properties": {"type": "OR", "values": [{"type": "AND", "values": [
@@ -132,7 +132,7 @@ def main():
         status, out = capture(app)
         assert status.startswith("200"), (status, out)
         bare_app.FLAGS_RESPONSE = flags_answer  # the baseline answers the same bytes
-        drain = services.writer.flush
+        drain = services.ingestion.flush
         for call in (capture, flags):  # warm up (caches, first compile)
             for _ in range(200):
                 call(app)

@@ -24,7 +24,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # bench/bench.py as `bench`, and p
 
 from bench import NOW, python_event  # noqa: E402
 from phlite.config import Config  # noqa: E402
-from phlite.services import open_services  # noqa: E402
+from phlite.app import open_app  # noqa: E402
 from phlite.store import Store  # noqa: E402
 from phlite.store.db import PRAGMAS  # noqa: E402
 from phlite.store.events import INSERT_EVENT  # noqa: E402
@@ -43,22 +43,22 @@ def requests(n_events, seed=7):
 
 def run_writer(work, batches, profile=False):
     """(wall, CPU) seconds for writer.flush() to store every submitted event; also the stored rows."""
-    svc = open_services(Config(data_dir=work, queue_max_bytes=1 << 31), start_writer=False)
+    svc = open_app(Config(data_dir=work, queue_max_bytes=1 << 31), start_writer=False)
     try:
         with svc.store.db.connection_context():
             project = svc.store.create_project("bench")
         for events in batches:
-            svc.writer.submit(project["id"], events, sent_at=NOW, ip="127.0.0.1", token=project["api_token"])
+            svc.ingestion.writer.submit(project["id"], events, sent_at=NOW, ip="127.0.0.1", token=project["api_token"])
         prof = cProfile.Profile() if profile else None
         t0, c0 = time.perf_counter(), time.thread_time()
         with svc.store.db.connection_context():
             if prof:
                 prof.enable()
-            assert svc.writer.flush(600)
+            assert svc.ingestion.flush(600)
             if prof:
                 prof.disable()
         elapsed = time.perf_counter() - t0, time.thread_time() - c0
-        assert svc.writer.stored == sum(map(len, batches)), (svc.writer.stored, dict(svc.writer.dropped))
+        assert svc.ingestion.writer.stored == sum(map(len, batches)), (svc.ingestion.writer.stored, dict(svc.ingestion.writer.dropped))
         with svc.store.db.connection_context():
             rows = svc.store.db.execute_sql(
                 "SELECT project_id, uuid, event, distinct_id, properties, timestamp, created_at, person_id"

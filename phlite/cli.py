@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 
 from phlite import __version__, config as configmod
 
@@ -26,7 +27,7 @@ def _settings_parser():
     parent = argparse.ArgumentParser(add_help=False)
     for s in configmod.SETTINGS:
         parent.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=argparse.SUPPRESS, metavar=s.name.upper(),
-                            help=f"{s.help} (env {configmod.env_name(s.name)}, default {s.default})")
+                            help=f"{s.help} (env {configmod.env_name(s.name)}, default {s.shown})")
     return parent
 
 
@@ -68,10 +69,10 @@ def _print(obj, as_json, text):
 
 
 def run_admin(args, config):
-    # Admin commands open the store directly (SQLite lets them run beside the server).
-    from phlite.store import Store
+    # Admin commands open the store alone (SQLite lets them run beside the server).
+    from phlite.app import open_store
 
-    store = Store(config.db_path)
+    store = open_store(config)
     try:
         if args.command == "project" and args.action == "list":
             rows = [{"id": p["id"], "name": p["name"], "api_token": p["api_token"]} for p in store.list_projects()]
@@ -99,14 +100,14 @@ def run_admin(args, config):
         store.close()
 
 
-def first_start(services):
+def first_start(app):
     """On an empty data dir: create the default project and a personal key, and say how to use them."""
-    store = services.store
+    store = app.store
     if store.list_projects():
         return
     project = store.create_project("Default project")
     key = store.create_personal_key("created on first start")
-    cfg = services.config
+    cfg = app.config
     url = f"http://{cfg.host}:{cfg.port}"
     print(f"Created project 1 'Default project' with project API key {project['api_token']}", flush=True)
     print(f"Created personal API key (shown once, store it): {key['personal_api_key']}", flush=True)
@@ -116,14 +117,13 @@ def first_start(services):
 def serve(config):
     import waitress
 
-    from phlite.services import open_services
+    from phlite.app import open_app
     from phlite.web import create_app
 
-    services = open_services(config)
-    first_start(services)
-    app = create_app(services)
+    app = open_app(config)
+    first_start(app)
     server = waitress.create_server(
-        app, host=config.host, port=config.port, threads=config.threads,
+        create_app(app), host=config.host, port=config.port, threads=config.threads,
         connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
         # waitress closes timed-out connections only on its cleanup cycle (30 s by default):
         # run it as often as the timeout, or held connections outlive it by up to 30 s.
@@ -155,17 +155,48 @@ def serve(config):
         log.info("shutting down: draining the ingestion queue")
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
-        drained = services.writer.stop()
-        services.writer.spool.close()
-        services.store.close()
+        drained = app.ingestion.stop()
+        app.store.close()
         log.info("stopped%s", "" if drained else " (undrained events stay in the spool and are stored at next start)")
     return 0
+
+
+class _EveryFewSeconds:
+    """Wraps a logger's `warning` to let a call through at most once per `seconds`, saying
+    how many it held back. (A logging.Filter would run only after the LogRecord is built,
+    and building it was the cost: ~7 us, ~10% of the GIL time of a /capture request.)"""
+
+    def __init__(self, warning, seconds):
+        self.warning = warning
+        self.seconds = seconds
+        self.next = 0.0
+        self.held = 0
+
+    def __call__(self, msg, *args, **kwargs):
+        now = time.monotonic()
+        if now < self.next:
+            self.held += 1
+            return
+        if self.held:
+            msg = f"{msg} ({self.held} similar warnings in the last {self.seconds:g} s not shown)"
+        self.next, self.held = now + self.seconds, 0
+        self.warning(msg, *args, **kwargs)
+
+
+def configure_logging(config):
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # waitress warns "Task queue depth is N" on *every* request queued behind busy threads, which is
+    # every request under a steady load of more connections than threads: formatting and writing
+    # those lines took ~16% of the I/O thread in the /capture benchmark (bench/README.md).
+    queue_log = logging.getLogger("waitress.queue")
+    if not isinstance(queue_log.warning, _EveryFewSeconds):
+        queue_log.warning = _EveryFewSeconds(queue_log.warning, 10)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = configmod.load(_flags(args))
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config)
     if args.command in (None, "serve"):
         sys.exit(serve(config))
     sys.exit(run_admin(args, config))

@@ -168,11 +168,3 @@ class FlagCache:
         etag = 'W/"' + hashlib.sha1(body).hexdigest() + '"'
         self._definitions[project_id] = (entry.generation, items, body, etag)
         return body, etag
-
-
-def flag_cache(services) -> FlagCache:
-    """The one FlagCache of a running phlite (created on first use)."""
-    cache = services.extras.get("flag_cache")
-    if cache is None:
-        cache = services.extras.setdefault("flag_cache", FlagCache(services.store))
-    return cache

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from phlite.config import Config  # noqa: E402
-from phlite.services import open_services  # noqa: E402
+from phlite.app import open_app  # noqa: E402
 from phlite.web import create_app  # noqa: E402
 
 
@@ -54,15 +54,15 @@ class InProcessServer:
         import waitress
 
         kw = {"clock": clock} if clock else {}
-        self.services = open_services(config, **kw)
-        self.app = create_app(self.services)
-        self.server = waitress.create_server(self.app, host="127.0.0.1", port=0, threads=config.threads,
+        self.app = open_app(config, **kw)
+        self.web = create_app(self.app)
+        self.server = waitress.create_server(self.web, host="127.0.0.1", port=0, threads=config.threads,
                                              channel_timeout=config.channel_timeout)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._stopping = False
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
-        self.store = self.services.store
+        self.store = self.app.store
 
     def _loop(self):
         # waitress's own run() cannot be stopped from another thread without closing
@@ -76,13 +76,13 @@ class InProcessServer:
             channel.close()
 
     def flush(self):
-        assert self.services.writer.flush(timeout=30), "writer did not catch up"
+        assert self.app.ingestion.flush(timeout=30), "writer did not catch up"
 
     def close(self):
         self._stopping = True
         self.thread.join(10)
         self.server.task_dispatcher.shutdown(timeout=5)
-        self.services.close()
+        self.app.close()
 
 
 class Project:

@@ -196,7 +196,7 @@ def send(url, method, target, headers, body, timeout=10):
 
 
 def test_fuzz_public_endpoints(server, project):
-    paths = public_paths(server.app)
+    paths = public_paths(server.web)
     counts = {"cases": 0, "2xx": 0, "4xx": 0, "waitress_4xx": 0}
     statuses = {}
     probes = []
@@ -231,7 +231,7 @@ def test_fuzz_public_endpoints(server, project):
     stored = {e["id"] for e in project.events(event="probe")}
     missing = set(probes) - stored
     assert not missing and probes
-    assert server.services.writer.failure is None
+    assert server.app.ingestion.failure is None
     record("fuzz_public_endpoints", cases=counts["cases"], answered_2xx=counts["2xx"], answered_4xx_json=counts["4xx"],
            answered_4xx_by_waitress=counts["waitress_4xx"],
            answered_5xx=0, statuses={str(k): v for k, v in sorted(statuses.items())}, public_paths=len(paths),
@@ -495,7 +495,7 @@ def test_fuzz_private_api_with_a_valid_key(server, project):
     """Random and half-valid flag and cohort definitions, and random query strings, through
     every private route with the project's own key: 2xx or JSON 4xx, never a 5xx; then
     /flags still answers for whatever was stored."""
-    routes = sorted({(r.rule, r.method) for r in server.app.routes if not r.config.get("public")})
+    routes = sorted({(r.rule, r.method) for r in server.web.routes if not r.config.get("public")})
     r = project.api("POST", "/api/projects/@project/feature_flags/", {
         "key": "base", "filters": {"groups": [{"properties": [], "rollout_percentage": 50}]}})
     values = {"project": project.id, "flag_id": r.json()["id"], "flag": "base", "cohort_id": 1,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from phlite import errors
 from phlite.config import environ_get
-from phlite.ingest import decode_request
+from phlite.ingest.wire import decode_request
 
 FORM = "application/x-www-form-urlencoded"
 TOKEN = "phc_test"
@@ -385,9 +385,9 @@ def test_engage_operations():
     assert event["event"] == "$identify" and event["distinct_id"] == "d1"
     assert event["$set"] == {"plan": "pro"} and event["$set_once"] == {"first": 1}
     assert event["timestamp"] == "2023-11-14T22:13:20.500Z"
-    assert event["properties"] == {"$unset": ["old"], "$mp_add": {"n": 2}, "$mp_append": {"l": "x"},
-                                   "$mp_union": {"u": ["a"]}, "$mp_remove": {"r": "y"}, "$ip": "1.2.3.4",
-                                   "$mp_engage": True}
+    # The event keeps what the client sent; the Mixpanel operations travel beside it.
+    assert event["properties"] == {"$unset": ["old"], "$ip": "1.2.3.4"}
+    assert p.operations == [{"$add": {"n": 2}, "$append": {"l": "x"}, "$union": {"u": ["a"]}, "$remove": {"r": "y"}}]
 
 
 @pytest.mark.parametrize("unset, expected", [(["a", "b"], ["a", "b"]), ({"a": 1}, ["a"]), ("a", ["a"]), (5, [])])
@@ -400,7 +400,8 @@ def test_engage_delete_and_browser_batch():
     objs = [{"$token": MP_TOKEN, "$distinct_id": "d1", "$delete": ""},
             {"$token": MP_TOKEN, "$distinct_id": "d2", "$set": {"company": ["acme"]}, "$device_id": "dev"}]
     p = decode("/engage/", b"data=" + quote(b64(js(objs))).encode(), content_type=FORM, query={"verbose": "1"})
-    assert p.events[0]["properties"] == {"$mp_delete": True, "$mp_engage": True}
+    assert p.events[0]["properties"] == {}
+    assert p.operations == [{"$delete": True}, {}]
     assert p.events[1]["$set"] == {"company": ["acme"]} and p.events[1]["distinct_id"] == "d2"
 
 
@@ -408,7 +409,7 @@ def test_posthog_engage_shape_is_the_same_path():
     obj = {"token": TOKEN, "distinct_id": "u9", "$set": {"a": 1}, "properties": {"x": 1}, "uuid": "u", "offset": 5}
     (event,) = decode("/engage/", js(obj)).events
     assert event == {"event": "$identify", "token": TOKEN, "distinct_id": "u9", "$set": {"a": 1}, "uuid": "u",
-                     "offset": 5, "properties": {"x": 1, "$mp_engage": True}}
+                     "offset": 5, "properties": {"x": 1}}
 
 
 def test_engage_with_bad_properties_is_left_for_the_writer_to_drop():
@@ -418,31 +419,36 @@ def test_engage_with_bad_properties_is_left_for_the_writer_to_drop():
 def test_mixpanel_node_groups_get():
     obj = {"$token": MP_TOKEN, "$group_key": "company", "$group_id": "acme", "$set": {"size": 10},
            "$set_once": {"founded": 1999}, "$unset": ["old"], "$union": {"tags": ["x"]}}
-    (event,) = decode("/groups", b"", query={"data": b64(js(obj)).decode(), "verbose": "0"}).events
+    p = decode("/groups", b"", query={"data": b64(js(obj)).decode(), "verbose": "0"})
+    (event,) = p.events
     assert event["event"] == "$groupidentify" and event["distinct_id"] == "$company_acme"
     assert event["token"] == MP_TOKEN
     assert event["properties"] == {"$group_type": "company", "$group_key": "acme", "$group_set": {"size": 10},
-                                   "$group_set_once": {"founded": 1999}, "$group_unset": ["old"],
-                                   "$mp_union": {"tags": ["x"]}, "$mp_groups": True}
+                                   "$group_set_once": {"founded": 1999}, "$group_unset": ["old"]}
+    assert p.operations == [{"$union": {"tags": ["x"]}}]
 
 
 def test_groups_numeric_id_time_and_delete():
     obj = {"$token": "t", "$group_key": "team", "$group_id": 42, "$time": 1700000000000, "$delete": ""}
-    (event,) = decode("/groups/", js([obj])).events
+    p = decode("/groups/", js([obj]))
+    (event,) = p.events
     assert event["distinct_id"] == "$team_42" and event["properties"]["$group_key"] == "42"
-    assert event["properties"]["$group_set"] == {} and event["properties"]["$mp_delete"] is True
+    assert event["properties"]["$group_set"] == {} and p.operations == [{"$delete": True}]
     assert event["timestamp"] == "2023-11-14T22:13:20.000Z"
 
 
-def test_groups_events_carry_the_mixpanel_marker():
-    # Person processing applies $mp_* group operations only to events marked as made from /groups.
-    (event,) = decode("/groups", js({"$token": "t", "$group_key": "company", "$group_id": "acme",
-                                     "$remove": {"tags": "x"}})).events
-    assert event["properties"]["$mp_groups"] is True
-    (event,) = decode("/batch/", js({"api_key": "t", "batch": [{
+def test_only_mixpanel_endpoints_carry_operations():
+    # Person processing applies Mixpanel operations only from the record's operations, which only
+    # /engage and /groups objects make; the events themselves carry no marker.
+    p = decode("/groups", js({"$token": "t", "$group_key": "company", "$group_id": "acme", "$remove": {"tags": "x"}}))
+    assert p.operations == [{"$remove": {"tags": "x"}}] and "$remove" not in p.events[0]["properties"]
+    p = decode("/batch/", js({"api_key": "t", "batch": [{
         "event": "$groupidentify", "distinct_id": "u",
-        "properties": {"$group_type": "company", "$group_key": "acme"}}]})).events
-    assert "$mp_groups" not in event["properties"]
+        "properties": {"$group_type": "company", "$group_key": "acme", "$mp_union": {"tags": ["x"]}}}]}))
+    assert p.operations is None
+    p = decode("/capture/", js({"api_key": "t", "event": "$identify", "distinct_id": "u",
+                                "properties": {"$mp_engage": True, "$mp_add": {"n": 1}}}))
+    assert p.operations is None and p.events[0]["properties"] == {"$mp_engage": True, "$mp_add": {"n": 1}}
 
 
 def test_groups_without_ids_leave_distinct_id_missing():

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phlite.config import environ_get
-from phlite import normalize
-from phlite.normalize import Event, Request, normalize_event, parse_timestamp, uuid7
+from phlite.ingest import normalize
+from phlite.ingest.normalize import Event, Request, normalize_event, parse_timestamp, uuid7
 
 UTC = timezone.utc
 NOW = datetime(2023, 1, 1, 12, tzinfo=UTC)

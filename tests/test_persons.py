@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from conftest import http
-from phlite.personprops import is_illegal_id
+from phlite.ingest.rules import is_illegal_id
 
 
 def ev(name, distinct_id, timestamp=None, **props):
@@ -575,6 +575,26 @@ def test_mixpanel_operations_only_apply_to_engage_requests(project):
     send(project, ev("$set", "u", **{"$set": {"n": 1}}))
     send(project, ev("custom", "u", **{"$mp_delete": True, "$mp_add": {"n": 5}}))
     assert person(project, "u")["properties"] == {"n": 1}
+
+
+def test_a_capture_client_setting_mp_engage_gets_no_mixpanel_semantics(project):
+    # Mixpanel operations come only from /engage and /groups bodies, beside the event, never from
+    # in-band properties: a /capture event naming `$mp_engage` is stored as sent and changes nothing.
+    send(project, ev("$set", "u", **{"$set": {"n": 1}}))
+    sent = {"$mp_engage": True, "$mp_add": {"n": 5}, "$mp_delete": True, "$mp_groups": True}
+    send(project, ev("$identify", "u", **sent))
+    assert person(project, "u")["properties"] == {"n": 1}
+    stored = next(e for e in project.events() if e["event"] == "$identify")
+    assert {k: v for k, v in stored["properties"].items() if k.startswith("$mp_")} == sent
+
+
+def test_engage_operations_are_not_stored_in_the_event(project, mixpanel):
+    mixpanel.people_set("u", {"n": 1})
+    mixpanel.people_increment("u", {"n": 2})
+    project.flush()
+    assert person(project, "u")["properties"] == {"n": 3}
+    for e in project.events():
+        assert not any(k.startswith("$mp_") for k in e["properties"]), e["properties"]
 
 
 def test_mixpanel_group_operations_only_apply_to_groups_requests(project, mixpanel):

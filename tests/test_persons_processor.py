@@ -7,8 +7,8 @@ import collections
 import pytest
 
 from conftest import http
-from phlite.normalize import normalize_event
-from phlite.persons import PersonProcessor
+from phlite.ingest.normalize import normalize_event
+from phlite.ingest.persons import PersonProcessor
 from phlite.store import Store
 
 NOW = 1_780_000_000_000
@@ -18,6 +18,12 @@ def events(*raw):
     out = [normalize_event(r, now_ms=NOW, sent_at=None, ip=None) for r in raw]
     assert not any(isinstance(e, str) for e in out), out
     return out
+
+
+def with_operations(event, **operations):
+    """An event carrying Mixpanel operations, as the writer builds it from an /engage record."""
+    event.mixpanel = operations
+    return event
 
 
 def ev(name, distinct_id, **props):
@@ -50,7 +56,7 @@ class Recorder:
         conn.set_trace_callback(self.sql.append)
         try:
             with self.store.transaction():
-                out = proc(self, project_id, evs, NOW)
+                out = proc.process(self, project_id, evs, NOW)
         finally:
             conn.set_trace_callback(None)
         return out
@@ -96,11 +102,12 @@ def test_plain_events_take_the_short_path_only_without_person_keys(store):
     # Events not named $... and with no person keys skip the merge and change checks; any key that may
     # change a person (explicit, Mixpanel or 2.4 automatic) or attach a group still takes the full path.
     proc = PersonProcessor()
-    out = proc(store, store.project_id, events(
+    batch = events(
         ev("plain", "a", plan="x"), ev("plain", "b", **{"$set": {"k": 1}}), ev("plain", "c", **{"$browser": "Firefox"}),
-        ev("plain", "d", **{"$groups": {"company": "acme"}}),
-        ev("plain", "a", **{"$mp_engage": True, "$mp_add": {"n": 2}}),
-        ev("plain", "e", **{"$process_person_profile": True})), NOW)
+        ev("plain", "d", **{"$groups": {"company": "acme"}}), ev("plain", "a"),
+        ev("plain", "e", **{"$process_person_profile": True}))
+    with_operations(batch[4], **{"$add": {"n": 2}})
+    out = proc.process(store, store.project_id, batch, NOW)
     person = lambda d: store.get_person_by_distinct_id(store.project_id, d)  # noqa: E731
     assert [e.person_id for e in out] == [person(d)["id"] for d in "abcdae"]
     assert person("a")["properties"] == {"n": 2} and person("b")["properties"] == {"k": 1}
@@ -109,7 +116,7 @@ def test_plain_events_take_the_short_path_only_without_person_keys(store):
 
 
 def test_property_changes_are_written_once_per_person_per_batch(store):
-    PersonProcessor()(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(10)]), NOW)
+    PersonProcessor().process(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(10)]), NOW)
     proc, rec = PersonProcessor(), Recorder(store)  # a cold cache: one lookup query
     rec.run(proc, store.project_id, events(*[ev("$set", f"u{i % 10}", **{"$set": {"n": i}}) for i in range(100)]))
     assert rec.calls == {"bump_txn_marker": 1, "person_ids_for": 1, "load_persons": 1, "update_persons": 1}
@@ -127,7 +134,7 @@ def test_unchanged_properties_are_not_written(store):
 def test_cache_is_bounded(store):
     proc = PersonProcessor(cache_size=10)
     for round_ in range(2):
-        out = proc(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(50)]), NOW)
+        out = proc.process(store, store.project_id, events(*[ev("e", f"u{i}") for i in range(50)]), NOW)
         assert len(proc.cache) <= 10
         assert len({e.person_id for e in out}) == 50
     assert store.db.execute_sql("SELECT COUNT(*) FROM person").fetchone()[0] == 50
@@ -135,15 +142,15 @@ def test_cache_is_bounded(store):
 
 def test_rolled_back_batch_leaves_no_stale_cache(store):
     proc = PersonProcessor()
-    proc(store, store.project_id, events(ev("e", "old")), NOW)
+    proc.process(store, store.project_id, events(ev("e", "old")), NOW)
     with pytest.raises(RuntimeError):
         with store.transaction():
             batch = events(ev("e", "new"), ev("$identify", "new", **{"$anon_distinct_id": "old"}))
-            proc(store, store.project_id, batch, NOW)
-            raise RuntimeError("the insert after the processors failed")
+            proc.process(store, store.project_id, batch, NOW)
+            raise RuntimeError("the insert after person processing failed")
     assert store.get_person_by_distinct_id(store.project_id, "new") is None
     with store.transaction():
-        out = proc(store, store.project_id, events(ev("e", "new", **{"$set": {"a": 1}})), NOW)
+        out = proc.process(store, store.project_id, events(ev("e", "new", **{"$set": {"a": 1}})), NOW)
     p = store.get_person_by_distinct_id(store.project_id, "new")
     assert p is not None and p["properties"] == {"a": 1} and out[0].person_id == p["id"]
     assert store.get_person_by_distinct_id(store.project_id, "old")["id"] != p["id"]
@@ -154,13 +161,17 @@ def test_writer_retry_after_a_failed_commit_keeps_persons_right(make_server):
     token = srv.store.create_project("p")["api_token"]
     failures = []
 
+    persons = srv.app.ingestion.persons
+    process = persons.process
+
     def fail_once(store, project_id, evs, now_ms):
+        evs = process(store, project_id, evs, now_ms)
         if not failures:
             failures.append(1)
             raise RuntimeError("simulated failure after person processing")
         return evs
 
-    srv.services.writer.processors.append(fail_once)
+    persons.process = fail_once  # fails the writer's transaction once, after person processing
     r = http("POST", srv.url + "/batch/", {"api_key": token, "batch": [ev("e", "fresh", **{"$set": {"a": 1}})]})
     assert r.status == 200
     srv.flush()

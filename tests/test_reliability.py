@@ -125,7 +125,7 @@ class Gate:
 def test_overload_answers_503_with_retry_after_then_stores_every_acknowledged_event(srv):
     s = srv(queue_max_bytes=256 * 1024)
     p = Project(s)
-    gate = Gate(s.services.writer)
+    gate = Gate(s.app.ingestion.writer)
     sent = acked = refused = 0
     acked_ids = []
     for _ in range(60):  # ~20 KB each: about 5x the queue
@@ -141,7 +141,7 @@ def test_overload_answers_503_with_retry_after_then_stores_every_acknowledged_ev
             assert r.json()["code"] == "service_unavailable"
             refused += len(ids)
     assert refused > 0 and acked > 0
-    assert s.services.writer.queued_bytes <= 256 * 1024
+    assert s.app.ingestion.writer.queued_bytes <= 256 * 1024
     # Reads and /flags keep answering while ingestion is refused.
     assert p.api("GET", "/api/projects/@project/").status == 200
     assert http("POST", p.url + "/flags/?v=2", {"token": p.token, "distinct_id": "x"}).status == 200
@@ -173,14 +173,17 @@ class PageLimit:
 
 def test_database_full_answers_503_loses_nothing_and_recovers_without_restart(srv):
     s = srv()
-    writer = s.services.writer
+    writer = s.app.ingestion.writer
     writer.retry_delay = 0.02
     p = Project(s)
     limit = PageLimit()
     con = sqlite3.connect(s.store.path)
     limit.pages = con.execute("PRAGMA page_count").fetchone()[0] + 40  # ~160 KB of room left
     con.close()
-    writer.processors.insert(0, limit)
+    persons = s.app.ingestion.persons
+    process = persons.process
+    # The page limit is set in the writer's transaction, before person processing.
+    persons.process = lambda store, pid, evs, now_ms: process(store, pid, limit(store, pid, evs, now_ms), now_ms)
     sent = acked = refused = 0
     acked_ids, identified = [], []
     # Enough data that the database must grow: the first group commits fail, the writer
@@ -218,7 +221,7 @@ def test_database_full_answers_503_loses_nothing_and_recovers_without_restart(sr
     lost = set(acked_ids) - stored
     assert not lost and len(stored) == len(acked_ids)
     assert integrity(s.store.path) == [("ok",)]
-    assert not (s.services.config.spool_dir / "rejected.log").exists(), "acknowledged requests set aside"
+    assert not (s.app.config.spool_dir / "rejected.log").exists(), "acknowledged requests set aside"
     assert person_problems(s.store.path, p.id) == []
     for k in identified:
         # A rolled-back merge retried after recovery: user-k and its anonymous id are one person.
@@ -256,7 +259,7 @@ def test_flags_answer_200_with_errors_while_computing_flags_when_the_store_fails
 
     db = s.store.db
     real = db.execute_sql
-    writer_thread = s.services.writer.thread
+    writer_thread = s.app.ingestion.writer.thread
     failures = []
 
     def failing(sql, params=None, *a, **kw):

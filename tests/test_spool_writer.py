@@ -2,10 +2,12 @@
 segment rotation and release, flush, call ordering."""
 
 import orjson
+import pytest
 
-from phlite.spool import Spool
+from phlite.ingest.persons import PersonProcessor
+from phlite.ingest.spool import Spool
 from phlite.store import Store
-from phlite.writer import Writer
+from phlite.ingest.writer import Writer
 
 
 def make(tmp_path, **kw):
@@ -37,6 +39,35 @@ def test_spool_replays_unstored_records_and_ignores_a_cut_short_tail(tmp_path):
     w2.spool.close()
     w3 = Writer(Store(tmp_path / "phlite.db"), Spool(tmp_path / "spool"))
     assert len(w3.queue) == 0
+
+
+def test_records_of_an_older_phlite_still_replay(tmp_path):
+    # Spool records written before the record had a version ("v") and operations ("m"): an upgrade
+    # must store them, with their person effects, like any other.
+    store, pid, spool, w = make(tmp_path)
+    old = {"p": pid, "t": 1_780_000_000_000, "s": "2026-05-28T12:00:00+00:00", "ip": "1.2.3.4", "k": "tok",
+           "e": [{"event": "old", "distinct_id": "d", "properties": {"$set": {"a": 1}}}]}
+    spool.append(orjson.dumps(old))
+    spool.close()
+    store2 = Store(tmp_path / "phlite.db")
+    w2 = Writer(store2, Spool(tmp_path / "spool"), persons=PersonProcessor())
+    assert len(w2.queue) == 1
+    assert w2.flush()
+    with store2.db.connection_context():
+        [row] = store2.list_events(pid, limit=10)[0]
+        assert row["event"] == "old" and orjson.loads(orjson.dumps(row["properties"]))["$ip"] == "1.2.3.4"
+        assert store2.get_person_by_distinct_id(pid, "d")["properties"] == {"a": 1}
+
+
+def test_a_record_names_its_version_and_a_newer_one_is_not_misread(tmp_path):
+    from phlite.ingest import record
+
+    data = record.encode(record.Record(1, 5, None, None, "t", [{"event": "e"}], [{"$add": {"n": 1}}]))
+    assert orjson.loads(data)["v"] == record.VERSION
+    assert record.decode(data).operations == [{"$add": {"n": 1}}]
+    newer = orjson.dumps({**orjson.loads(data), "v": record.VERSION + 1})
+    with pytest.raises(ValueError):
+        record.decode(newer)
 
 
 def test_segments_rotate_and_are_released_once_stored(tmp_path):
@@ -83,7 +114,7 @@ def test_a_record_the_writer_cannot_process_is_set_aside_not_lost(tmp_path, monk
     w.submit(pid, events(2))
     w.submit(pid, [{"event": "boom", "distinct_id": "d"}])
     w.submit(pid, events(2, "after"))
-    import phlite.writer as writer_mod
+    import phlite.ingest.batch as writer_mod
 
     real = writer_mod.normalize_event
 

@@ -1,7 +1,8 @@
 """phlite's HTTP layer: one bottle app. The only package that imports bottle.
 
-`create_app(services)` builds the app; each module of this package registers the
-routes it owns (capture, the private API, ...). Every response of the app, errors
+`create_app(app)` builds the bottle app for a running phlite (phlite.app.App); each module of
+this package registers the routes it owns (capture, the private API, ...) with `register(web, app)`
+and reaches the services only through the App. Every response of the app, errors
 included, is JSON unless a client needs otherwise (Mixpanel's bare `1`, config.js).
 """
 
@@ -14,9 +15,9 @@ from phlite.web.common import install
 ROUTE_MODULES = [capture, private, persons, flag_api, flags, browser]
 
 
-def create_app(services):
-    app = bottle.Bottle(catchall=True, autojson=False)
-    install(app, services)
+def create_app(app):
+    web = bottle.Bottle(catchall=True, autojson=False)
+    install(web)
     for module in ROUTE_MODULES:
-        module.register(app, services)
-    return app
+        module.register(web, app)
+    return web

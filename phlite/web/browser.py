@@ -77,8 +77,8 @@ def static_path(root, path):
     return target
 
 
-def register(app, services):
-    store, config = services.store, services.config
+def register(web, app):
+    store, config = app.store, app.config
 
     def project_config(token):
         project_id = store.project_for_token(token)
@@ -108,9 +108,9 @@ def register(app, services):
             raise errors.NotFound("No such static asset.")
         return bottle.static_file(target.name, root=str(target.parent))
 
-    route(app, "/array/<token>/config.js", ["GET"], config_js, public=True, slash=False)
-    route(app, "/array/<token>/config", ["GET"], config_json, public=True)
-    route(app, "/api/surveys", ["GET"], lambda: {"surveys": []}, public=True)
-    route(app, "/api/web_experiments", ["GET"], lambda: {"experiments": []}, public=True)
-    route(app, "/api/product_tours", ["GET"], lambda: {"product_tours": []}, public=True)
-    route(app, "/static/<path:path>", ["GET"], static, public=True, slash=False)
+    route(web, "/array/<token>/config.js", ["GET"], config_js, public=True, slash=False)
+    route(web, "/array/<token>/config", ["GET"], config_json, public=True)
+    route(web, "/api/surveys", ["GET"], lambda: {"surveys": []}, public=True)
+    route(web, "/api/web_experiments", ["GET"], lambda: {"experiments": []}, public=True)
+    route(web, "/api/product_tours", ["GET"], lambda: {"product_tours": []}, public=True)
+    route(web, "/static/<path:path>", ["GET"], static, public=True, slash=False)

@@ -37,14 +37,14 @@ def resolve_project(store, token, project_id):
     return pid
 
 
-def register(app, services):
-    config, store, writer = services.config, services.store, services.writer
+def register(web, app):
+    config, store, ingestion = app.config, app.store, app.ingestion
 
     def ingest_request(method):
         req = bottle.request
         path = req.path
         post = method == "POST"
-        writer.refuse_if_full(req.content_length if post else 0)
+        ingestion.refuse_if_full(req.content_length if post else 0)
         limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
         body = read_body(limit) if post else b""
         q = query()
@@ -56,12 +56,10 @@ def register(app, services):
             max_decompressed=config.max_decompressed_bytes,
         )
         project_id = resolve_project(store, payload.token, payload.project_id)
-        limiter = services.extras.get("rate_limiter")
-        if limiter is not None and payload.events:
-            limiter.check(project_id, len(payload.events))
+        if app.limiter is not None and payload.events:
+            app.limiter.check(project_id, len(payload.events))
         if payload.events:
-            writer.submit(project_id, payload.events, sent_at=payload.sent_at, ip=client_ip(config),
-                          token=payload.token or "")
+            ingestion.submit(project_id, payload, ip=client_ip(config))
         return payload
 
     def posthog_capture():
@@ -83,5 +81,5 @@ def register(app, services):
         bottle.response.content_type = "text/plain"
         return "1"
 
-    route(app, POSTHOG_PATHS, ["GET", "POST", "OPTIONS"], posthog_capture, public=True)
-    route(app, MIXPANEL_PATHS, ["GET", "POST", "OPTIONS"], mixpanel_capture, public=True)
+    route(web, POSTHOG_PATHS, ["GET", "POST", "OPTIONS"], posthog_capture, public=True)
+    route(web, MIXPANEL_PATHS, ["GET", "POST", "OPTIONS"], mixpanel_capture, public=True)

@@ -6,7 +6,6 @@ private API routes get no CORS headers at all.
 """
 
 import logging
-import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
 
@@ -123,28 +122,6 @@ def _bottle_error(status, type_, code, detail):
     return handler
 
 
-class _EveryFewSeconds:
-    """Wraps a logger's `warning` to let a call through at most once per `seconds`, saying
-    how many it held back. (A logging.Filter would run only after the LogRecord is built,
-    and building it was the cost: ~7 us, ~10% of the GIL time of a /capture request.)"""
-
-    def __init__(self, warning, seconds):
-        self.warning = warning
-        self.seconds = seconds
-        self.next = 0.0
-        self.held = 0
-
-    def __call__(self, msg, *args, **kwargs):
-        now = time.monotonic()
-        if now < self.next:
-            self.held += 1
-            return
-        if self.held:
-            msg = f"{msg} ({self.held} similar warnings in the last {self.seconds:g} s not shown)"
-        self.next, self.held = now + self.seconds, 0
-        self.warning(msg, *args, **kwargs)
-
-
 def _utf8_headers():
     # bottle decodes header values as UTF-8 and raises on other bytes (a 500 from any
     # handler that reads the header); make such bytes U+FFFD instead, as for bodies.
@@ -163,33 +140,27 @@ def _utf8_headers():
                 env[k] = v.encode("latin1", "replace").decode("utf8", "replace").encode("utf8").decode("latin1")
 
 
-def install(app, services):
-    app.add_hook("before_request", _utf8_headers)
-    # waitress warns "Task queue depth is N" on *every* request queued behind busy threads, which is
-    # every request under a steady load of more connections than threads: formatting and writing
-    # those lines took ~16% of the I/O thread in the /capture benchmark (bench/README.md).
-    queue_log = logging.getLogger("waitress.queue")
-    if not isinstance(queue_log.warning, _EveryFewSeconds):
-        queue_log.warning = _EveryFewSeconds(queue_log.warning, 10)
-    app.install(_JsonPlugin())
+def install(web):
+    web.add_hook("before_request", _utf8_headers)
+    web.install(_JsonPlugin())
     # bottle's own error pages are HTML; phlite answers JSON on every path.
-    app.error(400)(_bottle_error(400, "validation_error", "invalid_input", "Bad request."))
-    app.error(404)(_bottle_error(404, "invalid_request", "not_found", "Not found."))
-    app.error(405)(_bottle_error(405, "invalid_request", "method_not_allowed", "Method not allowed."))
-    app.error(413)(_bottle_error(413, "validation_error", "payload_too_large", "Request body too large."))
-    app.error(500)(_bottle_error(500, "server_error", "error", "Internal server error."))
+    web.error(400)(_bottle_error(400, "validation_error", "invalid_input", "Bad request."))
+    web.error(404)(_bottle_error(404, "invalid_request", "not_found", "Not found."))
+    web.error(405)(_bottle_error(405, "invalid_request", "method_not_allowed", "Method not allowed."))
+    web.error(413)(_bottle_error(413, "validation_error", "payload_too_large", "Request body too large."))
+    web.error(500)(_bottle_error(500, "server_error", "error", "Internal server error."))
 
 
-def route(app, paths, methods, callback, public=False, slash=True):
+def route(web, paths, methods, callback, public=False, slash=True):
     """Register callback on each path, with and without the trailing slash."""
     if isinstance(paths, str):
         paths = [paths]
     for path in paths:
         variants = {path.rstrip("/") or "/", path.rstrip("/") + "/"} if slash else {path}
         for p in sorted(variants):
-            app.route(p, methods, callback, public=public)
+            web.route(p, methods, callback, public=public)
             if public and "OPTIONS" not in methods:
-                app.route(p, "OPTIONS", preflight, public=True)
+                web.route(p, "OPTIONS", preflight, public=True)
 
 
 def preflight(*args, **kwargs):

@@ -52,8 +52,8 @@ def _flags_using_cohort(flags, cohort_id):
     )
 
 
-def register(app, services):
-    store = services.store
+def register(web, app):
+    store = app.store
 
     def auth(project):
         record = personal_key(store)
@@ -181,14 +181,14 @@ def register(app, services):
                      count, limit, offset)
 
     base = "/api/projects/<project>"
-    route(app, f"{base}/feature_flags", ["GET"], list_flags)
-    route(app, f"{base}/feature_flags", ["POST"], create_flag)
-    route(app, f"{base}/feature_flags/activity", ["GET"], flag_activity)
-    route(app, f"{base}/feature_flags/<flag_id:int>", ["GET"], get_flag)
-    route(app, f"{base}/feature_flags/<flag_id:int>", ["PATCH", "PUT"], update_flag)
-    route(app, f"{base}/feature_flags/<flag_id:int>/activity", ["GET"], flag_activity)
-    route(app, f"{base}/cohorts", ["GET"], list_cohorts)
-    route(app, f"{base}/cohorts", ["POST"], create_cohort)
-    route(app, f"{base}/cohorts/<cohort_id:int>", ["GET"], get_cohort)
-    route(app, f"{base}/cohorts/<cohort_id:int>", ["PATCH", "PUT"], update_cohort)
-    route(app, f"{base}/cohorts/<cohort_id:int>/activity", ["GET"], cohort_activity)
+    route(web, f"{base}/feature_flags", ["GET"], list_flags)
+    route(web, f"{base}/feature_flags", ["POST"], create_flag)
+    route(web, f"{base}/feature_flags/activity", ["GET"], flag_activity)
+    route(web, f"{base}/feature_flags/<flag_id:int>", ["GET"], get_flag)
+    route(web, f"{base}/feature_flags/<flag_id:int>", ["PATCH", "PUT"], update_flag)
+    route(web, f"{base}/feature_flags/<flag_id:int>/activity", ["GET"], flag_activity)
+    route(web, f"{base}/cohorts", ["GET"], list_cohorts)
+    route(web, f"{base}/cohorts", ["POST"], create_cohort)
+    route(web, f"{base}/cohorts/<cohort_id:int>", ["GET"], get_cohort)
+    route(web, f"{base}/cohorts/<cohort_id:int>", ["PATCH", "PUT"], update_cohort)
+    route(web, f"{base}/cohorts/<cohort_id:int>/activity", ["GET"], cohort_activity)

@@ -13,7 +13,6 @@ import uuid
 import bottle
 
 from phlite import errors, flagrequest, flagserve
-from phlite.flagcache import flag_cache
 from phlite.store import DatabaseError
 from phlite.web.browser import remote_config as project_remote_config
 from phlite.web.common import (
@@ -66,14 +65,14 @@ def _etag_matches(header, etag):
     return False
 
 
-def register(app, services):
-    store, config = services.store, services.config
-    cache = flag_cache(services)
+def register(web, app):
+    store, config = app.store, app.config
+    cache = app.flags
 
     def evaluate(project_id, req, runtime, q):
         survey_only = flagrequest.bool_param(q.get("only_evaluate_survey_feature_flags")) is True
         overrides_only = flagrequest.bool_param(q.get("only_use_override_person_properties")) is True
-        return flagserve.evaluate_request(store, cache, project_id, req, now=services.clock(), runtime=runtime,
+        return flagserve.evaluate_request(store, cache, project_id, req, now=app.clock(), runtime=runtime,
                                           survey_only=survey_only, stored_person=not overrides_only)
 
     def project_of(token):
@@ -92,7 +91,7 @@ def register(app, services):
             return bottle.HTTPResponse(b"", 200, {"Content-Type": JSON})
         q = query()
         request_id = _request_id()
-        now_ms = int(services.clock() * 1000)
+        now_ms = int(app.clock() * 1000)
         if method == "GET":
             if endpoint == "flags" and "context" in q:
                 return mixpanel_flags(q)
@@ -189,9 +188,9 @@ def register(app, services):
         return bottle.HTTPResponse(dumps(payload), 200, {"Content-Type": JSON})
 
     methods = ["GET", "POST", "HEAD", "OPTIONS"]
-    route(app, "/flags", methods, lambda: flags_request("flags"), public=True)
-    route(app, "/decide", methods, lambda: flags_request("decide"), public=True)
-    route(app, "/flags/definitions", ["GET"], definitions)
-    route(app, "/api/feature_flag/local_evaluation", ["GET"], definitions)
-    route(app, "/api/projects/<project>/feature_flags/local_evaluation", ["GET"], project_definitions)
-    route(app, "/api/projects/<project>/feature_flags/<flag>/remote_config", ["GET"], remote_config)
+    route(web, "/flags", methods, lambda: flags_request("flags"), public=True)
+    route(web, "/decide", methods, lambda: flags_request("decide"), public=True)
+    route(web, "/flags/definitions", ["GET"], definitions)
+    route(web, "/api/feature_flag/local_evaluation", ["GET"], definitions)
+    route(web, "/api/projects/<project>/feature_flags/local_evaluation", ["GET"], project_definitions)
+    route(web, "/api/projects/<project>/feature_flags/<flag>/remote_config", ["GET"], remote_config)

@@ -1,13 +1,13 @@
 """The persons and groups API (Bearer personal API key): list, get and delete persons,
-group types, list and find groups. Person deletes run in the writer thread, ordered
-with ingestion (phlite/persons.py owns the writer's person cache)."""
+group types, list and find groups. Person deletes go through Ingestion, so they are
+ordered with ingestion and the writer's one person cache forgets the person."""
 
 import uuid as uuidlib
 
 import bottle
 
 from phlite import errors
-from phlite.persons import PersonProcessor
+from phlite.codec import truthy
 from phlite.web.common import int_param, iso_ms, personal_key, project_for_key, query, route, url_with
 
 
@@ -57,19 +57,11 @@ def _group_type_index(q):
     return int_param(q, "group_type_index", None, 0, 4)
 
 
-def register(app, services):
-    store, writer = services.store, services.writer
-    processor = next((p for p in writer.processors if isinstance(p, PersonProcessor)), None)
+def register(web, app):
+    store, ingestion = app.store, app.ingestion
 
     def project_id(project):
         return project_for_key(store, personal_key(store), project)
-
-    def person_distinct_ids(pid, person_uuid):
-        canonical = _uuid(person_uuid)
-        person = canonical and store.get_person_by_uuid(pid, canonical)
-        return person["distinct_ids"] if person else None
-
-    services.extras["person_distinct_ids"] = person_distinct_ids
 
     def list_persons(project):
         pid = project_id(project)
@@ -99,10 +91,7 @@ def register(app, services):
         canonical = _uuid(person_uuid)
         if canonical is None:
             raise errors.NotFound("Person not found.")
-        delete_events = query().get("delete_events", "").lower() in ("1", "true", "yes")
-
-        owner = processor or PersonProcessor()  # the one whose cache must forget the person
-        if not writer.call(lambda: owner.delete_person(store, pid, canonical, delete_events)):
+        if not ingestion.delete_person(pid, canonical, truthy(query().get("delete_events"))):
             raise errors.NotFound("Person not found.")
         return bottle.HTTPResponse(b"", 204)
 
@@ -140,8 +129,8 @@ def register(app, services):
             raise errors.NotFound("Group not found.")
         return group_json(group)
 
-    route(app, "/api/projects/<project>/persons", ["GET"], list_persons)
-    route(app, "/api/projects/<project>/persons/<person_uuid>", ["GET", "DELETE"], person_route)
-    route(app, "/api/projects/<project>/groups_types", ["GET"], group_types)
-    route(app, "/api/projects/<project>/groups", ["GET"], list_groups)
-    route(app, "/api/projects/<project>/groups/find", ["GET"], find_group)
+    route(web, "/api/projects/<project>/persons", ["GET"], list_persons)
+    route(web, "/api/projects/<project>/persons/<person_uuid>", ["GET", "DELETE"], person_route)
+    route(web, "/api/projects/<project>/groups_types", ["GET"], group_types)
+    route(web, "/api/projects/<project>/groups", ["GET"], list_groups)
+    route(web, "/api/projects/<project>/groups/find", ["GET"], find_group)

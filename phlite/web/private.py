@@ -27,8 +27,8 @@ def parse_cursor(raw):
         raise errors.BadRequest("'cursor' is not a cursor this server gave out.", attr="cursor")
 
 
-def register(app, services):
-    store = services.store
+def register(web, app):
+    store = app.store
 
     def list_projects():
         record = personal_key(store)
@@ -49,10 +49,7 @@ def register(app, services):
         q = query()
         distinct_ids = None
         if q.get("person_id"):
-            lookup = services.extras.get("person_distinct_ids")
-            if lookup is None:
-                raise errors.BadRequest("Filtering by person is not available.", attr="person_id")
-            distinct_ids = lookup(pid, q["person_id"])
+            distinct_ids = app.ingestion.person_distinct_ids(pid, q["person_id"])
             if distinct_ids is None:
                 raise errors.NotFound("Person not found.", attr="person_id")
         if q.get("distinct_id"):
@@ -71,6 +68,6 @@ def register(app, services):
             "next": url_with({"cursor": f"{cursor[0]}_{cursor[1]}"}) if cursor else None,
         }
 
-    route(app, "/api/projects", ["GET"], list_projects)
-    route(app, "/api/projects/<project>", ["GET"], get_project)
-    route(app, "/api/projects/<project>/events", ["GET"], list_events)
+    route(web, "/api/projects", ["GET"], list_projects)
+    route(web, "/api/projects/<project>", ["GET"], get_project)
+    route(web, "/api/projects/<project>/events", ["GET"], list_events)

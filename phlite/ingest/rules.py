@@ -21,9 +21,7 @@ _INITIAL = {k: "$initial_" + k.removeprefix("$") for k in AUTO_PERSON_PROPERTIES
 _AUTO_SET = frozenset(AUTO_PERSON_PROPERTIES)
 _SERVER_SKIPPED = frozenset({"$os", "$os_version"})  # newest PostHog skips these when $is_server
 
-# Mixpanel /engage operations, as phlite.ingest places them in properties.
-MIXPANEL_OPS = ("$mp_add", "$mp_append", "$mp_union", "$mp_remove")
-_PERSON_KEYS = frozenset({"$set", "$set_once", "$unset", "$mp_delete", *MIXPANEL_OPS})
+_PERSON_KEYS = frozenset({"$set", "$set_once", "$unset"})
 # Any of these in an event's properties may change its person (has_person_changes).
 PERSON_CHANGE_KEYS = _AUTO_SET | _PERSON_KEYS
 
@@ -111,61 +109,6 @@ def person_updates(ev) -> tuple[dict, dict, list]:
     return set_, set_once, unset_keys(props.get("$unset"))
 
 
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def apply_mixpanel(props: dict, ops: dict) -> bool:
-    """Mixpanel's people/group operations, in place. Returns whether anything changed.
-
-    $add: numeric increment (a missing property counts as 0); $append: add one value to a
-    list (created if missing); $union: add the values not already in the list; $remove:
-    remove every occurrence of a value from a list. An operation on a property holding the
-    wrong type is ignored, as Mixpanel rejects it.
-    """
-    changed = False
-    add = ops.get("$mp_add")
-    if isinstance(add, dict):
-        for k, v in add.items():
-            cur = props.get(k)
-            if _is_number(v) and (cur is None or _is_number(cur)):
-                props[k] = (cur or 0) + v
-                changed = True
-    append = ops.get("$mp_append")
-    if isinstance(append, dict):
-        for k, v in append.items():
-            cur = props.get(k)
-            if cur is None:
-                props[k] = [v]
-                changed = True
-            elif isinstance(cur, list):
-                props[k] = [*cur, v]
-                changed = True
-    union = ops.get("$mp_union")
-    if isinstance(union, dict):
-        for k, values in union.items():
-            values = values if isinstance(values, list) else [values]
-            cur = props.get(k)
-            if cur is None:
-                cur = []
-            if isinstance(cur, list):
-                new = list(cur)
-                for v in values:
-                    if v not in new:
-                        new.append(v)
-                if new != cur or k not in props:
-                    props[k] = new
-                    changed = True
-    remove = ops.get("$mp_remove")
-    if isinstance(remove, dict):
-        for k, v in remove.items():
-            cur = props.get(k)
-            if isinstance(cur, list) and v in cur:
-                props[k] = [x for x in cur if x != v]
-                changed = True
-    return changed
-
-
 # --- events -------------------------------------------------------------------------
 
 
@@ -186,6 +129,8 @@ def has_person_changes(ev) -> bool:
     """Whether an event may change its person's properties (explicit keys or 2.4 automatic ones)."""
     if ev.event == "$groupidentify":  # never touches person properties (3.3)
         return False
+    if ev.mixpanel:  # an /engage update's operations
+        return True
     if ev.event in NO_AUTO_PROPERTIES:
         return not _PERSON_KEYS.isdisjoint(ev.properties)
     return not PERSON_CHANGE_KEYS.isdisjoint(ev.properties)

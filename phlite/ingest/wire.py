@@ -9,22 +9,18 @@ normalize.py, after the client got its 200. Imports only errors and lzstring; no
 
 import base64
 import binascii
-import math
 import re
 import types
-import uuid
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from itertools import accumulate
 from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from phlite import errors, lzstring
+from phlite import codec, errors
+from phlite.ingest import lzstring, mixpanel
 
-MAX_DEPTH = 1024
 _MIB = 1024 * 1024
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -40,15 +36,7 @@ _HINTS = {"gzip": "gzip", "gzip-js": "gzip", "lz64": "lz64", "lz-string": "lz64"
 # /e, /capture, /engage and /track; /groups and /import are Mixpanel's and get the same treatment.
 _LEGACY_ENDPOINTS = frozenset({"e", "capture", "engage", "track", "groups", "import"})
 _MIN_QUERY_SENT_AT_MS = 1_609_459_200_000  # 2021-01-01: smaller `_` values are seconds, not ms (1.4)
-# Fixed namespace for Mixpanel $insert_id -> uuid: never change it, or retried events stop deduplicating.
-_INSERT_ID_NAMESPACE = uuid.UUID("5b0c8a3e-1f7d-4c1e-9a51-0d7f5e2b6c44")
-_ENGAGE_OPS = {"$add": "$mp_add", "$append": "$mp_append", "$union": "$mp_union", "$remove": "$mp_remove"}
 
-# orjson before 3.9.15 has no nesting limit and overflows the C stack on deep documents (CVE-2024-27454).
-_ORJSON_LIMITS_DEPTH = tuple(int(p) for p in re.findall(r"\d+", orjson.__version__)[:3]) >= (3, 9, 15)
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKET_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
 
 
 @dataclass
@@ -59,6 +47,9 @@ class Payload:
     historical_migration: bool
     verbose: bool  # Mixpanel: `verbose=1` in the query or in the form body
     project_id: str | None  # for personal-key auth: batch top-level or query `project_id`
+    # /engage and /groups: each event's Mixpanel operations ($add, $union, $delete...), None for an
+    # item that was already an event; None for every other endpoint. Never inside the events.
+    operations: list[dict | None] | None = None
 
 
 def decode_request(
@@ -110,9 +101,12 @@ def decode_request(
         )
     if not items:
         raise errors.BadRequest("request holds no event", code="empty_batch")
+    operations = None
     if endpoint in ("engage", "groups"):
-        events = [_convert(item, endpoint) for item in items if isinstance(item, dict)]
-    else:  # _convert changes nothing elsewhere
+        pairs = [mixpanel.convert(item, endpoint) for item in items if isinstance(item, dict)]
+        events = [event for event, _ in pairs]
+        operations = [ops for _, ops in pairs]
+    else:
         events = [item for item in items if isinstance(item, dict)]
     if not events:
         raise errors.BadRequest("failed to parse request: no event is a JSON object", code="invalid_payload")
@@ -120,14 +114,18 @@ def decode_request(
     token = _batch_token(batch) or _events_token(events) or _first_text(form, query)
     if endpoint in ("track", "import"):
         for event in events:
-            _mixpanel_event(event, token)
-    events = [e for e in events if e.get("event") != "$performance_event"]
+            mixpanel.track_event(event, token)
+    keep = [i for i, e in enumerate(events) if e.get("event") != "$performance_event"]
+    if len(keep) < len(events):
+        events = [events[i] for i in keep]
+        operations = None if operations is None else [operations[i] for i in keep]
     return Payload(
         events=events,
+        operations=operations,
         token=token,
         sent_at=_batch_sent_at(batch) or _query_sent_at(query),
         historical_migration=batch.get("historical_migration") is True,
-        verbose=_truthy(query.get("verbose")) or _truthy(form.get("verbose")),
+        verbose=codec.truthy(query.get("verbose")) or codec.truthy(form.get("verbose")),
         project_id=_project_id(batch, query),
     )
 
@@ -233,17 +231,11 @@ def _decompress(data: bytes, hint: str | None, cap: int) -> bytes:
 
 
 def _gunzip(data: bytes, cap: int) -> bytes:
-    d = zlib.decompressobj(wbits=31)  # gzip container only
     try:
-        # max_length bounds the output: a bomb stops after cap+1 bytes instead of filling memory.
-        out = d.decompress(data, cap + 1)
-    except zlib.error:
-        raise errors.BadRequest("invalid GZIP data", code="invalid_payload") from None
-    if len(out) > cap:
-        raise _too_large(cap)
-    if not d.eof:
-        raise errors.BadRequest("invalid GZIP data (truncated)", code="invalid_payload")
-    return out
+        return codec.gunzip(data, cap)
+    except codec.BadGzip as e:
+        detail = "invalid GZIP data (truncated)" if e.truncated else "invalid GZIP data"
+        raise errors.BadRequest(detail, code="invalid_payload") from None
 
 
 def _too_large(cap: int) -> errors.PayloadTooLarge:
@@ -251,155 +243,11 @@ def _too_large(cap: int) -> errors.PayloadTooLarge:
 
 
 def _parse_json(data: bytes):
-    if not _ORJSON_LIMITS_DEPTH and _too_deep(data):
-        raise errors.BadRequest(
-            f"failed to parse request: JSON nested deeper than {MAX_DEPTH} levels", code="invalid_payload"
-        )
+    # orjson (>= 3.9.15, setup.cfg) refuses nesting past 1,024 levels itself.
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise errors.BadRequest(f"failed to parse request: {e}", code="invalid_payload") from None
-
-
-def _too_deep(data: bytes) -> bool:
-    """Nesting deeper than MAX_DEPTH, for orjson versions that do not check it themselves."""
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return False
-    # Strings may hold brackets; on any valid JSON prefix this regex finds exactly the string tokens.
-    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
-
-
-# -- shapes and Mixpanel ------------------------------------------------------------------------------
-
-
-def _convert(item: dict, endpoint: str) -> dict:
-    if item.get("event") is None:
-        if endpoint == "engage":
-            return _engage_event(item)
-        if endpoint == "groups":
-            return _group_event(item)
-    return item
-
-
-def _engage_event(obj: dict) -> dict:
-    """A people update (PostHog's engage shape or Mixpanel's /engage object) -> a `$identify` event.
-
-    Operations other than $set/$set_once travel inside properties for person processing to apply.
-    """
-    event = {"event": "$identify"}
-    for key in ("uuid", "timestamp", "offset", "$set", "$set_once"):
-        if key in obj:
-            event[key] = obj[key]
-    _copy_token(obj, event)
-    distinct_id = obj.get("distinct_id")
-    if distinct_id is None:
-        distinct_id = obj.get("$distinct_id")
-    if distinct_id is not None:
-        event["distinct_id"] = distinct_id
-    _copy_time(obj, event)
-    props = obj.get("properties")
-    if props is not None and not isinstance(props, dict):
-        event["properties"] = props  # normalize drops it as invalid_properties
-        return event
-    props = dict(props or {})
-    if "$unset" in obj:
-        props["$unset"] = _key_list(obj["$unset"])
-    for op, key in _ENGAGE_OPS.items():
-        if op in obj:
-            props[key] = obj[op]
-    if "$delete" in obj:
-        props["$mp_delete"] = True
-    if isinstance(obj.get("$ip"), str) and obj["$ip"]:
-        props.setdefault("$ip", obj["$ip"])
-    props["$mp_engage"] = True
-    event["properties"] = props
-    return event
-
-
-def _group_event(obj: dict) -> dict:
-    """A Mixpanel /groups object -> a `$groupidentify` event (distinct_id as posthog-node makes it)."""
-    props: dict = {}
-    event = {"event": "$groupidentify", "properties": props}
-    _copy_token(obj, event)
-    group_type, group_key = obj.get("$group_key"), obj.get("$group_id")
-    if group_type is not None:
-        props["$group_type"] = _text(group_type)
-    if group_key is not None:
-        props["$group_key"] = _text(group_key)
-    if group_type is not None and group_key is not None:
-        event["distinct_id"] = f"${props['$group_type']}_{props['$group_key']}"
-    props["$group_set"] = obj["$set"] if isinstance(obj.get("$set"), dict) else {}
-    if isinstance(obj.get("$set_once"), dict) and obj["$set_once"]:
-        props["$group_set_once"] = obj["$set_once"]
-    if "$unset" in obj:
-        props["$group_unset"] = _key_list(obj["$unset"])
-    for op in ("$union", "$remove"):
-        if op in obj:
-            props[_ENGAGE_OPS[op]] = obj[op]
-    if "$delete" in obj:
-        props["$mp_delete"] = True
-    props["$mp_groups"] = True  # person processing applies the $mp_* operations only with this
-    _copy_time(obj, event)
-    return event
-
-
-def _mixpanel_event(event: dict, token: str | None) -> None:
-    """/track and /import: `properties.time` -> timestamp, `properties.$insert_id` -> a stable uuid."""
-    props = event.get("properties")
-    if not isinstance(props, dict):
-        return
-    if event.get("timestamp") is None:
-        iso = _epoch_to_iso(props.get("time"))
-        if iso:
-            event["timestamp"] = iso
-    insert_id = props.get("$insert_id")
-    if not event.get("uuid") and insert_id not in (None, ""):
-        # Same token + insert id -> same uuid, so a retried Mixpanel request dedupes like a PostHog one.
-        event["uuid"] = str(uuid.uuid5(_INSERT_ID_NAMESPACE, f"{token or ''}:{_text(insert_id)}"))
-
-
-def _copy_token(obj: dict, event: dict) -> None:
-    for key in ("token", "$token", "api_key"):
-        if obj.get(key) is not None:
-            event["token"] = obj[key]
-            return
-
-
-def _copy_time(obj: dict, event: dict) -> None:
-    if event.get("timestamp") is None:
-        iso = _epoch_to_iso(obj.get("$time"))
-        if iso:
-            event["timestamp"] = iso
-
-
-def _epoch_to_iso(value) -> str | None:
-    """Mixpanel time: float seconds, or integer ms (told apart by magnitude) -> ISO 8601 UTC."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    ms = int(value) if abs(value) > 1e11 else round(value * 1000)
-    try:
-        when = _EPOCH + timedelta(milliseconds=ms)
-    except OverflowError:
-        return None
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _key_list(value) -> list:
-    if isinstance(value, dict):
-        return list(value)
-    if isinstance(value, list):
-        return value
-    return [value] if isinstance(value, str) else []
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 # -- request metadata ---------------------------------------------------------------------------------
@@ -473,12 +321,6 @@ def _query_sent_at(query: Mapping[str, str]) -> datetime | None:
         return _EPOCH + timedelta(milliseconds=ms)
     except OverflowError:
         return None
-
-
-def _truthy(value) -> bool:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return isinstance(value, str) and value.strip().lower() in ("1", "true")
 
 
 def _project_id(batch: dict, query: Mapping[str, str]) -> str | None:

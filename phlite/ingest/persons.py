@@ -1,30 +1,27 @@
-"""Person and group processing: the writer's processor that turns events into person
-and group changes, as PostHog's ingestion does (posthog-api.md 2.4, 2.7, 2.8, 3).
+"""Person processing: turns events into person changes, as PostHog's ingestion does
+(docs/protocol.md "Persons"), and hands `$groups` / `$groupidentify` to phlite/ingest/groups.py.
 
-Runs in the writer thread inside its group-commit transaction, in event order, so there
-are no races between requests. Per batch it looks every distinct id up in one query
-(after a bounded in-memory cache), loads only the persons whose properties an event
-changes, and writes each changed person once. Orchestrates lookups, merges and writes;
-the pure property rules are in phlite.personprops, all SQL in phlite.store.persons.
+Runs in the writer thread inside its group-commit transaction (phlite/ingest/batch.py), in
+event order, so there are no races between requests. Per batch it looks every distinct id up
+in one query (after a bounded in-memory cache), loads only the persons whose properties an event
+changes, and writes each changed person once. Orchestrates lookups, merges and writes; the pure
+property rules are in rules.py and mixpanel.py, all SQL in phlite.store.persons.
 """
 
 import collections
 import logging
 
-from phlite.normalize import uuid7
-from phlite.personprops import (PERSON_CHANGE_KEYS, apply_mixpanel, apply_updates, has_person_changes,
-                                 is_illegal_id, merge_other_id, person_updates, unset_keys)
+from phlite.ingest.groups import GroupBatch, GroupTypes
+from phlite.ingest.mixpanel import apply_operations
+from phlite.ingest.normalize import uuid7
+from phlite.ingest.rules import (PERSON_CHANGE_KEYS, apply_updates, has_person_changes, is_illegal_id,
+                                 merge_other_id, person_updates)
 
 log = logging.getLogger(__name__)
 
 MERGE_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously"})
-# Dropped (not stored) when they carry `$process_person_profile: false` (2.7).
+# Dropped (not stored) when they carry `$process_person_profile: false`.
 PERSON_ONLY_EVENTS = MERGE_EVENTS | {"$groupidentify"}
-
-MAX_GROUP_TYPES = 5
-
-
-# --- the processor -------------------------------------------------------------------
 
 
 class _Person:
@@ -45,49 +42,70 @@ class _Person:
             self.dirty = True
 
 
-class _Group:
-    __slots__ = ("properties", "created_at", "deleted", "dirty")
+class IdCache:
+    """A bounded LRU of (project, distinct_id) -> person id, in front of the store."""
 
-    def __init__(self, properties, created_at):
-        self.properties = properties
-        self.created_at = created_at
-        self.deleted = False
-        self.dirty = False
+    def __init__(self, size):
+        self.size = size
+        self.ids = collections.OrderedDict()
+
+    def __len__(self):
+        return len(self.ids)
+
+    def clear(self):
+        self.ids.clear()
+
+    def forget(self, project_id, distinct_ids):
+        for d in distinct_ids:
+            self.ids.pop((project_id, d), None)
+
+    def remember(self, project_id, distinct_id, person_id):
+        key = (project_id, distinct_id)
+        self.ids[key] = person_id
+        self.ids.move_to_end(key)
+        if len(self.ids) > self.size:
+            self.ids.popitem(last=False)
+
+    def lookup(self, store, project_id, distinct_ids):
+        """{distinct_id: person id} of those that have a person; one query for the cache misses."""
+        found, misses = {}, []
+        ids = self.ids
+        for d in distinct_ids:
+            pid = ids.get((project_id, d))
+            if pid is None:
+                misses.append(d)
+            else:
+                ids.move_to_end((project_id, d))
+                found[d] = pid
+        if misses:
+            stored = store.person_ids_for(project_id, misses)
+            for d, pid in stored.items():
+                self.remember(project_id, d, pid)
+            found.update(stored)
+        return found
 
 
 class PersonProcessor:
-    """The writer processor: `processor(store, project_id, events, now_ms) -> events`.
+    """`process(store, project_id, events, now_ms) -> events`, in the writer's transaction.
 
-    Holds a bounded LRU cache of (project, distinct_id) -> person id and each project's
-    group types. Both are only ever filled from committed state or this thread's own
-    writes; if the writer's transaction rolls back, the next batch notices (see
-    Store.bump_txn_marker) and starts with empty caches.
+    There is one per running phlite, owned by Ingestion: its caches (distinct ids, group types)
+    are only ever filled from committed state or this thread's own writes; if the writer's
+    transaction rolls back, the next batch notices (see Store.bump_txn_marker) and starts with
+    empty caches. Deleting a person goes through here too, so the cache forgets it.
     """
 
     def __init__(self, cache_size=50_000):
-        self.cache_size = cache_size
-        self.cache = collections.OrderedDict()
-        self.group_types = {}  # project_id -> {group type name: index}
+        self.cache = IdCache(cache_size)
+        self.group_types = GroupTypes()
         self._marker = None
-        self._warned = set()
-
-    # --- caches ---
 
     def forget(self, project_id, distinct_ids=None):
         """Drop cached mappings (all of them when distinct_ids is None)."""
         if distinct_ids is None:
             self.cache.clear()
             self.group_types.clear()
-            return
-        for d in distinct_ids:
-            self.cache.pop((project_id, d), None)
-
-    def _remember(self, project_id, distinct_id, person_id):
-        key = (project_id, distinct_id)
-        self.cache[key] = person_id
-        self.cache.move_to_end(key)
-        if len(self.cache) > self.cache_size:
-            self.cache.popitem(last=False)
+        else:
+            self.cache.forget(project_id, distinct_ids)
 
     def _check_rollback(self, store):
         marker = store.bump_txn_marker()
@@ -95,32 +113,13 @@ class PersonProcessor:
             self.forget(None)
         self._marker = marker
 
-    def _lookup(self, store, project_id, distinct_ids):
-        ids, misses = {}, []
-        cache = self.cache
-        for d in distinct_ids:
-            pid = cache.get((project_id, d))
-            if pid is None:
-                misses.append(d)
-            else:
-                cache.move_to_end((project_id, d))
-                ids[d] = pid
-        if misses:
-            found = store.person_ids_for(project_id, misses)
-            for d, pid in found.items():
-                self._remember(project_id, d, pid)
-            ids.update(found)
-        return ids
-
-    # --- the batch ---
-
-    def __call__(self, store, project_id, events, now_ms):
+    def process(self, store, project_id, events, now_ms):
         self._check_rollback(store)
         return _Batch(self, store, project_id).run(events)
 
     def delete_person(self, store, project_id, person_uuid, delete_events=False):
         """Delete a person (and with delete_events its events). Run in the writer thread
-        (writer.call) so it is ordered with ingestion. Returns False if not found."""
+        (Writer.call) so it is ordered with ingestion. Returns False if not found."""
         with store.transaction():
             person = store.get_person_by_uuid(project_id, person_uuid)
             if person is None:
@@ -131,31 +130,12 @@ class PersonProcessor:
         self.forget(project_id, gone)
         return True
 
-    def group_type_index(self, store, project_id, group_type):
-        types = self.group_types.get(project_id)
-        if types is None:
-            types = {name: i for i, name in store.group_type_mapping(project_id).items()}
-            self.group_types[project_id] = types
-        index = types.get(group_type)
-        if index is not None:
-            return index
-        free = sorted(set(range(MAX_GROUP_TYPES)) - set(types.values()))
-        if not free:
-            if (project_id, group_type) not in self._warned and len(self._warned) < 10_000:
-                self._warned.add((project_id, group_type))
-                log.warning("project %s already has %d group types; group type %r is not attached",
-                            project_id, MAX_GROUP_TYPES, group_type)
-            return None
-        store.insert_group_type(project_id, free[0], group_type)
-        types[group_type] = free[0]
-        return free[0]
-
 
 class _Batch:
     """One processor call: one project's events of one writer transaction."""
 
     def __init__(self, proc, store, project_id):
-        self.proc = proc
+        self.cache = proc.cache
         self.store = store
         self.project_id = project_id
         self.ids = {}  # distinct_id -> person id, as of the current event
@@ -163,9 +143,9 @@ class _Batch:
         self.new_ids = {}  # distinct_id -> person id, mappings to write
         self.merged_into = {}  # person id merged away -> person id kept
         self._members = None  # person id -> its distinct ids in self.ids; built by the first merge
-        self.groups = {}  # (index, key) -> _Group
         self.next_id = None
         self.warnings = collections.Counter()
+        self.groups = GroupBatch(proc.group_types, store, project_id, self.warnings)
 
     def run(self, events):
         kept, lookups, need = [], set(), set()
@@ -180,7 +160,7 @@ class _Batch:
                 lookups.add(ev.distinct_id)
                 kept.append((ev, False, None, False))
                 continue
-            if ev.event[:1] != "$" and PERSON_CHANGE_KEYS.isdisjoint(props):
+            if ev.event[:1] != "$" and ev.mixpanel is None and PERSON_CHANGE_KEYS.isdisjoint(props):
                 # Most events: no merge (those are $-events), no person change: only the person id.
                 lookups.add(ev.distinct_id)
                 kept.append((ev, True, None, False))
@@ -198,7 +178,7 @@ class _Batch:
                 need.add(ev.distinct_id)
             kept.append((ev, True, other, changes))
 
-        self.ids = self.proc._lookup(self.store, self.project_id, lookups)
+        self.ids = self.cache.lookup(self.store, self.project_id, lookups)
         wanted = {self.ids[d] for d in need if d in self.ids}
         self._load(wanted)
 
@@ -213,7 +193,7 @@ class _Batch:
                 pid = ids.get(ev.distinct_id)
                 ev.person_id = self._create(ev.distinct_id, ev.timestamp).id if pid is None else pid
                 if "$groups" in ev.properties or ev.event == "$groupidentify":
-                    self._groups(ev)
+                    self.groups.attach(ev)
                 out.append(ev)
                 continue
             person = None
@@ -230,10 +210,10 @@ class _Batch:
                 pid = person.id
             if changes:
                 self._apply(person, ev)
-                if ev.properties.get("$mp_delete") is True and ev.properties.get("$mp_engage") is True:
+                if ev.mixpanel and ev.mixpanel.get("$delete") is True:
                     self._delete(person)
             ev.person_id = pid
-            self._groups(ev)
+            self.groups.attach(ev)
             out.append(ev)
 
         self._flush()
@@ -292,8 +272,8 @@ class _Batch:
         set_, set_once, unset = person_updates(ev)
         props = person.properties
         changed = apply_updates(props, set_once, set_, unset)
-        if ev.properties.get("$mp_engage") is True:
-            changed = apply_mixpanel(props, ev.properties) or changed
+        if ev.mixpanel:
+            changed = apply_operations(props, ev.mixpanel) or changed
         if changed:
             person.dirty = True
 
@@ -307,11 +287,11 @@ class _Batch:
             self.new_ids.pop(d, None)
         if not person.new:
             dropped += self.store.delete_person_rows(self.project_id, pid)
-        self.proc.forget(self.project_id, dropped)
+        self.cache.forget(self.project_id, dropped)
         self.persons.pop(pid, None)
 
     def _merge(self, ev, other):
-        """3.2. Returns the event's person after the merge, or None when no merge applies."""
+        """Returns the event's person after the merge, or None when no merge applies."""
         target = ev.distinct_id
         if other == target:
             return None
@@ -354,61 +334,9 @@ class _Batch:
         if not source.new:
             moved = self.store.merge_person_rows(self.project_id, source.id, target.id)
             for d in moved:  # those of this batch were re-pointed above
-                self.proc._remember(self.project_id, d, target.id)
+                self.cache.remember(self.project_id, d, target.id)
         self.merged_into[source.id] = target.id  # chains are followed when events get their person
         del self.persons[source.id]
-
-    # --- groups ---
-
-    def _groups(self, ev):
-        props = ev.properties
-        groups = props.get("$groups")
-        if isinstance(groups, dict) and groups:
-            for group_type, key in groups.items():
-                if key is None:
-                    continue
-                index = self.proc.group_type_index(self.store, self.project_id, group_type)
-                if index is not None:
-                    props[f"$group_{index}"] = key
-        if ev.event == "$groupidentify":
-            self._group_identify(ev)
-
-    def _group_identify(self, ev):
-        props = ev.properties
-        group_type, key = props.get("$group_type"), props.get("$group_key")
-        if not isinstance(group_type, str) or not group_type or key is None or key == "":
-            return
-        key = key if isinstance(key, str) else str(key)
-        index = self.proc.group_type_index(self.store, self.project_id, group_type)
-        if index is None:
-            return
-        group = self.groups.get((index, key))
-        if group is None:
-            stored = self.store.get_group(self.project_id, index, key)
-            if stored is None:
-                group = _Group({}, ev.timestamp)
-                group.dirty = True
-            else:
-                group = _Group(stored["group_properties"], stored["created_at"])
-            self.groups[(index, key)] = group
-        mixpanel = props.get("$mp_groups") is True  # made by phlite.ingest from a /groups body
-        if mixpanel and props.get("$mp_delete") is True:
-            group.properties, group.created_at, group.deleted, group.dirty = {}, ev.timestamp, True, True
-            return
-        if group.deleted:
-            group.deleted = False
-            group.created_at = ev.timestamp
-        group_set = props.get("$group_set")
-        if group_set is not None and not isinstance(group_set, dict):
-            self.warnings["invalid_group_set"] += 1
-            group_set = None
-        group_set_once = props.get("$group_set_once")
-        changed = apply_updates(group.properties, group_set_once if isinstance(group_set_once, dict) else None,
-                                group_set, unset_keys(props.get("$group_unset")))
-        if mixpanel:
-            changed = apply_mixpanel(group.properties, props) or changed
-        if changed:
-            group.dirty = True
 
     # --- writing ---
 
@@ -424,12 +352,5 @@ class _Batch:
         if self.new_ids:
             store.set_distinct_ids(project_id, self.new_ids.items())
             for d, pid in self.new_ids.items():
-                self.proc._remember(project_id, d, pid)
-        if self.groups:
-            gone = [k for k, g in self.groups.items() if g.deleted]
-            if gone:
-                store.delete_groups(project_id, gone)
-            rows = [(k[0], k[1], g.properties, g.created_at) for k, g in self.groups.items()
-                    if g.dirty and not g.deleted]
-            if rows:
-                store.upsert_groups(project_id, rows)
+                self.cache.remember(project_id, d, pid)
+        self.groups.flush()

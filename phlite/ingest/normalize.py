@@ -35,7 +35,10 @@ class Event:
     distinct_id: str
     properties: dict
     timestamp: int  # UTC epoch milliseconds
-    person_id: int | None = None  # set by person processing (phlite/persons.py)
+    person_id: int | None = None  # set by person processing (phlite/ingest/persons.py)
+    # The Mixpanel operations of an /engage or /groups request ($add, $union, $delete...), from the
+    # spool record beside the event (phlite/ingest/mixpanel.py): never read from its properties.
+    mixpanel: dict | None = None
 
 
 class Request:
@@ -166,11 +169,6 @@ def _uuid(value, now_ms: int, token: str) -> str:
 
 
 # -- timestamp ----------------------------------------------------------------------------------------
-
-
-def event_timestamp(raw: dict, props: dict, *, now_ms: int, sent_at: datetime | None) -> int:
-    """posthog-api.md 2.1: the event's time in UTC epoch ms."""
-    return _timestamp(raw, props, now_ms, None if sent_at is None else _to_ms(sent_at))
 
 
 def _timestamp(raw: dict, props: dict, now_ms: int, sent_at_ms: int | None) -> int:

@@ -1,28 +1,25 @@
-"""The ingestion queue and its one writer thread.
+"""The ingestion queue and its one writer thread: admission, the thread, retry and stop.
 
-Request threads call `submit()`: the record is appended to the spool, queued, and the
-request is answered 200. The writer thread drains the queue, normalises and validates
-each event (dropping invalid ones, counted and logged), runs the processors (person and
-group effects, in event order) and stores everything in group commits, recording the
-spool position in the same transaction. Nothing else writes events.
+Request threads call `submit()`: the record (phlite/ingest/record.py) is appended to the
+spool, queued, and the request is answered 200. The writer thread drains the queue in group
+commits (phlite/ingest/batch.py: normalise, person and group effects in event order, store,
+and record the spool position in the same transaction). Nothing else writes events. While
+the store refuses writes, submit() answers 503 and the batch is retried; a record this code
+cannot process is set aside in spool/rejected.log.
 
 Other writes that must be ordered with ingestion (deleting a person, say) go through
 `call(fn)`, which runs fn in the writer thread. Tests use `flush()` instead of sleeping.
 """
 
 import collections
-import itertools
+import contextlib
 import logging
 import threading
 import time
-from datetime import datetime
-
-import orjson
 
 from phlite import errors
-from phlite.normalize import Request, normalize_event
+from phlite.ingest import batch, record
 from phlite.store import DatabaseError
-from phlite.store.events import event_rows
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +68,14 @@ class _Call:
 
 class Writer:
     def __init__(self, store, spool, *, max_bytes=32 * 1024 * 1024, batch_events=5000,
-                 clock=time.time, retry_delay=1.0, processors=()):
+                 clock=time.time, retry_delay=1.0, persons=None):
         self.store = store
         self.spool = spool
         self.max_bytes = max_bytes
         self.batch_events = batch_events
         self.clock = clock
         self.retry_delay = retry_delay
-        self.processors = list(processors)
+        self.persons = persons  # the PersonProcessor; None stores events without person processing
         self.cond = threading.Condition()
         self.queue = collections.deque()  # (position, record bytes or _InSpool) or (None, _Call)
         self.queued_bytes = 0
@@ -110,38 +107,30 @@ class Writer:
         if self.queue and self.queued_bytes + incoming_bytes > self.max_bytes:
             raise _queue_full()
 
-    def submit(self, project_id, events, *, sent_at=None, ip=None, token="", received_ms=None):
-        """Accept events for storage, durably (spooled) before returning. Raises Unavailable."""
-        try:
-            record = orjson.dumps({
-                "p": project_id,
-                "t": int(self.clock() * 1000) if received_ms is None else received_ms,
-                "s": sent_at.isoformat() if sent_at else None,
-                "ip": ip,
-                "k": token,
-                "e": events,
-            }, option=orjson.OPT_NON_STR_KEYS)
-        except orjson.JSONEncodeError as e:
-            # orjson reads 1,024 levels of nesting but writes only 254: refuse what cannot be stored.
-            raise errors.BadRequest(f"failed to parse request: {e} (JSON nested too deeply)", code="invalid_payload")
+    def submit(self, project_id, events, *, sent_at=None, ip=None, token="", received_ms=None, operations=None):
+        """Accept events for storage, durably (spooled) before returning. Raises Unavailable.
+
+        `operations`: each event's Mixpanel operations (or None), for /engage and /groups."""
+        received_ms = int(self.clock() * 1000) if received_ms is None else received_ms
+        data = record.encode(record.Record(project_id, received_ms, sent_at, ip, token, events, operations))
         with self.cond:
             if self.stopping:
                 raise errors.Unavailable("phlite is shutting down; retry shortly.", retry_after=2)
             if self.failure is not None:
                 raise errors.Unavailable(f"Storage is refusing writes ({self.failure}); retry later.", retry_after=5)
-            if self.queue and self.queued_bytes + len(record) > self.max_bytes:
+            if self.queue and self.queued_bytes + len(data) > self.max_bytes:
                 raise _queue_full()
             try:
-                position = self.spool.append(record)
+                position = self.spool.append(data)
             except OSError as e:
                 log.error("spool append failed: %s", e)
                 raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
-            if self.memory_bytes + len(record) <= MEMORY_BYTES:
-                self.queue.append((position, record))
-                self.memory_bytes += len(record)
+            if self.memory_bytes + len(data) <= MEMORY_BYTES:
+                self.queue.append((position, data))
+                self.memory_bytes += len(data)
             else:
-                self.queue.append((position, _InSpool(len(record))))
-            self.queued_bytes += len(record)
+                self.queue.append((position, _InSpool(len(data))))
+            self.queued_bytes += len(data)
             self.appended = position
             self.cond.notify_all()
 
@@ -247,7 +236,7 @@ class Writer:
         if items[0][0] is None:
             call = items[0][1]
             try:
-                with self.store.db.connection_context() if self.thread is None else _nullcontext():
+                with self.store.db.connection_context() if self.thread is None else contextlib.nullcontext():
                     call.result = call.fn()
             except BaseException as e:  # delivered to the caller
                 call.error = e
@@ -313,39 +302,10 @@ class Writer:
         self._done([item])
 
     def _store(self, items):
-        now_ms = int(self.clock() * 1000)
-        by_project = collections.defaultdict(list)
-        drops = collections.Counter()
-        for position, payload in items:
-            rec = orjson.loads(self._payload(position, payload))
-            request = Request(rec["t"], datetime.fromisoformat(rec["s"]) if rec.get("s") else None,
-                              rec.get("ip"), rec.get("k") or "")
-            kept = by_project[rec["p"]]
-            for raw in rec["e"]:
-                ev = normalize_event(raw, request=request)
-                if isinstance(ev, str):
-                    drops[ev] += 1
-                else:
-                    kept.append(ev)
-            if not kept:  # every event dropped: no processor call for the project
-                del by_project[rec["p"]]
-        stored = 0
-        with self.store.transaction():
-            for project_id, events in by_project.items():
-                for processor in self.processors:
-                    events = processor(self.store, project_id, events, now_ms)
-                stored += self.store.insert_event_rows(event_rows(project_id, events, now_ms))
-            self.store.set_spool_position(items[-1][0])
-        self.stored += stored
-        if drops:
-            self.dropped.update(drops)
-            log.warning("dropped %d invalid events: %s", sum(drops.values()),
-                        ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        items = [(position, self._payload(position, payload)) for position, payload in items]
+        result = batch.commit(self.store, self.persons, items, int(self.clock() * 1000))
+        self.stored += result.stored
+        if result.dropped:
+            self.dropped.update(result.dropped)
+            log.warning("dropped %d invalid events: %s", sum(result.dropped.values()),
+                        ", ".join(f"{k}={v}" for k, v in sorted(result.dropped.items())))

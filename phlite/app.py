@@ -1,0 +1,44 @@
+"""The one place that builds a running phlite: `open_app(config)` -> App.
+
+The CLI, the tests and bench/ all start phlite through `open_app`, so they run the same wiring.
+Nothing else constructs a service (tests/test_layout.py checks it); web handlers receive the App.
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from phlite.config import Config
+from phlite.flagcache import FlagCache
+from phlite.ingest import Ingestion
+from phlite.ratelimit import RateLimiter
+from phlite.store import Store
+
+
+@dataclasses.dataclass
+class App:
+    config: Config
+    store: Store
+    ingestion: Ingestion
+    flags: FlagCache
+    limiter: RateLimiter | None  # None: no per-project rate limit (the default)
+    clock: Callable[[], float] = time.time
+
+    def close(self):
+        self.ingestion.stop()
+        self.store.close()
+
+
+def open_store(config):
+    """The store alone, for admin commands that may run beside a server."""
+    return Store(config.db_path)
+
+
+def open_app(config, clock=time.time, start_writer=True):
+    store = Store(config.db_path)
+    ingestion = Ingestion(store, config, clock)
+    if start_writer:
+        ingestion.start()
+    limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
+    return App(config=config, store=store, ingestion=ingestion, flags=FlagCache(store), limiter=limiter,
+               clock=clock)

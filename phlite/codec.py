@@ -1,0 +1,51 @@
+"""Small decoders both wires share (capture in phlite/ingest/wire.py, flags in the flags package):
+a gunzip with an output cap, and the one reading of a boolean word. Pure: standard library and errors.
+"""
+
+import zlib
+
+from phlite import errors
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class BadGzip(ValueError):
+    """Not gzip, or cut short (`truncated`); the caller words the error for its endpoint."""
+
+    def __init__(self, reason, truncated=False):
+        super().__init__(reason)
+        self.truncated = truncated
+
+
+def gunzip(data: bytes, cap: int) -> bytes:
+    """A gzip container's content, refused with PayloadTooLarge past `cap` bytes."""
+    d = zlib.decompressobj(wbits=31)  # gzip container only
+    try:
+        # max_length bounds the output: a bomb stops after cap+1 bytes instead of filling memory.
+        out = d.decompress(data, cap + 1)
+    except zlib.error as e:
+        raise BadGzip(str(e)) from None
+    if len(out) > cap:
+        raise errors.PayloadTooLarge(f"decompressed payload exceeds {cap} bytes")
+    if not d.eof:
+        raise BadGzip("truncated data", truncated=True)
+    return out
+
+
+def parse_bool(value) -> bool | None:
+    """A boolean setting or query value: 1/true/yes/on, 0/false/no/off/empty (any case, spaces
+    around); None for anything else. bytes are read as latin-1."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    v = value.strip().lower()
+    return True if v in _TRUE else False if v in _FALSE else None
+
+
+def truthy(value) -> bool:
+    """A query flag such as `verbose=1` or `delete_events=true`: set only by a true word."""
+    return parse_bool(value) is True

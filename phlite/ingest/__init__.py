@@ -1,0 +1,84 @@
+"""Ingestion: request bytes -> decoded record -> spool -> writer -> persons/groups -> store.
+
+    wire.py       capture request bytes -> raw events (+ mixpanel.py for Mixpanel's shapes)
+    record.py     the versioned spool record;  spool.py  the write-ahead log it is appended to
+    writer.py     the queue and its one thread (admission, retry, stop)
+    batch.py      one group commit: normalize.py, then persons.py / groups.py (rules.py: pure rules)
+
+`Ingestion` is the package's face: the web layer and the app use only it.
+"""
+
+import uuid
+
+from phlite.ingest.persons import PersonProcessor
+from phlite.ingest.spool import Spool
+from phlite.ingest.wire import Payload, decode_request
+from phlite.ingest.writer import Writer
+
+__all__ = ["Ingestion", "Payload", "decode_request"]
+
+
+class Ingestion:
+    """The spool, the writer thread and the one PersonProcessor, behind one object."""
+
+    def __init__(self, store, config, clock):
+        self.store = store
+        self.persons = PersonProcessor()
+        self.spool = Spool(config.spool_dir, config.spool_segment_bytes)
+        self.writer = Writer(
+            store, self.spool,
+            max_bytes=config.queue_max_bytes,
+            batch_events=config.writer_batch_events,
+            clock=clock,
+            persons=self.persons,
+        )
+
+    # --- request side ---
+
+    def refuse_if_full(self, incoming_bytes):
+        self.writer.refuse_if_full(incoming_bytes)
+
+    def submit(self, project_id, payload: Payload, *, ip=None):
+        """Spool a decoded request's events (durably) for the writer. Raises Unavailable."""
+        self.writer.submit(project_id, payload.events, sent_at=payload.sent_at, ip=ip,
+                           token=payload.token or "", operations=payload.operations)
+
+    # --- persons (ordered with ingestion: run in the writer thread) ---
+
+    def delete_person(self, project_id, person_uuid, delete_events=False):
+        """Delete a person and its distinct ids (and its events); False if there is none."""
+        return self.writer.call(
+            lambda: self.persons.delete_person(self.store, project_id, person_uuid, delete_events))
+
+    def person_distinct_ids(self, project_id, person_uuid):
+        """The distinct ids of the person with this uuid (any form uuid.UUID reads), or None."""
+        try:
+            canonical = str(uuid.UUID(person_uuid))
+        except ValueError:
+            return None
+        person = self.store.get_person_by_uuid(project_id, canonical)
+        return person["distinct_ids"] if person else None
+
+    # --- lifecycle ---
+
+    def call(self, fn, timeout=30):
+        """Run fn() in the writer thread, ordered after everything already submitted."""
+        return self.writer.call(fn, timeout)
+
+    def flush(self, timeout=30):
+        """Block until everything submitted before this call is stored. True on success."""
+        return self.writer.flush(timeout)
+
+    @property
+    def failure(self):
+        """The store error the writer is retrying, or None."""
+        return self.writer.failure
+
+    def start(self):
+        self.writer.start()
+
+    def stop(self, timeout=60):
+        """Stop accepting, store what is queued (True when all of it was), close the spool."""
+        drained = self.writer.stop(timeout)
+        self.spool.close()
+        return drained
