@@ -51,7 +51,7 @@ SETTINGS = (
     Setting("host", "127.0.0.1", str, "Address to listen on."),
     Setting("port", 8000, int, "Port to listen on (0 picks a free one)."),
     Setting("data_dir", "data", Path, "Directory holding `phlite.db` and the ingestion spool."),
-    # 8 holds up better than 4 under many keep-alive connections (bench/README.md).
+    # 8 holds up better than 4 under many keep-alive connections (docs/design.md "HTTP server threads").
     Setting("threads", 8, int, "waitress worker threads."),
     Setting("connection_limit", 200, int, "Most simultaneous client connections."),
     Setting("channel_timeout", 30, int, "Seconds a connection that sends nothing is kept before it is closed."),

@@ -81,7 +81,7 @@ class Unavailable(PhliteError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kw)
 
 
-# The exact answers of phlite's contract table (posthog-api.md, "phlite's contract").
+# The exact answers of phlite's contract table (docs/protocol.md "The capture contract").
 def invalid_project_key():
     return Unauthorized(
         "Project API key invalid. You can find your project API key in PostHog project settings.",

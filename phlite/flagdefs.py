@@ -1,6 +1,6 @@
 """Flag and cohort definitions at the API boundary: checking what clients send, and the JSON
 shapes phlite answers (the private API's objects, the local-evaluation definitions of
-posthog-api.md 7.2).
+docs/flags-protocol.md "Local evaluation").
 
 Pure: plain dicts in and out; filter semantics are checked by phlite.flags.validate_flag.
 Imports errors and phlite.flags only.
@@ -340,7 +340,7 @@ def cohort_json(row: dict, count: int | None = None) -> dict:
     }
 
 
-# --- local evaluation (posthog-api.md 7.2) ----------------------------------------------------------
+# --- local evaluation (docs/flags-protocol.md "Local evaluation") ----------------------------------------------------------
 
 
 def _dependency_chain(key: str, graph: dict) -> list:

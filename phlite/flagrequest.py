@@ -1,8 +1,8 @@
 """The /flags and /decide wire format: request bodies in, versioned response shapes out.
 
-Owns posthog-api.md 6.1 (body decoding: JSON, gzip by query/header/magic bytes, base64 fallback,
-form `data=`; the body fields and their aliases), 6.2 (the response shape of each endpoint and
-version) and the Mixpanel flags answer of sdk-wire.md. Pure: imports only errors; no framework,
+Owns docs/flags-protocol.md "Flags endpoint: request decoding" (body decoding: JSON, gzip by query/header/magic bytes, base64 fallback,
+form `data=`; the body fields and their aliases), docs/flags-protocol.md "Flags endpoint: response shapes" (the response shape of each endpoint and
+version) and the Mixpanel flags answer (docs/flags-protocol.md "Mixpanel flags"). Pure: imports only errors; no framework,
 no store, no clock.
 """
 
@@ -22,7 +22,7 @@ from phlite import errors
 MAX_DISTINCT_ID_LEN = 200
 
 # Merged into answers that ask for config (decide, /flags?config=true) when the caller has no
-# project config to give: the flags service's own fallback, every optional feature off (6.3).
+# project config to give: the flags service's own fallback, every optional feature off (docs/flags-protocol.md "Flags endpoint: config fields").
 CONFIG = {
     "hasFeatureFlags": True,
     "supportedCompression": ["gzip", "gzip-js"],
@@ -44,7 +44,7 @@ MINIMAL_CONFIG = {
     "sessionRecording": False,
 }
 
-# Response shapes (6.2).
+# Response shapes (docs/flags-protocol.md "Flags endpoint: response shapes").
 DECIDE_V1 = "decide_v1"  # {"featureFlags": [enabled keys]}
 DECIDE_V2 = "decide_v2"  # {"featureFlags": {enabled key: true | variant}}
 LEGACY = "legacy"  # {"featureFlags": {all}, "featureFlagPayloads", "errorsWhileComputingFlags"}
@@ -171,7 +171,7 @@ def _finite(value):
 
 def decode_flags_body(body: bytes, content_type: str = "", content_encoding: str = "",
                       compression: str | None = None, cap: int = 50 * 1024 * 1024) -> dict:
-    """The JSON object of a /flags or /decide request body (posthog-api.md 6.1).
+    """The JSON object of a /flags or /decide request body (docs/flags-protocol.md "Flags endpoint: request decoding").
 
     :param compression: the `compression` query parameter (gzip, gzip-js, base64; else 400).
     :param cap: most bytes a body may decode to.
@@ -298,7 +298,7 @@ def parse_flags_request(obj: dict) -> FlagRequest:
 
 
 def request_runtime(explicit: str | None, headers) -> str | None:
-    """"client", "server", "all" or None (unknown): which runtime's flags a request may see (6.4)."""
+    """"client", "server", "all" or None (unknown): which runtime's flags a request may see (docs/flags-protocol.md "Flags endpoint: which flags are evaluated")."""
     if explicit is not None:
         return explicit if explicit in ("client", "server") else "all"
     ua = headers.get("User-Agent") or ""
@@ -336,7 +336,7 @@ def runtime_allows(flag_runtime: str | None, runtime: str | None) -> bool:
 
 
 def flag_detail(result) -> dict:
-    """One v2 FlagDetail (6.2) from an evaluator FlagResult."""
+    """One v2 FlagDetail (docs/flags-protocol.md "Flags endpoint: response shapes") from an evaluator FlagResult."""
     detail = {
         "key": result.key,
         "enabled": result.enabled,

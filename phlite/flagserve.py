@@ -35,7 +35,7 @@ def _failed(result, code, description):
 
 
 def _excluded(project, runtime, contexts, survey_only):
-    """Flags the request may not see (6.4): other runtime, no matching evaluation tag, non-survey."""
+    """Flags the request may not see (docs/flags-protocol.md "Flags endpoint: which flags are evaluated"): other runtime, no matching evaluation tag, non-survey."""
     if not contexts and not survey_only:
         # The common request: the answer depends on the runtime alone, so compute it once per definitions.
         key = ("excluded", runtime)
@@ -170,7 +170,7 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
 
 
 def _hash_key_overrides(store, project_id, person, req, continuity):
-    """{flag key: hash key} for continuity flags (5.7): with `$anon_distinct_id`, first give both
+    """{flag key: hash key} for continuity flags (docs/flags-protocol.md "Flags: experience continuity"): with `$anon_distinct_id`, first give both
     persons the anonymous id as hash key for every continuity flag they have none for yet."""
     anon = req.anon_distinct_id
     anon_person = None

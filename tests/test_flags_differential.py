@@ -4,7 +4,7 @@ Seeded random projects (flags with random conditions, operators, values, rollout
 overrides, payloads, holdouts, group and device-bucketed flags, dependencies, nested cohorts) are
 evaluated for random persons by both. Wherever the SDK is conclusive (raises nothing), value and
 payload must agree. The SDK is inconclusive on purpose in many places the server decides (missing
-properties, unknown operators, ...): posthog-api.md 5.5. Known SDK/server differences that the SDK
+properties, unknown operators, ...): docs/flags-protocol.md "SDK local evaluators". Known SDK/server differences that the SDK
 would answer *conclusively* are kept out by construction; each is named below with its section.
 
 phlite goes through `phlite_evaluate` only, so the same cases can later run against `/flags`.
@@ -99,8 +99,8 @@ def _sdk_value(flag, flags_by_key, cohorts, case):
 
 KEYS = ["email", "plan", "age", "score", "beta", "signup", "version", "country", "tier"]
 # Floats stay in plain decimal notation: the SDK prints exponents as "1e+16" where the server's
-# serde_json prints "1e16" (5.5, str(x)). NaN/inf text is left out: the server parses it as a
-# number, the SDK does not (5.5, gt/gte/lt/lte).
+# serde_json prints "1e16" (docs/flags-protocol.md "Flags: how values are read"). NaN/inf text is left out: the server parses it as a
+# number, the SDK does not (docs/flags-protocol.md "Numeric operators").
 NUMBERS = [0, 1, 5, 17, 18, 42, 99, 100, -3, 2.5, 17.999, 1000000, "42", "17", "3.5", "-1", "5.", ".5", "1e3"]
 TEXTS = ["pro", "Pro", "free", "enterprise", "", "alice@acme.com", "bob@example.org", "DE", "us", "US",
          "null", "ab12", "x y", "Ünïcode"]  # fmt: skip
@@ -110,7 +110,7 @@ BOOLS = [True, False, "true", "false", "TRUE", "False"]
 DATES = ["2024-01-15", "2023-06-01T10:00:00Z", "2025-02-28 08:30:00", "2022-12-31T23:59:59+02:00",
          "2030-01-01", "2019-07-04T00:00:00.250000Z"]  # fmt: skip
 # Plain X[.Y[.Z]] versions only: the SDK drops pre-release/build parts and rejects leading zeros,
-# the server orders pre-releases and strips zeros (5.5, semver).
+# the server orders pre-releases and strips zeros (docs/flags-protocol.md "Semver operators").
 VERSIONS = ["1.2.3", "1.2", "2.0.0", "0.9.1", "10.0.0", "1.10.4", "1", "0.0.3", "0.2.5", 2, 1.5]
 VALUE_POOLS = [NUMBERS, TEXTS, BOOLS, DATES, VERSIONS, [None]]
 REGEXES = ["^pro$", r"acme\.com$", r"^\d+$", "[0-9]", "(", "Pro|free", "^$", "a.*e", "^[A-Z]{2}$", "rue"]
@@ -122,7 +122,7 @@ WILDCARDS = ["1.*", "1.2.*", "2.*", "0.*"]
 
 # Semver filters only use "version", which never holds a date or "5.": the SDK reads "2024-01-15"
 # as 2024.0.0 (it cuts everything after "-") and "5." as 5.0.0, the server the first as the
-# pre-release 2024.0.0-01-15 and the second as no version at all (5.5, semver).
+# pre-release 2024.0.0-01-15 and the second as no version at all (docs/flags-protocol.md "Semver operators").
 VERSION_POOLS = [VERSIONS, TEXTS, BOOLS, [None], [0, 1, 5, 17, -3, 2.5, "42", "-1"]]
 
 
@@ -246,7 +246,7 @@ def random_flag(rng, index, earlier):
     if rng.random() < 0.05:
         filters["feature_enrollment"] = True
     # Payloads for "true" and variants only: the SDK also looks up a "false" payload, the server
-    # never returns one for a disabled flag (5.8).
+    # never returns one for a disabled flag (docs/flags-protocol.md "Flags: payloads").
     filters["payloads"] = {k: f'{{"for": "{k}"}}' for k in ["true"] + [v["key"] for v in variants]
                            if rng.random() < 0.6}  # fmt: skip
     row = {"id": 1000 + index, "key": key, "active": rng.random() > 0.05, "deleted": False,
@@ -320,11 +320,11 @@ def _aggregations(flag):
 def excluded(flag, by_key, cohorts, case):
     """Cases where the SDK answers conclusively but differently from the server, by design."""
     closure = _closure(flag, by_key)
-    # 5.9: the SDK evaluates a dependency in the dependent's context (its properties, bucketing
+    # docs/flags-protocol.md "SDK local evaluators": the SDK evaluates a dependency in the dependent's context (its properties, bucketing
     # and no groups), the server every flag in its own: only same-aggregation chains compare.
     if len(closure) > 1 and len(set().union(*map(_aggregations, closure))) > 1:
         return True
-    # 5.5: with a key missing, the SDK skips an inconclusive condition and may match a later one,
+    # docs/flags-protocol.md "SDK local evaluators": with a key missing, the SDK skips an inconclusive condition and may match a later one,
     # where the server decides the earlier one (e.g. is_not on a missing key is true). The value
     # can then only differ if conditions carry different variant overrides or bucket differently.
     if not any(_order_sensitive(f) for f in closure):

@@ -1,4 +1,4 @@
-"""Flag evaluation: the server algorithm of posthog-api.md 5.1-5.10 (hash, rollout, variants,
+"""Flag evaluation: the server algorithm of docs/flags-protocol.md "Flags: evaluation order" (hash, rollout, variants,
 reasons, dependencies, groups, holdouts, early access, continuity, cohorts, payloads)."""
 
 import math
@@ -62,7 +62,7 @@ VARIANTS = {
 }
 
 
-# --- 5.1 hash -------------------------------------------------------------------------------
+# --- hash, docs/flags-protocol.md "Flags: bucketing hash" -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_variant_assignment(distinct_id, expected):
     assert (result.enabled, result.variant) == (True, expected)
 
 
-# --- 5.2 rollout ----------------------------------------------------------------------------
+# --- rollout, docs/flags-protocol.md "Flags: rollout and variants" ----------------------------------------------------------------------------
 
 
 def _exact_boundary(key):
@@ -139,7 +139,7 @@ def test_conditions_in_list_order_not_sorted():
     assert (result.variant, result.condition_index) == ("second-variant", 0)
 
 
-# --- 5.3 step 6 / 5.10 reasons --------------------------------------------------------------
+# --- reasons, docs/flags-protocol.md "Flags: reasons" --------------------------------------------------------------
 
 
 def test_condition_match_reason():
@@ -182,7 +182,7 @@ def test_result_metadata():
     assert not errors_while_computing({"meta": result})
 
 
-# --- 5.8 payloads ---------------------------------------------------------------------------
+# --- payloads, docs/flags-protocol.md "Flags: payloads" ---------------------------------------------------------------------------
 
 
 def test_payloads_only_for_enabled_flags_and_per_variant():
@@ -196,7 +196,7 @@ def test_payloads_only_for_enabled_flags_and_per_variant():
     assert one(flag("legacy", payloads={"true": {"x": 1}})).payload == '{"x":1}'
 
 
-# --- 5.9 dependencies -----------------------------------------------------------------------
+# --- dependencies, docs/flags-protocol.md "Flags: dependencies and flag_keys" -----------------------------------------------------------------------
 
 
 def dep(target, value):
@@ -411,7 +411,7 @@ def test_regex_timeout_is_an_error_not_a_stall():
     assert errors_while_computing({"re": result})
 
 
-# --- 5.4 person properties ------------------------------------------------------------------
+# --- person properties, docs/flags-protocol.md "Flags: property sources" ------------------------------------------------------------------
 
 
 def test_person_props_for_flags():

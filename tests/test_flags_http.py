@@ -1,7 +1,7 @@
-"""/flags and /decide over real HTTP: every response shape and version (posthog-api.md 6.2), every
-body encoding (6.1), token and distinct id errors (6.5), stored person and group properties,
+"""/flags and /decide over real HTTP: every response shape and version (docs/flags-protocol.md "Flags endpoint: response shapes"), every
+body encoding (docs/flags-protocol.md "Flags endpoint: request decoding"), token and distinct id errors (docs/flags-protocol.md "Flags endpoint: errors and other methods"), stored person and group properties,
 cohorts, experience continuity, runtime filtering, a failing store; then /flags/definitions with
-its ETag round trip (7.2), remote config (7.3) and the Mixpanel GET answer."""
+its ETag round trip (docs/flags-protocol.md "Local evaluation"), remote config (docs/flags-protocol.md "Remote config payload") and the Mixpanel GET answer."""
 
 import base64
 import gzip

@@ -1,4 +1,4 @@
-"""Table tests for every property operator of posthog-api.md 5.5, with the server's results for
+"""Table tests for every property operator of docs/flags-protocol.md "Flags: operators", with the server's results for
 missing properties, the truthiness rule of `exact`, semver ranges, dates and the regex timeout."""
 
 import time

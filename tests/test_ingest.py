@@ -1,4 +1,4 @@
-"""phlite.ingest: request bytes -> Payload, with no HTTP and no database (posthog-api.md 1.2-1.4, sdk-wire.md)."""
+"""phlite.ingest: request bytes -> Payload, with no HTTP and no database (docs/protocol.md "Capture: body decoding", docs/protocol.md "Capture: project key", docs/protocol.md "Capture: query parameters", docs/protocol.md "Mixpanel clients")."""
 
 import base64
 import gzip

@@ -1,4 +1,4 @@
-"""phlite.normalize: one raw event -> Event or a drop reason (posthog-api.md section 2). Time is injected."""
+"""phlite.normalize: one raw event -> Event or a drop reason (docs/protocol.md "Events: normalisation"). Time is injected."""
 
 import copy
 import uuid
@@ -33,7 +33,7 @@ def dt(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-# -- 2.1 timestamp ---------------------------------------------------------------------------------------
+# -- timestamp, docs/protocol.md "Events: timestamp" ---------------------------------------------------------------------------------------
 
 TIMESTAMPS = [
     # name, event fields, sent_at, expected
@@ -176,7 +176,7 @@ def test_sdk_timestamp_fast_path_agrees_on_generated(value):
     assert fast is None or fast == parse_timestamp(value)
 
 
-# -- 2.2 uuid --------------------------------------------------------------------------------------------
+# -- uuid, docs/protocol.md "Events: uuid" --------------------------------------------------------------------------------------------
 
 V4 = "8a6f0b3c-52d1-4e3e-9b4c-0c1f2e3d4a5b"
 
@@ -219,7 +219,7 @@ def test_invalid_uuid_becomes_a_deterministic_uuid5(value):
     assert norm(uuid=value, token="phc_other").uuid != str(first)  # scoped by project
 
 
-# -- 2.3 distinct_id, event name, properties -------------------------------------------------------------
+# -- distinct_id, event name, properties: docs/protocol.md "Events: distinct_id", docs/protocol.md "Events: name and properties" -------------------------------------------------------------
 
 DISTINCT_IDS = [
     ("string", {"distinct_id": "abc"}, "abc"),

@@ -1,6 +1,6 @@
 """Persons and groups through real HTTP: events in through /batch, results read back through
-the persons and groups API. Tables for posthog-api.md 3.1 (property update order), the
-illegal ids of 2.7, every merge case of 3.2, group types (2.8, 3.3), and Mixpanel's
+the persons and groups API. Tables for property update order (docs/protocol.md "Persons: property updates"), the
+illegal ids (docs/protocol.md "Persons: illegal distinct ids"), every merge case (docs/protocol.md "Persons: merges"), group types (docs/protocol.md "Groups: group types", docs/protocol.md "Groups: $groupidentify"), and Mixpanel's
 people and group operations sent by the real mixpanel-python client."""
 
 from urllib.parse import urlencode
@@ -47,7 +47,7 @@ def merge_event(kind, target, other, **props):
 MERGE_KINDS = ["$identify", "$create_alias", "$merge_dangerously"]
 
 
-# --- 3.1: $set_once, then $set, then $unset, against the properties before the event -----
+# --- docs/protocol.md "Persons: property updates": $set_once, then $set, then $unset, against the properties before the event -----
 
 UPDATE_TABLE = [
     # (id, properties before, the event's operations, properties after)
@@ -134,7 +134,7 @@ def test_stored_event_keeps_what_was_sent(project):
     assert "$set" not in e["properties"] and e["properties"]["$browser"] == "Firefox"
 
 
-# --- 2.7: illegal distinct ids never merge ------------------------------------------------
+# --- illegal distinct ids never merge, docs/protocol.md "Persons: illegal distinct ids" ------------------------------------------------
 
 ILLEGAL = [
     " ", "\t", "anonymous", "Anonymous", "GUEST", "distinctid", "distinct_id", "id", "not_authenticated", "email",
@@ -182,7 +182,7 @@ def test_legal_lookalike_merges(project, ok):
     assert sorted(person(project, "user")["distinct_ids"]) == sorted(["user", ok])
 
 
-# --- 3.2: merges ----------------------------------------------------------------------------
+# --- merges, docs/protocol.md "Persons: merges" ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", MERGE_KINDS)
@@ -361,7 +361,7 @@ def test_personless_events_never_touch_persons(project):
         assert not {"$set", "$set_once", "$unset"} & set(e["properties"])
 
 
-# --- groups (2.8, 3.3) ------------------------------------------------------------------
+# --- groups, docs/protocol.md "Groups: group types", docs/protocol.md "Groups: $groupidentify" ------------------------------------------------------------------
 
 
 def test_group_types_get_indexes_in_order_of_first_appearance_at_most_five(project):

@@ -100,7 +100,7 @@ def test_plain_events_of_known_persons_cost_no_sql(store):
 
 def test_plain_events_take_the_short_path_only_without_person_keys(store):
     # Events not named $... and with no person keys skip the merge and change checks; any key that may
-    # change a person (explicit, Mixpanel or 2.4 automatic) or attach a group still takes the full path.
+    # change a person (explicit, Mixpanel or automatic, docs/protocol.md "Automatic person properties") or attach a group still takes the full path.
     proc = PersonProcessor()
     batch = events(
         ev("plain", "a", plan="x"), ev("plain", "b", **{"$set": {"k": 1}}), ev("plain", "c", **{"$browser": "Firefox"}),

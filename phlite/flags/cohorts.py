@@ -1,4 +1,4 @@
-"""Cohort membership for `type: cohort` filters (posthog-api.md 5.6).
+"""Cohort membership for `type: cohort` filters (docs/flags-protocol.md "Flags: cohorts").
 
 Dynamic cohorts are compiled into matcher trees over person properties (nested AND/OR groups,
 `negation` on leaves, references to other cohorts); static membership comes from the caller as a

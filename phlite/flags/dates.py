@@ -1,4 +1,4 @@
-"""Date parsing for the is_date_* operators, as the flags server reads dates (posthog-api.md 5.5).
+"""Date parsing for the is_date_* operators, as the flags server reads dates (docs/flags-protocol.md "Date operators").
 
 Naive dates and times are wall-clock time in the team timezone, explicit offsets are honoured,
 relative dates ("-7d") count back from the `now` the caller passes in; the clock is never read.

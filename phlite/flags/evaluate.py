@@ -1,8 +1,8 @@
-"""Evaluates compiled flags for one person/request: the server's algorithm of posthog-api.md 5.3.
+"""Evaluates compiled flags for one person/request: the server's algorithm of docs/flags-protocol.md "Flags: evaluation order".
 
 Plain data in, results out: no I/O, no clock (the caller passes `now`). Order per flag:
 dependencies, early-access gate (feature_enrollment / legacy super_groups), holdout, then the
-release conditions in list order; an unmatched flag reports its highest-scored reason (5.10).
+release conditions in list order; an unmatched flag reports its highest-scored reason (docs/flags-protocol.md "Flags: reasons").
 """
 
 from dataclasses import KW_ONLY, dataclass, field

@@ -1,4 +1,4 @@
-"""Bucketing hashes shared by every PostHog SDK and server (posthog-api.md 5.1).
+"""Bucketing hashes shared by every PostHog SDK and server (docs/flags-protocol.md "Flags: bucketing hash").
 
 Owns the sha1 -> [0, 1] mapping for rollouts, variants and holdouts. Pure: imports only hashlib.
 """

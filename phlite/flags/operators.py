@@ -1,4 +1,4 @@
-"""Property-filter operators, compiled once per flag definition (posthog-api.md 5.5).
+"""Property-filter operators, compiled once per flag definition (docs/flags-protocol.md "Flags: operators").
 
 `compile_property(filter)` picks the operator and pre-parses the filter value (lowercased text,
 numbers, semver ranges, dates, compiled regexes) so that matching a person is one dict lookup and

@@ -1,11 +1,11 @@
-"""The person properties flags see on the server (posthog-api.md 5.4).
+"""The person properties flags see on the server (docs/flags-protocol.md "Flags: property sources").
 
 Stored properties, overlaid by the request's `person_properties`, plus `distinct_id` when the
 person exists, and every missing `$initial_X` filled from `X`: a first-time visitor can already
 match a flag on `$initial_referrer` before ingestion has written it.
 """
 
-# Event properties ingestion copies to `$initial_*` (posthog-api.md 2.4), plus the ones only the
+# Event properties ingestion copies to `$initial_*` (docs/protocol.md "Automatic person properties"), plus the ones only the
 # flags service knows (user agent, screen and viewport sizes, further click ids).
 INITIAL_SOURCES = (
     "$app_build", "$app_name", "$app_namespace", "$app_version", "$browser", "$browser_version",

@@ -1,4 +1,4 @@
-"""Validation of a flag's `filters` before it is stored (posthog-api.md 4.2, 4.3).
+"""Validation of a flag's `filters` before it is stored (docs/flags-protocol.md "Flags: definition format", docs/flags-protocol.md "Flags: property filters").
 
 Rejects what the server could never evaluate sensibly (unknown operators, bad numbers, regexes,
 dates or versions, variant percentages not summing to 100, unknown cohorts or flags) with a
@@ -15,7 +15,7 @@ from .operators import OPERATORS, compile_regex
 from .values import json_text, to_number
 
 PROPERTY_TYPES = frozenset(("person", "group", "cohort", "flag", "person_metadata"))
-MAX_GROUP_TYPE_INDEX = 4  # five group types per project (posthog-api.md 2.8)
+MAX_GROUP_TYPE_INDEX = 4  # five group types per project (docs/protocol.md "Groups: group types")
 
 
 def _fail(path: str, problem: str):

@@ -1,4 +1,4 @@
-"""How the flags server reads a JSON value as text or as a number (posthog-api.md 5.5, "str(x)").
+"""How the flags server reads a JSON value as text or as a number (docs/flags-protocol.md "Flags: how values are read").
 
 The server is Rust (serde_json): a string is itself, anything else is its compact JSON, and numbers
 parse with Rust's f64 grammar. Matching that byte for byte decides icontains/exact/gt results.
@@ -32,7 +32,7 @@ def _float_repr(value: float) -> str:
 
 
 def json_text(value) -> str:
-    """str(x) of 5.5: a string as is, else compact JSON with sorted keys (serde_json's Map)."""
+    """str(x) of docs/flags-protocol.md "Flags: how values are read": a string as is, else compact JSON with sorted keys (serde_json's Map)."""
     if isinstance(value, str):
         return value
     if value is None:

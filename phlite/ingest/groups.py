@@ -1,6 +1,7 @@
 """Groups in person processing: `$groups` on an event gets the project's group type index
 (0-4, at most five types), and `$groupidentify` creates or updates the group, with Mixpanel's
-`/groups` operations when the event came from there. See docs/protocol.md "Groups".
+`/groups` operations when the event came from there. See docs/protocol.md
+"Groups: group types" and "Groups: $groupidentify".
 
 `GroupTypes` is the writer's cache of each project's group types (owned by PersonProcessor);
 `GroupBatch` holds the groups one batch changes and writes each of them once.

@@ -5,7 +5,7 @@ uuid); an `/engage` people update becomes a `$identify` event, a `/groups` updat
 event. The operations PostHog has no word for (`$add`, `$append`, `$union`, `$remove`, `$delete`)
 are not written into the event: they travel beside it as its `operations` (the spool record's `m`
 field, then `Event.mixpanel`), so a stored event keeps only what the client sent and a `/capture`
-client cannot ask for Mixpanel semantics with in-band properties. See docs/protocol.md "Mixpanel".
+client cannot ask for Mixpanel semantics with in-band properties. See docs/protocol.md "Mixpanel clients".
 Pure: imports only the standard library and orjson.
 """
 

@@ -1,9 +1,10 @@
-"""One raw event dict -> a storable Event, or the reason to drop it (posthog-api.md section 2).
+"""One raw event dict -> a storable Event, or the reason to drop it (docs/protocol.md "Events: normalisation").
 
 Runs in the background writer, after the client was answered 200: bad input never raises here, it
-returns a short drop reason. Owns the timestamp rules (2.1, with every accepted format), uuid (2.2),
-distinct_id (2.3), event name, properties, top-level $set/$set_once placement and $ip / $sent_at. No person
-or group processing, no clock reads (now_ms is passed in). Imports nothing from phlite.
+returns a short drop reason. Owns the timestamp rules (docs/protocol.md "Events: timestamp" and
+"Accepted timestamp formats"), uuid ("Events: uuid"), distinct_id ("Events: distinct_id"), event name,
+properties, top-level $set/$set_once placement and $ip / $sent_at. No person or group processing, no
+clock reads (now_ms is passed in). Pure: imports nothing from phlite.
 """
 
 import email.utils

@@ -1,5 +1,6 @@
-"""Person processing: turns events into person changes, as PostHog's ingestion does
-(docs/protocol.md "Persons"), and hands `$groups` / `$groupidentify` to phlite/ingest/groups.py.
+"""Person processing: turns events into person changes, as PostHog's ingestion does (docs/protocol.md
+"Persons: property updates", "Persons: merges", "Events: accepted, then dropped"), and hands `$groups`
+and `$groupidentify` to phlite/ingest/groups.py.
 
 Runs in the writer thread inside its group-commit transaction (phlite/ingest/batch.py), in
 event order, so there are no races between requests. Per batch it looks every distinct id up

@@ -1,16 +1,17 @@
-"""Person and group property rules, pure data in and data out (no store access): the 3.1
-order of `$set_once`, `$set` and `$unset`; the 2.4 automatic person properties; the 2.7
-distinct ids that never merge; Mixpanel's `$add`/`$append`/`$union`/`$remove` semantics;
-and which events ask for a merge or a person property change.
+"""Person and group property rules, pure data in and data out (no store access): the order of
+`$set_once`, `$set` and `$unset` (docs/protocol.md "Persons: property updates"); the automatic person
+properties (docs/protocol.md "Automatic person properties"); the distinct ids that never merge
+(docs/protocol.md "Persons: illegal distinct ids"); which events ask for a merge or a person property
+change. Mixpanel's operations are in mixpanel.py.
 
-phlite.persons (the writer's processor) decides when to apply these to which person or
-group, and does the lookups, merges and writes.
+persons.py and groups.py decide when to apply these to which person or group, and do the lookups,
+merges and writes.
 """
 
-# Events that get no 2.4 automatic person properties.
+# Events that get no automatic person properties (docs/protocol.md "Automatic person properties").
 NO_AUTO_PROPERTIES = frozenset({"$snapshot", "$performance_event", "$groupidentify"})
 
-# 2.4: event properties copied to the person ($set) and as $initial_* ($set_once).
+# docs/protocol.md "Automatic person properties": event properties copied to the person ($set) and as $initial_* ($set_once).
 AUTO_PERSON_PROPERTIES = (
     "$app_build", "$app_name", "$app_namespace", "$app_version", "$browser", "$browser_version",
     "$device_type", "$current_url", "$pathname", "$os", "$os_version", "$referring_domain", "$referrer",
@@ -25,7 +26,7 @@ _PERSON_KEYS = frozenset({"$set", "$set_once", "$unset"})
 # Any of these in an event's properties may change its person (has_person_changes).
 PERSON_CHANGE_KEYS = _AUTO_SET | _PERSON_KEYS
 
-# 2.7: distinct ids that never take part in a merge.
+# docs/protocol.md "Persons: illegal distinct ids": distinct ids that never take part in a merge.
 _ILLEGAL_ANY_CASE = {"anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email",
                      "undefined", "true", "false"}
 _ILLEGAL_EXACT = {"[object Object]", "NaN", "None", "none", "null", "0", "undefined"}
@@ -63,7 +64,7 @@ def unset_keys(value) -> list:
 
 
 def apply_updates(props: dict, set_once: dict | None, set_: dict | None, unset=None) -> bool:
-    """Section 3.1, in place: $set_once, then $set, then $unset, each judged against the
+    """docs/protocol.md "Persons: property updates", in place: $set_once, then $set, then $unset, each judged against the
     properties before this event. Returns whether anything changed."""
     before = set(props) if unset else None
     changed = False
@@ -88,7 +89,7 @@ def apply_updates(props: dict, set_once: dict | None, set_: dict | None, unset=N
 
 def person_updates(ev) -> tuple[dict, dict, list]:
     """The ($set, $set_once, $unset keys) an event applies to its person, with the automatic
-    properties of 2.4 added (never overriding an explicit key)."""
+    properties of docs/protocol.md "Automatic person properties" added (never overriding an explicit key)."""
     props = ev.properties
     set_ = props.get("$set")
     set_ = set_ if isinstance(set_, dict) else {}
@@ -113,7 +114,7 @@ def person_updates(ev) -> tuple[dict, dict, list]:
 
 
 def merge_other_id(ev):
-    """The distinct id an event asks to merge into its own (3.2), or None."""
+    """The distinct id an event asks to merge into its own (docs/protocol.md "Persons: merges"), or None."""
     if ev.event == "$identify":
         other = ev.properties.get("$anon_distinct_id")
     elif ev.event in ("$create_alias", "$merge_dangerously"):
@@ -126,8 +127,8 @@ def merge_other_id(ev):
 
 
 def has_person_changes(ev) -> bool:
-    """Whether an event may change its person's properties (explicit keys or 2.4 automatic ones)."""
-    if ev.event == "$groupidentify":  # never touches person properties (3.3)
+    """Whether an event may change its person's properties (explicit keys or automatic ones, docs/protocol.md "Automatic person properties")."""
+    if ev.event == "$groupidentify":  # never touches person properties (docs/protocol.md "Groups: $groupidentify")
         return False
     if ev.mixpanel:  # an /engage update's operations
         return True

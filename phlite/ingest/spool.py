@@ -1,12 +1,12 @@
 """The write-ahead spool: every accepted request is appended here before it is answered.
 
-A record is appended with a plain write() (no fsync): once write() returns the bytes are
-in the kernel, so they survive `kill -9` of this process (limits.md). The writer stores
-the events of a record and the record's end position in the same SQLite transaction;
-on start, records after the stored position are replayed. So a 200 is never lost and
-never stored twice.
+A record is appended with a plain write() (no fsync): once write() returns the bytes are in the
+kernel, so they survive `kill -9` of this process (docs/design.md "Durability costs"). The writer
+stores the events of a record and the record's end position in the same SQLite transaction; on
+start, records after the stored position are replayed. So a 200 is never lost and never stored twice.
 
-Layout: data/spool/<segment>.log, each record = magic, length, crc32, payload. A record
+Layout: data/spool/<segment>.log, each record = magic, length, crc32, payload (the payload's
+format is phlite/ingest/record.py). A record
 cut short by a crash fails its length or CRC check and is ignored (it was never
 acknowledged). Segments wholly behind the stored position are deleted.
 """

@@ -1,10 +1,11 @@
-"""Capture request bytes -> raw event dicts: phlite's ingestion wire format.
+"""Capture request bytes -> raw event dicts (a Payload): phlite's ingestion wire format.
 
-Owns posthog-api.md 1.2-1.4 (the `data` query parameter, optimistic base64, form bodies, gzip, lz64, the
-legacy second base64 pass, the four JSON shapes, the project key) and the Mixpanel shapes of sdk-wire.md
-(`/track`, `/import`, `/engage`, `/groups`), which become PostHog-shaped events here so nothing downstream
-knows Mixpanel. It refuses only bodies it cannot decode: per-event validation happens later, in
-normalize.py, after the client got its 200. Imports only errors and lzstring; no framework, no clock.
+Owns docs/protocol.md "Capture: body decoding", "Capture: project key" and "Capture: query parameters"
+(the `data` query parameter, optimistic base64, form bodies, gzip, lz64, the legacy second base64 pass,
+the four JSON shapes, the project key). Mixpanel's shapes (`/track`, `/import`, `/engage`, `/groups`) are
+turned into PostHog-shaped events by mixpanel.py, their operations kept beside the events
+(Payload.operations). It refuses only bodies it cannot decode: per-event validation happens later, in
+normalize.py, after the client got its 200. Pure: no framework, no clock, no I/O.
 """
 
 import base64
@@ -35,14 +36,14 @@ _HINTS = {"gzip": "gzip", "gzip-js": "gzip", "lz64": "lz64", "lz-string": "lz64"
 # First path segment of the endpoints that get the legacy second base64 pass. PostHog does it for
 # /e, /capture, /engage and /track; /groups and /import are Mixpanel's and get the same treatment.
 _LEGACY_ENDPOINTS = frozenset({"e", "capture", "engage", "track", "groups", "import"})
-_MIN_QUERY_SENT_AT_MS = 1_609_459_200_000  # 2021-01-01: smaller `_` values are seconds, not ms (1.4)
+_MIN_QUERY_SENT_AT_MS = 1_609_459_200_000  # 2021-01-01: smaller `_` values are seconds, not ms (docs/protocol.md "Capture: query parameters")
 
 
 
 @dataclass
 class Payload:
     events: list[dict]  # raw event objects, after shape handling
-    token: str | None  # project key per posthog-api.md 1.3 (may be a "phx_" personal key; caller resolves)
+    token: str | None  # project key per docs/protocol.md "Capture: project key" (may be a "phx_" personal key; caller resolves)
     sent_at: datetime | None  # batch body sent_at, else query `_`/`sent_at` ms; tz-aware UTC
     historical_migration: bool
     verbose: bool  # Mixpanel: `verbose=1` in the query or in the form body
@@ -134,7 +135,7 @@ def decode_request(
 
 
 def _extract(body, content_type, query, cap, *, skip_base64):
-    """Steps 1-3 of 1.2: pick the raw bytes, optimistic base64, form bodies. Returns (bytes, form)."""
+    """The first steps of docs/protocol.md "Capture: body decoding": pick the raw bytes, optimistic base64, form bodies. Returns (bytes, form)."""
     qdata = query.get("data")
     if qdata:
         raw = _restore_plus(qdata.encode("utf-8"))
@@ -209,7 +210,7 @@ def _hint(value) -> str | None:
 
 
 def _decompress(data: bytes, hint: str | None, cap: int) -> bytes:
-    """Step 5 of 1.2. Every branch stops at `cap` output bytes."""
+    """The decompression step of docs/protocol.md "Capture: body decoding". Every branch stops at `cap` output bytes."""
     if hint == "gzip" or data[:2] == b"\x1f\x8b":
         return _gunzip(data, cap)
     if hint == "lz64":
@@ -220,8 +221,9 @@ def _decompress(data: bytes, hint: str | None, cap: int) -> bytes:
         except ValueError as e:  # includes UnicodeError
             raise errors.BadRequest(f"invalid lz64 data: {e}", code="invalid_payload") from None
     elif hint == "base64" and _is_base64(data, _B64_STRICT):
-        # PostHog only decodes base64 optimistically (step 2) or on legacy paths (step 6); honouring the
-        # explicit hint everywhere also covers posthog-js's base64 form beacon to /i/v0/e/.
+        # PostHog decodes base64 only optimistically or on legacy paths
+        # (docs/protocol.md "Optimistic base64", "Legacy second base64 pass"); honouring the explicit
+        # hint everywhere also covers posthog-js's base64 form beacon to /i/v0/e/.
         out = _b64decode(data, cap) or data
     else:
         out = data

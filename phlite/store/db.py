@@ -15,7 +15,7 @@ import peewee
 log = logging.getLogger(__name__)
 
 # synchronous=NORMAL in WAL survives a process crash (kill -9) without an fsync per
-# commit; a power cut may lose the last commits, but never corrupts (limits.md).
+# commit; a power cut may lose the last commits, but never corrupts (docs/design.md "Durability costs").
 PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",

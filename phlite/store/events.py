@@ -10,22 +10,6 @@ INSERT_EVENT = (
 )
 
 
-def event_row(project_id, ev, created_at):
-    """The INSERT_EVENT parameters for one normalised event."""
-    return (
-        project_id,
-        # ev.uuid is canonical (normalize.py): hex digits and dashes. 4x cheaper than
-        # uuid.UUID(...).bytes, which the writer paid once per stored event.
-        bytes.fromhex(ev.uuid.replace("-", "")),
-        ev.event,
-        ev.distinct_id,
-        orjson.dumps(ev.properties, option=orjson.OPT_NON_STR_KEYS),
-        ev.timestamp,
-        created_at,
-        getattr(ev, "person_id", None),
-    )
-
-
 def _uuid_text(raw):
     """16 stored bytes as the canonical uuid string: str(uuid.UUID(bytes=raw)) at a third of
     its cost, once per row of an events list."""
@@ -34,8 +18,8 @@ def _uuid_text(raw):
 
 
 def event_rows(project_id, events, created_at):
-    """`event_row` of each event: the same tuples, with the per-event lookups hoisted out of the loop
-    (the writer builds one per stored event)."""
+    """The INSERT_EVENT parameters of each normalised event (the writer builds one per stored event).
+    ev.uuid is canonical (normalize.py): bytes.fromhex is 4x cheaper than uuid.UUID(...).bytes."""
     dumps, option, fromhex = orjson.dumps, orjson.OPT_NON_STR_KEYS, bytes.fromhex
     return [
         (project_id, fromhex(ev.uuid.replace("-", "")), ev.event, ev.distinct_id, dumps(ev.properties, option=option),
@@ -46,10 +30,10 @@ def event_rows(project_id, events, created_at):
 
 class EventsMixin:
     def insert_event_rows(self, rows):
-        """Insert rows (from `event_row`) in the caller's transaction; duplicates by
+        """Insert rows (from `event_rows`) in the caller's transaction; duplicates by
         (project, uuid) are ignored. Returns how many were new.
 
-        peewee's insert_many is ~6x slower than the driver's executemany (limits.md)."""
+        peewee's insert_many is ~6x slower than the driver's executemany (docs/design.md "SQLite inserts")."""
         conn = self.db.connection()
         before = conn.total_changes
         conn.executemany(INSERT_EVENT, rows)

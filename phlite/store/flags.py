@@ -149,13 +149,6 @@ class FlagsMixin:
         ).fetchall()
         return [_flag(r) for r in rows], count
 
-    def flag_refs(self, project_id):
-        """(ids, keys) of the project's non-deleted flags: what dependency filters may name."""
-        rows = self.db.execute_sql(
-            "SELECT id, key FROM feature_flag WHERE project_id = ? AND deleted = 0", (project_id,)
-        ).fetchall()
-        return {r[0] for r in rows}, {r[1] for r in rows}
-
     def create_flag(self, project_id, fields, key_id, check=None):
         """Insert a flag (fields: the FLAG_EDITABLE columns) and its "created" activity; returns the row.
 

@@ -8,7 +8,7 @@ person, so a person merge moves nothing: membership is read through the person's
 VERSION = 3
 
 STATEMENTS = [
-    # filters is the flag's JSON as the API takes it (posthog-api.md 4.2); evaluation_tags a JSON list.
+    # filters is the flag's JSON as the API takes it (docs/flags-protocol.md "Flags: definition format"); evaluation_tags a JSON list.
     """CREATE TABLE feature_flag (
         id INTEGER PRIMARY KEY,
         project_id INTEGER NOT NULL,
