@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import ROOT, Subprocess, admin, http
+from support import ROOT, Subprocess, admin, http
 
 JS = ROOT / "tests" / "js"
 MODULES = JS / "node_modules"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import http
+from support import http
 
 ORIGIN = "http://shop.example:3000"
 BOOL_FLAG = {"key": "on", "active": True, "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}}

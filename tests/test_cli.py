@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, Subprocess, admin, http
+from support import ROOT, Subprocess, admin, http
 from phlite import config
 
 

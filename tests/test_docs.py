@@ -4,7 +4,7 @@ import os
 import re
 from pathlib import Path
 
-from conftest import ROOT
+from support import ROOT
 from phlite import config
 
 README = (ROOT / "README.md").read_text()

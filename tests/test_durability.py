@@ -4,14 +4,13 @@ The server runs as `python app.py` in a subprocess. After a crash it is restarte
 stopped with SIGTERM, which drains the replayed spool; then the SQLite file is counted.
 """
 
-import sqlite3
 import threading
 import uuid
 from http.client import HTTPException
 
 import pytest
 
-from conftest import Subprocess, admin, http
+from support import Subprocess, admin, http, stored_uuids
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +54,6 @@ def load(url, token, kill_at=None, on_kill=None, threads=4, batch=50, max_reques
     return sent, acked
 
 
-def stored_uuids(data_dir):
-    con = sqlite3.connect(data_dir / "phlite.db")
-    rows = con.execute("SELECT uuid FROM event").fetchall()
-    con.close()
-    return [str(uuid.UUID(bytes=r[0])) for r in rows]
-
-
 @pytest.mark.parametrize("kill_after_events", [1000, 4000, 9000])
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path, kill_after_events):
     admin(tmp_path, "project", "create", "p", "--json")
@@ -75,7 +67,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path, kill_after_event
     # Restart: the spool is replayed; SIGTERM drains it before exiting.
     srv2 = Subprocess(tmp_path)
     assert srv2.terminate() == 0
-    stored = stored_uuids(tmp_path)
+    stored = stored_uuids(tmp_path / "phlite.db")
     assert len(stored) == len(set(stored)), "an event was stored twice"
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged events lost"
@@ -89,7 +81,7 @@ def test_sigterm_drains_and_exits_0(tmp_path):
     srv = Subprocess(tmp_path)
     sent, acked = load(srv.url, token, max_requests=80)
     assert srv.terminate() == 0
-    stored = stored_uuids(tmp_path)
+    stored = stored_uuids(tmp_path / "phlite.db")
     assert sorted(stored) == sorted(acked) and len(acked) == len(sent) == 4000
 
 
@@ -107,4 +99,4 @@ def test_sigterm_right_after_the_listening_line_still_drains(tmp_path):
         srv.kill()
         srv = Subprocess(tmp_path)
         assert srv.terminate() == 0
-        assert set(acked) <= set(stored_uuids(tmp_path))
+        assert set(acked) <= set(stored_uuids(tmp_path / "phlite.db"))

@@ -3,7 +3,7 @@ the activity log of every change, and cohorts (dynamic with negation, static fro
 
 import pytest
 
-from conftest import http
+from support import assert_error, http
 
 FLAGS = "/api/projects/@project/feature_flags/"
 COHORTS = "/api/projects/@project/cohorts/"
@@ -127,11 +127,7 @@ INVALID = [
 @pytest.mark.parametrize("name,body,attr", INVALID, ids=[c[0] for c in INVALID])
 def test_validation_errors_name_the_field(project, name, body, attr):
     r = project.api("POST", FLAGS, {"key": "ok-key", **body})
-    assert r.status == 400, r.body
-    err = r.json()
-    assert set(err) == {"type", "code", "detail", "attr"}
-    assert err["type"] == "validation_error"
-    assert err["attr"] == attr
+    err = assert_error(r, 400, type="validation_error", attr=attr)
     assert err["detail"]
 
 

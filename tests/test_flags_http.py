@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from conftest import http
+from support import assert_error, ev, http, send
 from phlite.flags import hash_value
 from phlite.store import DatabaseError
 
@@ -36,16 +36,6 @@ def flags(project, body=None, path="/flags/?v=2", headers=None):
     r = post(project, {"distinct_id": "user-1", **(body or {})}, path, headers)
     assert r.status == 200, r.body
     return r.json()
-
-
-def send(project, *events):
-    r = http("POST", project.url + "/batch/", {"api_key": project.token, "batch": list(events)})
-    assert r.status == 200, r.body
-    project.flush()
-
-
-def ev(name, distinct_id, **props):
-    return {"event": name, "distinct_id": distinct_id, "properties": props}
 
 
 @pytest.fixture
@@ -208,9 +198,7 @@ BAD_BODIES = [
 @pytest.mark.parametrize("name,body,headers,query", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
 def test_undecodable_bodies_are_400_json(project, name, body, headers, query):
     r = http("POST", project.url + "/flags/?v=2" + query, body, headers)
-    assert r.status == 400, r.body
-    err = r.json()
-    assert set(err) == {"type", "code", "detail", "attr"}
+    err = assert_error(r, 400)
     assert err["detail"].startswith("Failed to decode request")
 
 

@@ -27,7 +27,7 @@ from test_flags_differential import (
     sdk_evaluate,
 )
 
-from conftest import http
+from support import http
 
 # The first HTTP_PROJECTS of the in-process test's projects (the generator is sequential, so they
 # are the very same projects and persons), sent by a few concurrent clients.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from posthog import Posthog
 
-from conftest import http
+from support import http
 
 JS = Path(__file__).resolve().parent / "js"
 FLAGS = "/api/projects/@project/feature_flags/"

@@ -22,9 +22,10 @@ from urllib.parse import quote, quote_from_bytes
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import http as http_request
+from support import http as http_request
 from phlite.config import environ_get
-from test_reliability import ERROR_KEYS, record
+from support import ERROR_KEYS
+from test_reliability import record
 
 EXAMPLES = int(environ_get("PHLITE_FUZZ_EXAMPLES", "300"))
 

@@ -8,7 +8,7 @@ are issue 10's. A rule about a module that does not exist yet applies as soon as
 import ast
 import sys
 
-from conftest import ROOT
+from support import ROOT
 
 PKG = ROOT / "phlite"
 STDLIB = sys.stdlib_module_names

@@ -6,7 +6,7 @@ import collections
 
 import pytest
 
-from conftest import http
+from support import ev, http
 from phlite.ingest.normalize import normalize_event
 from phlite.ingest.persons import PersonProcessor
 from phlite.store import Store
@@ -24,10 +24,6 @@ def with_operations(event, **operations):
     """An event carrying Mixpanel operations, as the writer builds it from an /engage record."""
     event.mixpanel = operations
     return event
-
-
-def ev(name, distinct_id, **props):
-    return {"event": name, "distinct_id": distinct_id, "properties": props}
 
 
 class Recorder:

@@ -10,16 +10,9 @@ from urllib.parse import urlencode
 import pytest
 from posthog import Posthog
 
-from conftest import http
+from support import http, person
 
 JS = Path(__file__).resolve().parent / "js"
-
-
-def person(project, distinct_id):
-    r = project.api("GET", "/api/projects/@project/persons/?" + urlencode({"distinct_id": distinct_id}))
-    assert r.status == 200, r.body
-    results = r.json()["results"]
-    return results[0] if results else None
 
 
 def group(project, index, key):

@@ -16,10 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import InProcessServer, Project, http
+from support import ERROR_KEYS, InProcessServer, Project, assert_error, http, stored_uuids
 from phlite.config import Config, environ_get
-
-ERROR_KEYS = {"type", "code", "detail", "attr"}
 
 
 def record(name, **figures):
@@ -37,14 +35,6 @@ def batch(token, n, prefix="e", **props):
         {"event": prefix, "distinct_id": f"{prefix}-{i % 7}", "uuid": u, "properties": {"i": i, **props}}
         for i, u in enumerate(ids)]}
     return ids, body
-
-
-def stored_uuids(db_path, project_id=None):
-    con = sqlite3.connect(db_path)
-    sql = "SELECT uuid FROM event" + (" WHERE project_id = ?" if project_id else "")
-    rows = con.execute(sql, (project_id,) if project_id else ()).fetchall()
-    con.close()
-    return [str(uuid.UUID(bytes=r[0])) for r in rows]
 
 
 def integrity(db_path):
@@ -201,7 +191,7 @@ def test_database_full_answers_503_loses_nothing_and_recovers_without_restart(sr
             acked_ids += ids
             identified.append(k)
         else:
-            assert r.status == 503 and set(r.json()) == ERROR_KEYS, r.body
+            assert_error(r, 503)
             assert r.headers["Retry-After"] == "5"
             refused += len(ids)
         if writer.failure is None and k < 39:

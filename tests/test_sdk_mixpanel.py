@@ -14,20 +14,13 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import ROOT
+from support import ROOT, person
 
 JS = ROOT / "tests" / "js"
 
 
 def iso_ms(ms):
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def person(project, distinct_id):
-    r = project.api("GET", f"/api/projects/@project/persons/?distinct_id={quote(distinct_id)}")
-    assert r.status == 200, r.body
-    [p] = r.json()["results"]
-    return p
 
 
 def group(project, group_type, key):
