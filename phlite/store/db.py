@@ -43,15 +43,15 @@ def _migration_modules():
     return mods
 
 
-def migrate(db):
-    """Apply every migration not yet recorded, each in its own transaction."""
+def migrate(db, upto=None):
+    """Apply every migration not yet recorded (up to version `upto`), each in its own transaction."""
     db.execute_sql(
         "CREATE TABLE IF NOT EXISTS schema_migration ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
     )
     done = {row[0] for row in db.execute_sql("SELECT version FROM schema_migration")}
     for mod in _migration_modules():
-        if mod.VERSION in done:
+        if mod.VERSION in done or (upto is not None and mod.VERSION > upto):
             continue
         with db.atomic("IMMEDIATE"):
             for statement in mod.STATEMENTS:

@@ -1,0 +1,53 @@
+-- migrations applied: [1, 2, 3]
+-- index activity_log_item
+CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
+-- index cohort_project
+CREATE INDEX cohort_project ON cohort (project_id, id);
+-- index cohort_static_member_distinct_id
+CREATE INDEX cohort_static_member_distinct_id ON cohort_static_member (project_id, distinct_id);
+-- index event_distinct_id
+CREATE INDEX event_distinct_id ON event (project_id, distinct_id, timestamp);
+-- index event_name
+CREATE INDEX event_name ON event (project_id, event, timestamp);
+-- index event_time
+CREATE INDEX event_time ON event (project_id, timestamp);
+-- index event_uuid
+CREATE UNIQUE INDEX event_uuid ON event (project_id, uuid);
+-- index feature_flag_key
+CREATE UNIQUE INDEX feature_flag_key ON feature_flag (project_id, key) WHERE deleted = 0;
+-- index feature_flag_project
+CREATE INDEX feature_flag_project ON feature_flag (project_id, id);
+-- index person_distinct_id_person
+CREATE INDEX person_distinct_id_person ON person_distinct_id (person_id);
+-- index person_project
+CREATE INDEX person_project ON person (project_id, id);
+-- index personal_key_lookup
+CREATE INDEX personal_key_lookup ON personal_key (lookup);
+-- table activity_log
+CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT );
+-- table cohort
+CREATE TABLE cohort ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '', filters TEXT NOT NULL DEFAULT '{}', is_static INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
+-- table cohort_static_member
+CREATE TABLE cohort_static_member ( project_id INTEGER NOT NULL, cohort_id INTEGER NOT NULL, distinct_id TEXT NOT NULL, PRIMARY KEY (cohort_id, distinct_id) ) WITHOUT ROWID;
+-- table event
+CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER );
+-- table feature_flag
+CREATE TABLE feature_flag ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', active INTEGER NOT NULL DEFAULT 1, deleted INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', ensure_experience_continuity INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, evaluation_runtime TEXT NOT NULL DEFAULT 'all', evaluation_tags TEXT NOT NULL DEFAULT '[]', bucketing_identifier TEXT, is_remote_configuration INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
+-- table flag_hash_key_override
+CREATE TABLE flag_hash_key_override ( project_id INTEGER NOT NULL, person_id INTEGER NOT NULL, flag_key TEXT NOT NULL, hash_key TEXT NOT NULL, PRIMARY KEY (project_id, person_id, flag_key) );
+-- table group_
+CREATE TABLE group_ ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_key TEXT NOT NULL, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, PRIMARY KEY (project_id, group_type_index, group_key) );
+-- table group_type
+CREATE TABLE group_type ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_type TEXT NOT NULL, PRIMARY KEY (project_id, group_type_index), UNIQUE (project_id, group_type) );
+-- table person
+CREATE TABLE person ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid TEXT NOT NULL UNIQUE, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, is_identified INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0 );
+-- table person_distinct_id
+CREATE TABLE person_distinct_id ( project_id INTEGER NOT NULL, distinct_id TEXT NOT NULL, person_id INTEGER NOT NULL, PRIMARY KEY (project_id, distinct_id) ) WITHOUT ROWID;
+-- table personal_key
+CREATE TABLE personal_key ( id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT '', lookup TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, project_ids TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER );
+-- table project
+CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL );
+-- table schema_migration
+CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+-- table spool_state
+CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL );

@@ -1,0 +1,100 @@
+"""Migrations: an empty database migrates to the pinned schema (tests/schema.sql), and a data dir
+made by an older phlite (only its migrations applied, with data in it) keeps its data through the rest.
+
+A new migration changes the schema on purpose: regenerate the pinned file with
+`python3 tests/test_migrations.py` and review the diff.
+"""
+
+import json
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import ROOT  # noqa: E402
+from phlite.store import Store  # noqa: E402
+from phlite.store.db import _migration_modules, migrate, open_database  # noqa: E402
+
+PINNED = ROOT / "tests" / "schema.sql"
+VERSIONS = [m.VERSION for m in _migration_modules()]
+
+
+def schema(db_path):
+    """sqlite_master, normalised: one statement per object, sorted, whitespace folded."""
+    con = sqlite3.connect(db_path)
+    try:
+        rows = con.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
+        applied = [r[0] for r in con.execute("SELECT version FROM schema_migration ORDER BY version")]
+    finally:
+        con.close()
+    out = [f"-- migrations applied: {applied}"]
+    for type_, name, sql in sorted(rows):
+        folded = re.sub(r"\s+", " ", sql).strip()
+        out.append(f"-- {type_} {name}\n{folded};")
+    return "\n".join(out) + "\n"
+
+
+def test_an_empty_database_migrates_to_the_pinned_schema(tmp_path):
+    Store(tmp_path / "phlite.db").close()
+    assert schema(tmp_path / "phlite.db") == PINNED.read_text(), (
+        "the schema differs from tests/schema.sql: if a migration changed it on purpose, "
+        "regenerate it with `python3 tests/test_migrations.py` and review the diff")
+
+
+def test_migrating_twice_changes_nothing(tmp_path):
+    Store(tmp_path / "phlite.db").close()
+    before = schema(tmp_path / "phlite.db")
+    Store(tmp_path / "phlite.db").close()
+    assert schema(tmp_path / "phlite.db") == before
+
+
+def _old_data_dir(path, upto):
+    """A database as a phlite with migrations up to `upto` left it, holding one project's data."""
+    db = open_database(path)
+    with db.connection_context():
+        migrate(db, upto=upto)
+    db.close()
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("INSERT INTO project (id, name, api_token, created_at) VALUES (1, 'old', 'phc_old', 1000)")
+        for i in range(3):
+            con.execute(
+                "INSERT INTO event (project_id, uuid, event, distinct_id, properties, timestamp, created_at)"
+                " VALUES (1, ?, ?, 'user-1', ?, ?, ?)",
+                (bytes([i]) * 16, f"e{i}", json.dumps({"i": i}), 1_700_000_000_000 + i, 1_700_000_000_000))
+        con.execute("UPDATE spool_state SET segment = 3, offset = 77 WHERE id = 1")
+    con.close()
+
+
+@pytest.mark.parametrize("upto", VERSIONS[:-1] or [None])
+def test_an_older_data_dir_keeps_its_data(tmp_path, upto):
+    if upto is None:
+        pytest.fail("only one migration: nothing older to migrate from")
+    path = tmp_path / "phlite.db"
+    _old_data_dir(path, upto)
+    store = Store(path)  # applies the remaining migrations
+    try:
+        with store.db.connection_context():
+            assert store.project_for_token("phc_old") == 1
+            assert store.count_events(1) == 3
+            rows, _ = store.list_events(1, limit=10)
+            assert [r["event"] for r in rows] == ["e2", "e1", "e0"]
+            assert store.spool_position() == (3, 77)
+            # and the new tables work on the old data
+            assert store.get_person_by_distinct_id(1, "user-1") is None
+    finally:
+        store.close()
+    assert schema(path) == PINNED.read_text()
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        Store(Path(d) / "phlite.db").close()
+        PINNED.write_text(schema(Path(d) / "phlite.db"))
+    print(f"wrote {PINNED}")
