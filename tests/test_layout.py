@@ -1,6 +1,7 @@
 """One owner per thing, enforced: which modules may import bottle, peewee, waitress or read os.environ."""
 
 import ast
+import sys
 
 from conftest import ROOT
 
@@ -26,6 +27,11 @@ def rel(p):
     return p.relative_to(ROOT).as_posix()
 
 
+PURE_FLAG_MODULES = sorted((PKG / "flags" / "eval").rglob("*.py")) + [
+    PKG / "flags" / f"{name}.py" for name in ("wire", "definitions")
+]
+
+
 def test_framework_imports_have_one_owner():
     for path in modules():
         names, tree = imports(path)
@@ -44,7 +50,24 @@ def test_framework_imports_have_one_owner():
 
 
 def test_pure_modules_do_no_io():
-    for path in list((PKG / "flags").rglob("*.py")) + [PKG / "ingest.py", PKG / "normalize.py"]:
+    for path in PURE_FLAG_MODULES + [PKG / "ingest.py", PKG / "normalize.py"]:
         names, _ = imports(path)
         for forbidden in ("bottle", "peewee", "waitress", "sqlite3", "socket", "phlite.store", "phlite.web"):
             assert forbidden not in names, f"{rel(path)} imports {forbidden}"
+
+
+def test_pure_flag_modules_import_only_the_standard_library_orjson_regex_and_errors():
+    # Relative imports stay inside phlite.flags.eval or name phlite.flags.{filters,definitions}: pure too.
+    allowed = set(sys.stdlib_module_names) | {"orjson", "regex"}
+    pure_phlite = ("phlite.errors", "phlite.flags.eval", "phlite.flags.filters", "phlite.flags.definitions")
+    for path in PURE_FLAG_MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found = [f"{node.module}.{a.name}" if node.module == "phlite" else node.module for a in node.names]
+            else:
+                continue
+            for name in found:
+                ok = name.split(".")[0] in allowed or name.startswith(pure_phlite)
+                assert ok, f"{rel(path)} imports {name}: pure flag modules import only stdlib, orjson, regex, errors"

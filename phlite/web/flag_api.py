@@ -7,7 +7,8 @@ transaction that re-reads what validation depends on.
 
 import bottle
 
-from phlite import errors, flagdefs
+from phlite import errors
+from phlite.flags import definitions as flagdefs
 from phlite.web.common import dumps, int_param, json_body, personal_key, project_for_key, query, route, url_with
 
 

@@ -12,8 +12,9 @@ import uuid
 
 import bottle
 
-from phlite import errors, flagrequest, flagserve
-from phlite.flagcache import flag_cache
+from phlite import errors
+from phlite.flags import serve as flagserve, wire as flagrequest
+from phlite.flags.cache import flag_cache
 from phlite.store import DatabaseError
 from phlite.web.browser import remote_config as project_remote_config
 from phlite.web.common import (

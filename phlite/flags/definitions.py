@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timezone
 
 from phlite import errors
-from phlite.flags import validate_flag
+from phlite.flags.eval import validate_flag
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 RUNTIMES = ("all", "client", "server")

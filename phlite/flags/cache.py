@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from phlite import flagdefs
-from phlite.flags import CompiledFlags, compile_flags
+from phlite.flags import definitions as flagdefs
+from phlite.flags.eval import CompiledFlags, compile_flags
 
 log = logging.getLogger(__name__)
 
