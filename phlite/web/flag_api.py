@@ -35,24 +35,6 @@ def _bool_query(q, name):
     return raw.lower() in ("1", "true", "yes")
 
 
-def _dependents(flags, flag):
-    """Keys of active flags whose filters name `flag` (by id or key)."""
-    names = {str(flag["id"]), flag["key"]}
-    return sorted(
-        f["key"] for f in flags
-        if f["id"] != flag["id"] and f["active"]
-        and any(str(p.get("key")) in names for _, p in flagdefs.flag_refs(f["filters"]))
-    )
-
-
-def _flags_using_cohort(flags, cohort_id):
-    return sorted(
-        f["key"] for f in flags
-        if any(cohort_id in flagdefs.cohort_refs(p)
-               for c in flagdefs.conditions(f["filters"]) for p in c.get("properties") or [])
-    )
-
-
 def register(app, services):
     store = services.store
 
@@ -98,7 +80,7 @@ def register(app, services):
             if after["deleted"]:
                 if not current["deleted"]:
                     flags, _ = store.load_flag_definitions(pid)
-                    users = _dependents(flags, current)
+                    users = flagdefs.dependents(flags, current)
                     if users:
                         raise errors.BadRequest(
                             f"Cannot delete this flag: other flags depend on it ({', '.join(users)}).", attr="deleted"
@@ -160,7 +142,7 @@ def register(app, services):
             flags, cohorts = store.load_flag_definitions(pid)
             fields, ids = flagdefs.clean_cohort(body, current, cohorts)
             if fields.get("deleted") and not current["deleted"]:
-                users = _flags_using_cohort(flags, cohort_id)
+                users = flagdefs.flags_using_cohort(flags, cohort_id)
                 if users:
                     raise errors.BadRequest(
                         f"Cannot delete this cohort: flags use it ({', '.join(users)}).", attr="deleted"
