@@ -176,8 +176,8 @@ def check_filters(filters: dict, flag_id, flag_key: str, cohort_ids: set, flags:
                   flag_keys_known={f["key"] for f in others}, flag_ids_known={f["id"] for f in others})
     by_id = {str(f["id"]): f["key"] for f in others}
     keys = {f["key"] for f in others}
-    graph = {f["key"]: _dependency_keys(f["filters"], {**by_id, str(flag_id): flag_key}, keys | {flag_key})
-             for f in others}
+    by_id_all, keys_all = {**by_id, str(flag_id): flag_key}, keys | {flag_key}
+    graph = {f["key"]: _dependency_keys(f["filters"], by_id_all, keys_all) for f in others}
     graph[flag_key] = _dependency_keys(filters, by_id, keys)
     if reaches_itself(graph, flag_key):
         raise _bad("Invalid filters: this flag would depend on itself (circular flag dependency).", "filters",
