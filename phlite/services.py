@@ -8,6 +8,7 @@ import dataclasses
 import time
 
 from phlite.config import Config
+from phlite.flags import FlagService
 from phlite.persons import PersonProcessor
 from phlite.ratelimit import RateLimiter
 from phlite.spool import Spool
@@ -20,8 +21,9 @@ class Services:
     config: Config
     store: Store
     writer: Writer
+    flags: FlagService
     clock: object = time.time
-    # Filled by later features (flag definitions cache, rate limiter...).
+    # Filled by later features (rate limiter, ...).
     extras: dict = dataclasses.field(default_factory=dict)
 
     def close(self):
@@ -48,4 +50,5 @@ def open_services(config, clock=time.time, start_writer=True):
     if start_writer:
         writer.start()
     extras = {"rate_limiter": RateLimiter(config.rate_limit, clock=clock)} if config.rate_limit > 0 else {}
-    return Services(config=config, store=store, writer=writer, clock=clock, extras=extras)
+    return Services(config=config, store=store, writer=writer, flags=FlagService(store, clock=clock), clock=clock,
+                    extras=extras)

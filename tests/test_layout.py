@@ -28,7 +28,7 @@ def rel(p):
 
 
 PURE_FLAG_MODULES = sorted((PKG / "flags" / "eval").rglob("*.py")) + [
-    PKG / "flags" / f"{name}.py" for name in ("wire", "definitions")
+    PKG / "flags" / f"{name}.py" for name in ("wire", "definitions", "filters")
 ]
 
 
@@ -71,3 +71,14 @@ def test_pure_flag_modules_import_only_the_standard_library_orjson_regex_and_err
             for name in found:
                 ok = name.split(".")[0] in allowed or name.startswith(pure_phlite)
                 assert ok, f"{rel(path)} imports {name}: pure flag modules import only stdlib, orjson, regex, errors"
+
+
+def test_web_uses_the_flags_package_face_only():
+    submodules = {p.stem for p in (PKG / "flags").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    for path in sorted((PKG / "web").glob("*.py")):
+        names, tree = imports(path)
+        inner = {n for n in names if n.startswith("phlite.flags.")}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "phlite.flags":
+                inner |= {f"phlite.flags.{a.name}" for a in node.names if a.name in submodules}
+        assert not inner, f"{rel(path)} imports {sorted(inner)}: web handlers use phlite.flags (FlagService and its names)"

@@ -33,7 +33,7 @@ class ProjectFlags:
     static_flags: frozenset  # keys of the flags that do
     uses_person: bool  # some active flag reads person properties or cohorts
     continuity: frozenset  # keys of active flags with ensure_experience_continuity
-    # Per-request answers that depend only on these definitions, filled lazily by flagserve
+    # Per-request answers that depend only on these definitions, filled lazily by phlite.flags.serve
     # (e.g. the flags each runtime may not see). Entries are replaced whole, so this goes with them.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -166,11 +166,3 @@ class FlagCache:
         etag = 'W/"' + hashlib.sha1(body).hexdigest() + '"'
         self._definitions[project_id] = (entry.generation, items, body, etag)
         return body, etag
-
-
-def flag_cache(services) -> FlagCache:
-    """The one FlagCache of a running phlite (created on first use)."""
-    cache = services.extras.get("flag_cache")
-    if cache is None:
-        cache = services.extras.setdefault("flag_cache", FlagCache(services.store))
-    return cache

@@ -8,7 +8,8 @@ dependencies nor a deeply nested group may cost Python stack. Pure: standard lib
 from collections.abc import Iterable, Iterator
 
 CONDITION_LISTS = ("groups", "super_groups", "holdout_groups")
-# Deepest JSON nesting a flag's filters, a cohort's group or a payload may have (docs/flags.md).
+# Deepest JSON nesting a flag's filters, a cohort's group or a payload may have (README, Feature flags):
+# orjson writes at most 254 levels, and the definitions are served inside other objects.
 MAX_DEPTH = 64
 
 

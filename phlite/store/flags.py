@@ -2,7 +2,7 @@
 person (static cohort membership, experience-continuity hash keys).
 
 Every flag or cohort write bumps an in-memory generation per project after it commits, so the
-flag definitions cache (phlite/flagcache.py) notices any change with one dict lookup.
+flag definitions cache (phlite/flags/cache.py) notices any change with one dict lookup.
 """
 
 import threading
@@ -148,13 +148,6 @@ class FlagsMixin:
             f"{_SELECT_FLAG} WHERE {where} ORDER BY id LIMIT ? OFFSET ?", [*params, limit, offset]
         ).fetchall()
         return [_flag(r) for r in rows], count
-
-    def flag_refs(self, project_id):
-        """(ids, keys) of the project's non-deleted flags: what dependency filters may name."""
-        rows = self.db.execute_sql(
-            "SELECT id, key FROM feature_flag WHERE project_id = ? AND deleted = 0", (project_id,)
-        ).fetchall()
-        return {r[0] for r in rows}, {r[1] for r in rows}
 
     def create_flag(self, project_id, fields, key_id, check=None):
         """Insert a flag (fields: the FLAG_EDITABLE columns) and its "created" activity; returns the row.
