@@ -81,4 +81,4 @@ def test_web_uses_the_flags_package_face_only():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "phlite.flags":
                 inner |= {f"phlite.flags.{a.name}" for a in node.names if a.name in submodules}
-        assert not inner, f"{rel(path)} imports {sorted(inner)}: web handlers use phlite.flags (FlagService and its names)"
+        assert not inner, f"{rel(path)} imports {sorted(inner)}: web handlers use phlite.flags (FlagService, its names)"
