@@ -17,7 +17,7 @@ import orjson
 
 from phlite.flags import definitions
 from phlite.flags.eval import CompiledFlags, compile_flags
-from phlite.flags.filters import cohort_refs, property_filters
+from phlite.flags.filters import cohort_refs, cohorts_reached, property_filters
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,7 @@ class ProjectFlags:
 
 def _static_refs(refs, cohorts):
     """Static cohort ids among `refs` and the cohorts they reference, transitively."""
-    static, seen, wanted = set(), set(), list(refs)
-    while wanted:
-        cid = wanted.pop()
-        if cid in seen or cid not in cohorts:
-            continue
-        seen.add(cid)
-        if cohorts[cid]["is_static"]:
-            static.add(cid)
-        else:
-            wanted.extend(cohort_refs(cohorts[cid]["filters"].get("properties")))
-    return static
+    return {cid for cid, row in cohorts_reached(refs, cohorts).items() if row["is_static"]}
 
 
 def _analyse(rows, cohorts):

@@ -16,7 +16,7 @@ import orjson
 from phlite import errors
 from phlite.flags.eval import validate_flag
 from phlite.flags.filters import (
-    CONDITION_LISTS, MAX_DEPTH, cohort_refs, cohorts_used, flag_refs, reaches_itself, too_deep, walk,
+    CONDITION_LISTS, MAX_DEPTH, cohort_refs, cohorts_reached, cohorts_used, flag_refs, reaches_itself, too_deep, walk,
 )
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -404,18 +404,8 @@ def local_evaluation(flags: list[dict], cohorts: dict, group_type_mapping: dict)
         if f["bucketing_identifier"]:
             flag["bucketing_identifier"] = f["bucketing_identifier"]
         out_flags.append(flag)
-    out_cohorts, seen = {}, set()
-    while wanted:
-        cid = wanted.pop()
-        if cid in seen:
-            continue
-        seen.add(cid)
-        cohort = cohorts.get(cid)
-        if cohort is None or cohort["is_static"] or cohort["deleted"]:
-            continue
-        properties = cohort["filters"].get("properties")
-        out_cohorts[str(cid)] = properties
-        wanted.extend(cohort_refs(properties))
+    out_cohorts = {str(cid): row["filters"].get("properties")
+                   for cid, row in cohorts_reached(wanted, cohorts).items() if not row["is_static"]}
     return {
         "flags": out_flags,
         "group_type_mapping": {str(k): v for k, v in sorted(group_type_mapping.items())},

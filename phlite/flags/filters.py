@@ -153,14 +153,32 @@ def walk(graph: dict, broken: Iterable = ()) -> tuple[list, set]:
     return order, bad
 
 
-def reaches_itself(graph: dict, start) -> bool:
-    """Whether following graph's edges from start leads back to start."""
-    seen, stack = set(), list(graph[start])
+def reachable(starts: Iterable, successors) -> Iterator:
+    """Each node reachable from `starts` (them included), once, following `successors(node)`."""
+    seen, stack = set(), list(starts)
     while stack:
         node = stack.pop()
-        if node == start:
-            return True
         if node not in seen:
             seen.add(node)
-            stack.extend(graph.get(node, ()))
-    return False
+            yield node
+            stack.extend(successors(node))
+
+
+def reaches_itself(graph: dict, start) -> bool:
+    """Whether following graph's edges from start leads back to start."""
+    return start in reachable(graph[start], lambda node: graph.get(node, ()))
+
+
+def cohorts_reached(refs: Iterable[int], cohorts: dict) -> dict:
+    """{id: row} of the existing cohorts (`cohorts`: id -> stored row) that `refs` name, and of the
+    cohorts those reference, transitively (static cohorts reference none)."""
+
+    def live(cid):
+        row = cohorts.get(cid)
+        return row if row is not None and not row["deleted"] else None
+
+    def successors(cid):
+        row = live(cid)
+        return () if row is None or row["is_static"] else cohort_refs(row["filters"].get("properties"))
+
+    return {cid: cohorts[cid] for cid in reachable(refs, successors) if live(cid) is not None}
