@@ -1,7 +1,7 @@
 """Pure feature-flag evaluation: flag definitions and request data in, results out.
 
 No I/O, no database, no HTTP, no clock (`now` is passed in); imports nothing from phlite but
-errors. Compile a project's definitions once (`compile_flags`), then `evaluate` per request.
+errors and the pure walker phlite.flags.filters. Compile a project's definitions once (`compile_flags`), then `evaluate` per request.
 """
 
 from .compile import CompiledFlags, compile_flags
