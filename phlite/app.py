@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from phlite.config import Config
-from phlite.flagcache import FlagCache
+from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -20,7 +20,7 @@ class App:
     config: Config
     store: Store
     ingestion: Ingestion
-    flags: FlagCache
+    flags: FlagService
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
     clock: Callable[[], float] = time.time
 
@@ -40,5 +40,5 @@ def open_app(config, clock=time.time, start_writer=True):
     if start_writer:
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
-    return App(config=config, store=store, ingestion=ingestion, flags=FlagCache(store), limiter=limiter,
+    return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
                clock=clock)

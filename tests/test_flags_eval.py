@@ -478,7 +478,7 @@ def test_validate_flag_accepts_a_full_definition():
 import contextlib  # noqa: E402
 import random  # noqa: E402
 
-from phlite.flags.operators import OPERATORS  # noqa: E402
+from phlite.flags.eval.operators import OPERATORS  # noqa: E402
 
 _SCALARS = [None, True, False, 0, 1, -1, 50, 1e300, float("inf"), float("nan"), 10**30, "", "a", "id",
             "0", "1.2.3", "-7d", "2024-01-01", "(a+)+$", "(", "true", "AND", "OR"]  # fmt: skip

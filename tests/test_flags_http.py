@@ -470,16 +470,16 @@ def test_definitions_failure_is_still_200(project, server, monkeypatch):
 
 
 def test_a_flag_that_cannot_compile_leaves_the_others_working(project, monkeypatch):
-    import phlite.flagcache
+    import phlite.flags.cache
 
-    real = phlite.flagcache.compile_flags
+    real = phlite.flags.cache.compile_flags
 
     def fussy(rows, cohorts):
         if any(r["key"] == "broken" for r in rows):
             raise ValueError("cannot compile")
         return real(rows, cohorts)
 
-    monkeypatch.setattr(phlite.flagcache, "compile_flags", fussy)
+    monkeypatch.setattr(phlite.flags.cache, "compile_flags", fussy)
     make_flag(project, "broken")
     make_flag(project, "fine")
     body = flags(project)
@@ -487,13 +487,13 @@ def test_a_flag_that_cannot_compile_leaves_the_others_working(project, monkeypat
 
 
 def test_an_evaluator_crash_is_still_200(project, monkeypatch):
-    import phlite.flagserve
+    import phlite.flags.serve
 
     make_flag(project, "any")
     def crash(*args, **kwargs):
         raise RuntimeError("evaluator bug")
 
-    monkeypatch.setattr(phlite.flagserve, "evaluate", crash)
+    monkeypatch.setattr(phlite.flags.serve, "evaluate", crash)
     body = flags(project)
     assert body["flags"] == {} and body["errorsWhileComputingFlags"] is True
 

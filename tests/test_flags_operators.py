@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from phlite.flags import dates, semver
-from phlite.flags.operators import Env, compile_property
-from phlite.flags.values import json_text, to_number
+from phlite.flags.eval import dates, semver
+from phlite.flags.eval.operators import Env, compile_property
+from phlite.flags.eval.values import json_text, to_number
 
 NOW = datetime(2024, 6, 15, 12, 0, tzinfo=timezone.utc)
 MISSING = object()

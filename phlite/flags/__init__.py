@@ -1,24 +1,90 @@
-"""Pure feature-flag evaluation: flag definitions and request data in, results out.
+"""Feature flags: definitions -> compile -> evaluate.
 
-No I/O, no database, no HTTP, no clock (`now` is passed in); imports nothing from phlite but
-errors. Compile a project's definitions once (`compile_flags`), then `evaluate` per request.
+`FlagService` is the face the web handlers use: evaluate a /flags request, the local-evaluation
+definitions with their ETag, remote config. Beside it, the pure parts they call by name: the
+/flags wire format (`wire`), flag and cohort checking and JSON (`definitions`). Inside:
+`cache` (compiled definitions per project, rebuilt when the store's flag generation moves),
+`serve` (one request's store work), `filters` (the one walker of stored filters), and `eval/`
+(the pure evaluator).
 """
 
-from .compile import CompiledFlags, compile_flags
-from .evaluate import Context, FlagResult, errors_while_computing, evaluate
-from .hashing import hash_value, holdout_hash
-from .properties import person_props_for_flags
-from .validate import validate_flag
+import time
+
+from phlite import errors
+from phlite.flags import remote_config as _remote_config
+from phlite.flags.cache import FlagCache
+from phlite.flags.definitions import (
+    activity_json, check_filters, clean_cohort, clean_flag, cohort_json, dependents, flag_json, flags_using_cohort,
+)
+from phlite.flags.eval import (
+    CompiledFlags, Context, FlagResult, compile_flags, errors_while_computing, evaluate, hash_value, holdout_hash,
+    person_props_for_flags, validate_flag,
+)
+from phlite.flags.serve import Evaluation, evaluate_request
+from phlite.flags.wire import (
+    CONFIG, FlagRequest, bool_param, decode_flags_body, minimal_response, missing_distinct_id, missing_token,
+    invalid_token, mixpanel_response, parse_flags_request, parse_mixpanel_request, request_runtime,
+    response_format, shape_response,
+)
+from phlite.store import DatabaseError
+
+
+class FlagService:
+    """Feature flags of a running phlite, over one store.
+
+    Definitions are cached per project and rebuilt when the store's flag generation for the
+    project moves (every committed flag or cohort write bumps it), so a change is visible to the
+    next request with no invalidation call.
+    """
+
+    def __init__(self, store, clock=time.time):
+        self._store = store
+        self._clock = clock
+        self._cache = FlagCache(store)
+
+    def evaluate(self, project_id: int, request: FlagRequest, *, runtime: str | None = None,
+                 survey_only: bool = False, stored_person: bool = True) -> Evaluation:
+        """Evaluate the project's flags for one decoded /flags request, at the clock's now.
+
+        A failing store never raises: the flags that needed it come back failed (`errors`).
+        """
+        return evaluate_request(self._store, self._cache, project_id, request, now=self._clock(),
+                                runtime=runtime, survey_only=survey_only, stored_person=stored_person)
+
+    def definitions(self, project_id: int) -> tuple[bytes, str]:
+        """(local-evaluation JSON, its weak ETag) of the project.
+
+        :raises phlite.store.DatabaseError: when the definitions must be read and the store fails.
+        """
+        return self._cache.definitions(project_id)
+
+    def project_config(self, project_id: int, token: str) -> dict:
+        """The project's remote config (what /array/<token>/config answers)."""
+        try:
+            has_flags = any(row["active"] for row in self._cache.project(project_id).rows)
+        except DatabaseError:
+            has_flags = True  # the safe side: the client asks for flags
+        return _remote_config.project_config(token, has_flags)
+
+    def remote_config_payload(self, project_id: int, flag: str) -> str | None:
+        """The stored JSON text a remote-config flag (named by key, or id in digits) serves, None
+        if it has none.
+
+        :raises errors.NotFound: no non-deleted remote-config flag has this key or id.
+        :raises phlite.store.DatabaseError: when the definitions must be read and the store fails.
+        """
+        project = self._cache.project(project_id)
+        row = _remote_config.find_flag(project.by_key, project.rows, flag)
+        if row is None:
+            raise errors.NotFound("No remote config flag with this key or id.")
+        return _remote_config.payload(row)
+
 
 __all__ = [
-    "CompiledFlags",
-    "Context",
-    "FlagResult",
-    "compile_flags",
-    "errors_while_computing",
-    "evaluate",
-    "hash_value",
-    "holdout_hash",
-    "person_props_for_flags",
-    "validate_flag",
+    "CONFIG", "CompiledFlags", "Context", "Evaluation", "FlagRequest", "FlagResult", "FlagService",
+    "activity_json", "bool_param", "check_filters", "clean_cohort", "clean_flag", "cohort_json", "compile_flags",
+    "decode_flags_body", "dependents", "errors_while_computing", "evaluate", "flag_json", "flags_using_cohort",
+    "hash_value", "holdout_hash", "invalid_token", "minimal_response", "missing_distinct_id", "missing_token",
+    "mixpanel_response", "parse_flags_request", "parse_mixpanel_request", "person_props_for_flags",
+    "request_runtime", "response_format", "shape_response", "validate_flag",
 ]

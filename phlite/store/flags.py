@@ -2,7 +2,7 @@
 person (static cohort membership, experience-continuity hash keys).
 
 Every flag or cohort write bumps an in-memory generation per project after it commits, so the
-flag definitions cache (phlite/flagcache.py) notices any change with one dict lookup.
+flag definitions cache (phlite/flags/cache.py) notices any change with one dict lookup.
 """
 
 import threading

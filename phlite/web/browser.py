@@ -6,52 +6,14 @@ as a CORS script, so without the headers the browser discards the remote config.
 """
 
 import json
-import logging
 from pathlib import Path
 
 import bottle
 
 from phlite import errors
-from phlite.store import DatabaseError
 from phlite.web.common import JSON, dumps, route
 
-log = logging.getLogger(__name__)
-
 JAVASCRIPT = "application/javascript"
-
-# The remote config answers "no" for every optional product phlite does not serve (replay on /s/,
-# heatmaps, surveys, exception autocapture, ...): posthog-js then loads no extension script.
-OPTIONAL_PRODUCTS_OFF = {
-    "sessionRecording": False,
-    "heatmaps": False,
-    "surveys": False,
-    "productTours": False,
-    "conversations": False,
-    "capturePerformance": False,
-    "autocaptureExceptions": False,
-    "captureDeadClicks": False,
-    "logs": {"captureConsoleLogs": False},
-    "errorTracking": {"autocaptureExceptions": False, "suppressionRules": []},
-}
-
-
-def remote_config(token, has_flags):
-    """The remote config of a project, as PostHog's RemoteConfig.build_config shapes it."""
-    return {
-        "token": token,
-        "supportedCompression": ["gzip", "gzip-js"],
-        "hasFeatureFlags": has_flags,
-        "autocapture_opt_out": False,
-        "analytics": {"endpoint": "/i/v0/e/"},
-        "elementsChainAsString": True,
-        "defaultIdentifiedOnly": True,
-        "isAuthenticated": False,
-        "toolbarParams": {},
-        "config": {"enable_collect_everything": True},
-        "siteApps": [],
-        **OPTIONAL_PRODUCTS_OFF,
-    }
-
 
 def config_script(token, config):
     """config.js: the same config, stored where posthog-js's remote-config loader looks for it."""
@@ -84,13 +46,7 @@ def register(web, app):
         project_id = store.project_for_token(token)
         if project_id is None:
             raise errors.NotFound("No project has this token.", code="not_found", attr="token")
-        try:
-            _, active = store.list_flags(project_id, limit=1, active=True)
-        except DatabaseError:
-            # Saying "flags exist" is the safe side: posthog-js then asks /flags.
-            log.warning("flag count of project %s could not be read", project_id, exc_info=True)
-            active = 1
-        return remote_config(token, active > 0)
+        return app.flags.project_config(project_id, token)
 
     def config_json(token):
         return bottle.HTTPResponse(dumps(project_config(token)), 200,

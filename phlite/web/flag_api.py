@@ -1,13 +1,14 @@
 """The private flag API (Bearer personal key), PostHog-shaped: feature flags, their activity
 log, and cohorts. Deleting is `PATCH {"deleted": true}`; DELETE answers 405.
 
-Checking bodies and shaping answers is phlite/flagdefs.py; every write goes through one store
-transaction that re-reads what validation depends on.
+Checking bodies and shaping answers is phlite.flags (the definitions names); every write goes
+through one store transaction that re-reads what validation depends on.
 """
 
 import bottle
 
-from phlite import errors, flagdefs
+from phlite import errors
+from phlite import flags
 from phlite.web.common import dumps, int_param, json_body, personal_key, project_for_key, query, route, url_with
 
 
@@ -34,24 +35,6 @@ def _bool_query(q, name):
     return raw.lower() in ("1", "true", "yes")
 
 
-def _dependents(flags, flag):
-    """Keys of active flags whose filters name `flag` (by id or key)."""
-    names = {str(flag["id"]), flag["key"]}
-    return sorted(
-        f["key"] for f in flags
-        if f["id"] != flag["id"] and f["active"]
-        and any(str(p.get("key")) in names for _, p in flagdefs.flag_refs(f["filters"]))
-    )
-
-
-def _flags_using_cohort(flags, cohort_id):
-    return sorted(
-        f["key"] for f in flags
-        if any(cohort_id in flagdefs.cohort_refs(p)
-               for c in flagdefs.conditions(f["filters"]) for p in c.get("properties") or [])
-    )
-
-
 def register(web, app):
     store = app.store
 
@@ -67,24 +50,24 @@ def register(web, app):
         limit, offset = _limits()
         rows, count = store.list_flags(pid, limit=limit, offset=offset, search=q.get("search") or None,
                                        active=_bool_query(q, "active"))
-        return _page([flagdefs.flag_json(r) for r in rows], count, limit, offset)
+        return _page([flags.flag_json(r) for r in rows], count, limit, offset)
 
     def create_flag(project):
         record, pid = auth(project)
-        fields = flagdefs.clean_flag(json_body())
+        fields = flags.clean_flag(json_body())
 
         def check():
-            flags, cohorts = store.load_flag_definitions(pid)
-            flagdefs.check_filters(fields["filters"], None, fields["key"], set(cohorts), flags)
+            rows, cohorts = store.load_flag_definitions(pid)
+            flags.check_filters(fields["filters"], None, fields["key"], set(cohorts), rows)
 
-        return _created(flagdefs.flag_json(store.create_flag(pid, fields, record["id"], check=check)))
+        return _created(flags.flag_json(store.create_flag(pid, fields, record["id"], check=check)))
 
     def get_flag(project, flag_id):
         _, pid = auth(project)
         row = store.get_flag(pid, flag_id)
         if row is None:
             raise errors.NotFound("Feature flag not found.")
-        return flagdefs.flag_json(row)
+        return flags.flag_json(row)
 
     def update_flag(project, flag_id):
         record, pid = auth(project)
@@ -92,25 +75,25 @@ def register(web, app):
         put = bottle.request.method == "PUT"
 
         def change(current):
-            fields = flagdefs.clean_flag(body, current, require_key=put)
+            fields = flags.clean_flag(body, current, require_key=put)
             after = {**current, **fields}
             if after["deleted"]:
                 if not current["deleted"]:
-                    flags, _ = store.load_flag_definitions(pid)
-                    users = _dependents(flags, current)
+                    rows, _ = store.load_flag_definitions(pid)
+                    users = flags.dependents(rows, current)
                     if users:
                         raise errors.BadRequest(
                             f"Cannot delete this flag: other flags depend on it ({', '.join(users)}).", attr="deleted"
                         )
             elif "filters" in fields or "key" in fields or current["deleted"]:
-                flags, cohorts = store.load_flag_definitions(pid)
-                flagdefs.check_filters(after["filters"], current["id"], after["key"], set(cohorts), flags)
+                rows, cohorts = store.load_flag_definitions(pid)
+                flags.check_filters(after["filters"], current["id"], after["key"], set(cohorts), rows)
             return fields
 
         row = store.update_flag(pid, flag_id, change, record["id"])
         if row is None:
             raise errors.NotFound("Feature flag not found.")
-        return flagdefs.flag_json(row)
+        return flags.flag_json(row)
 
     def flag_activity(project, flag_id=None):
         _, pid = auth(project)
@@ -118,12 +101,12 @@ def register(web, app):
             raise errors.NotFound("Feature flag not found.")
         limit, offset = _limits()
         entries, count = store.list_activity(pid, "FeatureFlag", flag_id, limit=limit, offset=offset)
-        return _page([flagdefs.activity_json(e, flagdefs.flag_json) for e in entries], count, limit, offset)
+        return _page([flags.activity_json(e, flags.flag_json) for e in entries], count, limit, offset)
 
     # --- cohorts ----------------------------------------------------------------------
 
     def cohort_out(row):
-        return flagdefs.cohort_json(row, store.static_member_count(row["id"]) if row["is_static"] else None)
+        return flags.cohort_json(row, store.static_member_count(row["id"]) if row["is_static"] else None)
 
     def list_cohorts(project):
         _, pid = auth(project)
@@ -137,7 +120,7 @@ def register(web, app):
 
         def prepare():
             # Inside the write transaction: the cohorts referenced are the ones committed against.
-            return flagdefs.clean_cohort(body, None, store.load_flag_definitions(pid)[1])
+            return flags.clean_cohort(body, None, store.load_flag_definitions(pid)[1])
 
         return _created(cohort_out(store.create_cohort(pid, prepare, record["id"])))
 
@@ -156,10 +139,10 @@ def register(web, app):
         body = json_body()
 
         def change(current):
-            flags, cohorts = store.load_flag_definitions(pid)
-            fields, ids = flagdefs.clean_cohort(body, current, cohorts)
+            rows, cohorts = store.load_flag_definitions(pid)
+            fields, ids = flags.clean_cohort(body, current, cohorts)
             if fields.get("deleted") and not current["deleted"]:
-                users = _flags_using_cohort(flags, cohort_id)
+                users = flags.flags_using_cohort(rows, cohort_id)
                 if users:
                     raise errors.BadRequest(
                         f"Cannot delete this cohort: flags use it ({', '.join(users)}).", attr="deleted"
@@ -177,7 +160,7 @@ def register(web, app):
             raise errors.NotFound("Cohort not found.")
         limit, offset = _limits()
         entries, count = store.list_activity(pid, "Cohort", cohort_id, limit=limit, offset=offset)
-        return _page([flagdefs.activity_json(e, lambda c: flagdefs.cohort_json(c)) for e in entries],
+        return _page([flags.activity_json(e, lambda c: flags.cohort_json(c)) for e in entries],
                      count, limit, offset)
 
     base = "/api/projects/<project>"

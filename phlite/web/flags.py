@@ -1,7 +1,7 @@
 """The SDK-facing flag endpoints: /flags and /decide (evaluation), /flags/definitions and
 /api/feature_flag/local_evaluation (definitions for local evaluation, with ETag and 304), and
-remote config payloads. Decoding and response shapes live in phlite/flagrequest.py, the store
-work of one request in phlite/flagserve.py.
+remote config payloads. Decoding and response shapes are phlite.flags' wire names, evaluation
+and definitions its FlagService.
 """
 
 import base64
@@ -12,9 +12,9 @@ import uuid
 
 import bottle
 
-from phlite import errors, flagrequest, flagserve
+from phlite import errors
+from phlite import flags
 from phlite.store import DatabaseError
-from phlite.web.browser import remote_config as project_remote_config
 from phlite.web.common import (
     HEADERS, JSON, dumps, header, is_preflight, key_project_ids, personal_key, preflight, project_for_key, query,
     read_body, route,
@@ -66,21 +66,20 @@ def _etag_matches(header, etag):
 
 
 def register(web, app):
-    store, config = app.store, app.config
-    cache = app.flags
+    store, config, service = app.store, app.config, app.flags
 
     def evaluate(project_id, req, runtime, q):
-        survey_only = flagrequest.bool_param(q.get("only_evaluate_survey_feature_flags")) is True
-        overrides_only = flagrequest.bool_param(q.get("only_use_override_person_properties")) is True
-        return flagserve.evaluate_request(store, cache, project_id, req, now=app.clock(), runtime=runtime,
-                                          survey_only=survey_only, stored_person=not overrides_only)
+        survey_only = flags.bool_param(q.get("only_evaluate_survey_feature_flags")) is True
+        overrides_only = flags.bool_param(q.get("only_use_override_person_properties")) is True
+        return service.evaluate(project_id, req, runtime=runtime, survey_only=survey_only,
+                               stored_person=not overrides_only)
 
     def project_of(token):
         if not token:
-            raise flagrequest.missing_token()
+            raise flags.missing_token()
         project_id = store.project_for_token(token)
         if project_id is None:
-            raise flagrequest.invalid_token()
+            raise flags.invalid_token()
         return project_id
 
     def flags_request(endpoint):
@@ -95,50 +94,46 @@ def register(web, app):
         if method == "GET":
             if endpoint == "flags" and "context" in q:
                 return mixpanel_flags(q)
-            return flagrequest.minimal_response(q, request_id, now_ms)
+            return flags.minimal_response(q, request_id, now_ms)
         body = read_body(config.max_body_bytes)
-        obj = flagrequest.decode_flags_body(
+        obj = flags.decode_flags_body(
             body,
             content_type=header("Content-Type", ""),
             content_encoding=header("Content-Encoding", ""),
             compression=q.get("compression"),
             cap=config.max_decompressed_bytes,
         )
-        fr = flagrequest.parse_flags_request(obj)
-        shape, with_config = flagrequest.response_format(endpoint, q)
+        fr = flags.parse_flags_request(obj)
+        shape, with_config = flags.response_format(endpoint, q)
         token = fr.token or q.get("token") or q.get("api_key")
         try:
             project_id = project_of(token)
         except DatabaseError:
             log.warning("token lookup failed", exc_info=True)
-            fallback = flagrequest.CONFIG if with_config else None
-            return flagrequest.shape_response(shape, {}, True, request_id, now_ms, fallback)
+            fallback = flags.CONFIG if with_config else None
+            return flags.shape_response(shape, {}, True, request_id, now_ms, fallback)
         if fr.distinct_id is None and not fr.disable_flags:
-            raise flagrequest.missing_distinct_id()
-        runtime = flagrequest.request_runtime(fr.evaluation_runtime, HEADERS)
+            raise flags.missing_distinct_id()
+        runtime = flags.request_runtime(fr.evaluation_runtime, HEADERS)
         outcome = evaluate(project_id, fr, runtime, q)
         config_body = config_for(project_id, token) if with_config else None
-        return flagrequest.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, config_body)
+        return flags.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, config_body)
 
     def config_for(project_id, token):
         """The project's remote config (what /array/<token>/config answers), for decide and config=true."""
-        try:
-            has_flags = any(row["active"] for row in cache.project(project_id).rows)
-        except DatabaseError:
-            has_flags = True  # the safe side: the client asks for flags
-        return project_remote_config(token, has_flags)
+        return service.project_config(project_id, token)
 
     def mixpanel_flags(q):
-        fr = flagrequest.parse_mixpanel_request(q, _basic_user())
+        fr = flags.parse_mixpanel_request(q, _basic_user())
         project_id = project_of(fr.token)
         if fr.distinct_id is None:
-            raise flagrequest.missing_distinct_id()
-        runtime = flagrequest.request_runtime(None, HEADERS)
-        return flagrequest.mixpanel_response(evaluate(project_id, fr, runtime, q).results)
+            raise flags.missing_distinct_id()
+        runtime = flags.request_runtime(None, HEADERS)
+        return flags.mixpanel_response(evaluate(project_id, fr, runtime, q).results)
 
     def definitions_for(project_id):
         try:
-            body, etag = cache.definitions(project_id)
+            body, etag = service.definitions(project_id)
         except DatabaseError:
             log.warning("flag definitions of project %s could not be read", project_id, exc_info=True)
             raise errors.Unavailable("Flag definitions cannot be read right now.")
@@ -175,14 +170,8 @@ def register(web, app):
         record = personal_key(store)
         token = query().get("token")
         project_id = token_project(record, token) if token else project_for_key(store, record, project)
-        row = store.get_flag_by_key(project_id, flag)
-        if row is None and flag.isdigit():
-            row = store.get_flag(project_id, int(flag))
-            row = None if row is None or row["deleted"] else row
-        if row is None or not row["is_remote_configuration"]:
-            raise errors.NotFound("No remote config flag with this key or id.")
-        payload = (row["filters"].get("payloads") or {}).get("true")
-        if payload is None or payload == "":
+        payload = service.remote_config_payload(project_id, flag)
+        if payload is None:
             return bottle.HTTPResponse(b"", 200, {"Content-Type": JSON})
         # PostHog answers the stored JSON text as a JSON string; SDKs parse it once more.
         return bottle.HTTPResponse(dumps(payload), 200, {"Content-Type": JSON})

@@ -9,6 +9,9 @@ behavioural filters, is never matched.
 from collections.abc import Callable
 from datetime import tzinfo
 
+from ..filters import cohort_id as _cohort_id
+from ..filters import cohort_leaves, cohort_refs, walk
+from ..filters import is_group as _is_group
 from . import dates
 from .operators import Env, Matcher, compile_property
 
@@ -21,64 +24,11 @@ class CohortNotFound(Exception):
     code = "dependency_not_found_cohort"
 
 
-def _cohort_id(value) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 def _root(definition: dict):
     # Stored cohorts are {"properties": group, "is_static": ...}; local-eval payloads send the group.
     if "properties" in definition:
         return definition.get("properties")
     return definition if "values" in definition else None
-
-
-def _is_group(node) -> bool:
-    return isinstance(node, dict) and isinstance(node.get("values"), list) and "key" not in node
-
-
-def _walk_leaves(node):
-    if _is_group(node):
-        for child in node["values"]:
-            yield from _walk_leaves(child)
-    elif isinstance(node, dict):
-        yield node
-
-
-def _unusable(cohort_ids: dict[int, set[int]]) -> set[int]:
-    """Cohorts in a reference cycle or depending on one (iterative DFS, colours white/grey/black)."""
-    state: dict[int, int] = {}
-    bad: set[int] = set()
-    for start in cohort_ids:
-        if start in state:
-            continue
-        stack = [(start, iter(cohort_ids.get(start, ())))]
-        state[start] = 1
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                stack.pop()
-                state[node] = 2
-                if stack and node in bad:
-                    bad.add(stack[-1][0])
-                continue
-            if state.get(child) == 1:  # back edge: every cohort on the path from child is cyclic
-                for frame, _ in reversed(stack):
-                    bad.add(frame)
-                    if frame == child:
-                        break
-            elif state.get(child) == 2:
-                if child in bad:
-                    bad.add(node)
-            elif child in cohort_ids:
-                state[child] = 1
-                stack.append((child, iter(cohort_ids.get(child, ()))))
-    return bad
 
 
 class Cohorts:
@@ -87,6 +37,8 @@ class Cohorts:
     def __init__(self, cohorts: dict, tz: tzinfo = dates.UTC):
         self._tz = tz
         self._static: set[int] = set()
+        # Usable cohorts that reference other dynamic cohorts: member() settles those first.
+        self._refs: dict[int, tuple[int, ...]] = {}
         roots: dict[int, dict] = {}
         for raw_id, definition in (cohorts or {}).items():
             cid = _cohort_id(raw_id)
@@ -96,22 +48,18 @@ class Cohorts:
                 self._static.add(cid)
             else:
                 roots[cid] = _root(definition)
-        references = {
-            cid: {
-                ref
-                for leaf in _walk_leaves(root)
-                if leaf.get("type") == "cohort" and (ref := _cohort_id(leaf.get("value"))) is not None
-            }
-            for cid, root in roots.items()
-        }
-        unusable = _unusable(references)
+        # Only references to dynamic cohorts matter here: static ones are sets, they cannot cycle.
+        references = {cid: [ref for ref in cohort_refs(root) if ref in roots] for cid, root in roots.items()}
+        _, unusable = walk(references)
         self._matchers: dict[int, CohortMatcher] = {}
         for cid, root in roots.items():
-            behavioural = any(leaf.get("type") == "behavioral" for leaf in _walk_leaves(root))
+            behavioural = any(leaf.get("type") == "behavioral" for leaf in cohort_leaves(root))
             if cid in unusable or behavioural or not _is_group(root):
                 self._matchers[cid] = lambda props, env: False
             else:
                 self._matchers[cid] = self._group(root)
+                if references[cid]:
+                    self._refs[cid] = tuple(dict.fromkeys(references[cid]))
 
     def member(self, cohort_id: int, props: dict, env: Env) -> bool:
         matcher = self._matchers.get(cohort_id)
@@ -125,8 +73,34 @@ class Cohorts:
         memo_key = (cohort_id, id(props))
         result = env.cohort_memo.get(memo_key)
         if result is None:
+            failed = env.cohort_memo.get((cohort_id, id(props), "failed"))
+            if failed is not None:
+                raise failed
+            if cohort_id in self._refs:
+                self._settle(cohort_id, props, env)
             result = env.cohort_memo[memo_key] = matcher(props, env)
         return result
+
+    def _settle(self, cohort_id: int, props: dict, env: Env) -> None:
+        """Match the cohorts `cohort_id` references, transitively, deepest first (an explicit stack),
+        so that matching it needs no recursion through a long chain of references. Failures are
+        remembered and raised only if the lazy match really reaches them."""
+        memo, pid = env.cohort_memo, id(props)
+        seen = {cohort_id}
+        stack = [(cohort_id, iter(self._refs[cohort_id]))]
+        while stack:
+            node, refs = stack[-1]
+            ref = next(refs, None)
+            if ref is None:
+                stack.pop()
+                if stack and (node, pid) not in memo:
+                    try:
+                        memo[(node, pid)] = self._matchers[node](props, env)
+                    except CohortNotFound as exc:
+                        memo[(node, pid, "failed")] = exc
+            elif ref not in seen and (ref, pid) not in memo:
+                seen.add(ref)
+                stack.append((ref, iter(self._refs.get(ref, ()))))
 
     def _group(self, node: dict) -> CohortMatcher:
         children = tuple(

@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from phlite.flagrequest import FlagRequest, runtime_allows
-from phlite.flags import Context, errors_while_computing, evaluate, person_props_for_flags
-from phlite.flags.evaluate import with_dependencies
-from phlite.flags.values import json_text
+from phlite.flags.wire import FlagRequest, runtime_allows
+from phlite.flags.eval import Context, errors_while_computing, evaluate, person_props_for_flags
+from phlite.flags.eval.evaluate import with_dependencies
+from phlite.flags.eval.values import json_text
 from phlite.store import DatabaseError
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,12 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 from .cohorts import CohortNotFound
-from .compile import CompiledFlags, Condition, Flag, compile_flags
+from .compile import CompiledFlags, Condition, Flag
 from .hashing import holdout_hash, prefixed_hash
 from .operators import Env
-from .validate import validate_flag
 from .values import json_text
 
-__all__ = ["Context", "FlagResult", "compile_flags", "evaluate", "errors_while_computing", "validate_flag"]
+__all__ = ["Context", "FlagResult", "evaluate", "errors_while_computing"]
 
 
 @dataclass(frozen=True)

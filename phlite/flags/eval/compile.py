@@ -11,6 +11,7 @@ from datetime import tzinfo
 from . import dates
 from .cohorts import Cohorts
 from .operators import Matcher, compile_property, flag_value_matches, property_key
+from ..filters import walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,35 +214,10 @@ def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
 
 
 def _order(flags: dict[str, Flag]) -> tuple[tuple[str, ...], set[str]]:
-    """Topological order (dependencies first) and the keys that can never be evaluated."""
-    broken = {key for key, flag in flags.items() if flag.missing_dependency}
-    order: list[str] = []
-    state: dict[str, int] = {}
-    for start in flags:
-        if start in state:
-            continue
-        state[start] = 1
-        stack = [(start, iter(flags[start].dependencies))]
-        while stack:
-            key, deps = stack[-1]
-            dep = next(deps, None)
-            if dep is None:
-                stack.pop()
-                state[key] = 2
-                order.append(key)
-                if key in broken and stack:
-                    broken.add(stack[-1][0])
-            elif state.get(dep) == 1:  # cycle: every flag on it lacks a usable dependency
-                for frame, _ in reversed(stack):
-                    broken.add(frame)
-                    if frame == dep:
-                        break
-            elif state.get(dep) == 2:
-                if dep in broken:
-                    broken.add(key)
-            else:
-                state[dep] = 1
-                stack.append((dep, iter(flags[dep].dependencies)))
+    """Topological order (dependencies first) and the keys that can never be evaluated: those on
+    a dependency cycle or depending on a flag with a missing dependency."""
+    graph = {key: flag.dependencies for key, flag in flags.items()}
+    order, broken = walk(graph, broken=[key for key, flag in flags.items() if flag.missing_dependency])
     return tuple(order), broken
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from phlite import flagdefs
-from phlite.flags import CompiledFlags, compile_flags
+from phlite.flags import definitions
+from phlite.flags.eval import CompiledFlags, compile_flags
+from phlite.flags.filters import cohort_refs, cohorts_reached, property_filters
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +33,14 @@ class ProjectFlags:
     static_flags: frozenset  # keys of the flags that do
     uses_person: bool  # some active flag reads person properties or cohorts
     continuity: frozenset  # keys of active flags with ensure_experience_continuity
-    # Per-request answers that depend only on these definitions, filled lazily by flagserve
+    # Per-request answers that depend only on these definitions, filled lazily by phlite.flags.serve
     # (e.g. the flags each runtime may not see). Entries are replaced whole, so this goes with them.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _static_refs(refs, cohorts):
     """Static cohort ids among `refs` and the cohorts they reference, transitively."""
-    static, seen, wanted = set(), set(), list(refs)
-    while wanted:
-        cid = wanted.pop()
-        if cid in seen or cid not in cohorts:
-            continue
-        seen.add(cid)
-        if cohorts[cid]["is_static"]:
-            static.add(cid)
-        else:
-            wanted.extend(flagdefs.cohort_refs(cohorts[cid]["filters"].get("properties")))
-    return static
+    return {cid for cid, row in cohorts_reached(refs, cohorts).items() if row["is_static"]}
 
 
 def _analyse(rows, cohorts):
@@ -63,16 +54,13 @@ def _analyse(rows, cohorts):
             person = True
         flag_level = filters.get("aggregation_group_type_index")
         refs = []
-        for condition in flagdefs.conditions(filters):
-            group = condition.get("aggregation_group_type_index", flag_level)
-            for prop in condition.get("properties") or []:
-                if not isinstance(prop, dict) or prop.get("type") == "flag":
-                    continue
-                if prop.get("type") == "cohort":
-                    person = True
-                    refs.extend(flagdefs.cohort_refs(prop))
-                elif group is None and prop.get("type") != "group":
-                    person = True
+        for _, condition, prop in property_filters(filters):
+            kind = prop.get("type")
+            if kind == "cohort":
+                person = True
+                refs.extend(cohort_refs(prop))
+            elif kind not in ("flag", "group") and condition.get("aggregation_group_type_index", flag_level) is None:
+                person = True
         used = _static_refs(refs, cohorts)
         if used:
             static |= used
@@ -164,7 +152,7 @@ class FlagCache:
         cached = self._definitions.get(project_id)
         if cached is not None and cached[0] == entry.generation and cached[1] == items:
             return cached[2], cached[3]
-        body = orjson.dumps(flagdefs.local_evaluation(list(entry.rows), entry.cohorts, mapping))
+        body = orjson.dumps(definitions.local_evaluation(list(entry.rows), entry.cohorts, mapping))
         etag = 'W/"' + hashlib.sha1(body).hexdigest() + '"'
         self._definitions[project_id] = (entry.generation, items, body, etag)
         return body, etag

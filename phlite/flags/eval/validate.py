@@ -10,6 +10,7 @@ import math
 
 from phlite import errors
 
+from ..filters import CONDITION_LISTS
 from . import dates, semver
 from .operators import OPERATORS, compile_regex
 from .values import json_text, to_number
@@ -57,7 +58,7 @@ def validate_flag(
     variants = _validate_variants(filters.get("multivariate"))
     _group_index("aggregation_group_type_index", filters.get("aggregation_group_type_index"))
     known = (cohorts_known, flag_keys_known, flag_ids_known)
-    for name in ("groups", "super_groups", "holdout_groups"):
+    for name in CONDITION_LISTS:
         conditions = filters.get(name)
         if conditions is None:
             continue

@@ -2,20 +2,26 @@
 shapes phlite answers (the private API's objects, the local-evaluation definitions of
 docs/flags-protocol.md "Local evaluation").
 
-Pure: plain dicts in and out; filter semantics are checked by phlite.flags.validate_flag.
-Imports errors and phlite.flags only.
+Pure: plain dicts in and out; filter semantics are checked by phlite.flags.eval.validate_flag,
+filters are walked by phlite.flags.filters. Imports errors and those two only.
 """
 
+import itertools
+import json
 import re
 from datetime import datetime, timezone
 
+import orjson
+
 from phlite import errors
-from phlite.flags import validate_flag
+from phlite.flags.eval import validate_flag
+from phlite.flags.filters import (
+    CONDITION_LISTS, MAX_DEPTH, cohort_refs, cohorts_reached, cohorts_used, flag_refs, reaches_itself, too_deep, walk,
+)
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 RUNTIMES = ("all", "client", "server")
 BUCKETING = (None, "distinct_id", "device_id")
-CONDITION_LISTS = ("groups", "super_groups", "holdout_groups")
 
 
 def _iso(ms):
@@ -77,6 +83,7 @@ def clean_flag(body: dict, current: dict | None = None, require_key: bool = True
             filters = {"groups": []}
         if not isinstance(filters, dict):
             raise _bad("'filters' must be an object.", "filters")
+        _check_depth(filters)
         out["filters"] = filters
     if "ensure_experience_continuity" in body or creating:
         out["ensure_experience_continuity"] = _bool(body, "ensure_experience_continuity", False)
@@ -106,34 +113,56 @@ def clean_flag(body: dict, current: dict | None = None, require_key: bool = True
     return out
 
 
-def conditions(filters: dict):
-    """Every condition dict of a flag's filters (release, super and holdout conditions)."""
-    for name in CONDITION_LISTS:
-        for condition in filters.get(name) or []:
-            if isinstance(condition, dict):
-                yield condition
+def _too_deep(path):
+    return _bad(f"Invalid filters: {path}: nested deeper than {MAX_DEPTH} levels.", "filters")
 
 
-def flag_refs(filters: dict):
-    """(path such as "groups[0].properties[1]", filter) of every `type: flag` filter."""
-    for name in CONDITION_LISTS:
-        for ci, condition in enumerate(filters.get(name) or []):
-            if not isinstance(condition, dict):
-                continue
-            for pi, prop in enumerate(condition.get("properties") or []):
-                if isinstance(prop, dict) and prop.get("type") == "flag":
-                    yield f"{name}[{ci}].properties[{pi}]", prop
+def _check_depth(filters: dict) -> None:
+    """Refuse filters, or payload JSON texts, nested past MAX_DEPTH: stored, they could not be
+    written back out as JSON (nor walked) later."""
+    path = too_deep(filters)
+    if path is not None:
+        raise _too_deep(path)
+    payloads = filters.get("payloads")
+    for key, payload in (payloads.items() if isinstance(payloads, dict) else ()):
+        if not isinstance(payload, str):
+            continue  # validate_flag names that
+        try:
+            value = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            try:  # NaN and friends: validate_flag reads payloads with the json module
+                value = json.loads(payload)
+            except RecursionError:
+                raise _too_deep(f"payloads.{key}") from None
+            except ValueError:
+                continue  # validate_flag says it is not JSON
+        if too_deep(value, MAX_DEPTH - 1) is not None:
+            raise _too_deep(f"payloads.{key}")
+
+
+def _resolve(text, by_id: dict, keys) -> str | None:
+    """The key a dependency filter's `key` names: stored rows use the id (as text), clients may use the key."""
+    return by_id.get(text, text if text in keys else None)
+
+
+def dependents(flags: list[dict], flag: dict) -> list[str]:
+    """Keys of the active flags (other than `flag`) whose filters name `flag`, by id or key."""
+    names = {str(flag["id"]), flag["key"]}
+    return sorted(
+        f["key"] for f in flags
+        if f["id"] != flag["id"] and f["active"]
+        and any(str(p.get("key")) in names for _, p in flag_refs(f["filters"]))
+    )
+
+
+def flags_using_cohort(flags: list[dict], cohort_id: int) -> list[str]:
+    """Keys of the flags whose filters name the cohort directly."""
+    return sorted(f["key"] for f in flags if cohort_id in set(cohorts_used(f["filters"])))
 
 
 def _dependency_keys(filters, by_id: dict, keys: set) -> list:
-    out = []
-    for _, prop in flag_refs(filters):
-        text = str(prop.get("key"))
-        if text in by_id:
-            out.append(by_id[text])
-        elif text in keys:
-            out.append(text)
-    return out
+    resolved = (_resolve(str(prop.get("key")), by_id, keys) for _, prop in flag_refs(filters))
+    return [key for key in resolved if key is not None]
 
 
 def check_filters(filters: dict, flag_id, flag_key: str, cohort_ids: set, flags: list[dict]) -> None:
@@ -147,25 +176,12 @@ def check_filters(filters: dict, flag_id, flag_key: str, cohort_ids: set, flags:
                   flag_keys_known={f["key"] for f in others}, flag_ids_known={f["id"] for f in others})
     by_id = {str(f["id"]): f["key"] for f in others}
     keys = {f["key"] for f in others}
-    graph = {f["key"]: _dependency_keys(f["filters"], {**by_id, str(flag_id): flag_key}, keys | {flag_key})
-             for f in others}
+    by_id_all, keys_all = {**by_id, str(flag_id): flag_key}, keys | {flag_key}
+    graph = {f["key"]: _dependency_keys(f["filters"], by_id_all, keys_all) for f in others}
     graph[flag_key] = _dependency_keys(filters, by_id, keys)
-    if _reaches_itself(graph, flag_key):
+    if reaches_itself(graph, flag_key):
         raise _bad("Invalid filters: this flag would depend on itself (circular flag dependency).", "filters",
                    code="circular_dependency")
-
-
-def _reaches_itself(graph, start):
-    """Whether following graph's edges from start leads back to start."""
-    seen, stack = set(), list(graph[start])
-    while stack:
-        node = stack.pop()
-        if node == start:
-            return True
-        if node not in seen:
-            seen.add(node)
-            stack.extend(graph.get(node, ()))
-    return False
 
 
 def flag_json(row: dict) -> dict:
@@ -228,18 +244,6 @@ def activity_json(entry: dict, render) -> dict:
 
 
 # --- cohorts --------------------------------------------------------------------------------------
-
-
-def cohort_refs(node):
-    if isinstance(node, dict):
-        if "values" in node and "key" not in node:
-            for child in node.get("values") or []:
-                yield from cohort_refs(child)
-        elif node.get("type") == "cohort":
-            try:
-                yield int(node.get("value"))
-            except (TypeError, ValueError):
-                pass
 
 
 def _check_group(node, path, cohort_ids):
@@ -309,6 +313,9 @@ def clean_cohort(body: dict, current: dict | None, cohorts: dict) -> tuple[dict,
                 raise _bad('A dynamic cohort needs \'filters\': {"properties": {"type": "OR", "values": [...]}}.',
                            "filters", code="required")
             known = {cid for cid in cohorts if current is None or cid != current["id"]}
+            path = too_deep(filters["properties"], path="properties")
+            if path is not None:
+                raise _too_deep(path)
             _check_group(filters["properties"], "properties", known)
             if current is not None:
                 _check_cohort_cycle(current["id"], filters, cohorts)
@@ -319,7 +326,7 @@ def clean_cohort(body: dict, current: dict | None, cohorts: dict) -> tuple[dict,
 def _check_cohort_cycle(cohort_id, filters, cohorts):
     graph = {cid: set(cohort_refs(c["filters"].get("properties"))) for cid, c in cohorts.items()}
     graph[cohort_id] = set(cohort_refs(filters.get("properties")))
-    if _reaches_itself(graph, cohort_id):
+    if reaches_itself(graph, cohort_id):
         raise _bad("Invalid filters: this cohort would contain itself (circular cohort reference).", "filters",
                    code="circular_dependency")
 
@@ -343,26 +350,20 @@ def cohort_json(row: dict, count: int | None = None) -> dict:
 # --- local evaluation (docs/flags-protocol.md "Local evaluation") ----------------------------------------------------------
 
 
-def _dependency_chain(key: str, graph: dict) -> list:
-    """The keys `key` needs evaluated first, in order, ending with `key`; [] on a cycle or missing flag."""
-    order, state = [], {}
-
-    def visit(k):
-        if k not in graph:
-            return False
-        if state.get(k) == 1:
-            return False  # cycle
-        if state.get(k) == 2:
-            return True
-        state[k] = 1
-        for dep in graph[k]:
-            if not visit(dep):
-                return False
-        state[k] = 2
-        order.append(k)
-        return True
-
-    return order if visit(key) else []
+def _dependency_chains(graph: dict) -> dict:
+    """{key: the keys it needs evaluated first, in order, ending with itself} of the flags whose
+    dependencies all exist and form no cycle; built dependencies first, without recursion."""
+    order, unusable = walk(graph)
+    chains: dict = {}
+    for key in order:
+        if key in unusable:
+            continue
+        deps = graph[key]
+        if len(deps) == 1:
+            chains[key] = [*chains[deps[0]], key]
+        else:  # the depth-first order: each dependency's chain, keeping first occurrences
+            chains[key] = [*dict.fromkeys(itertools.chain.from_iterable(chains[d] for d in deps)), key]
+    return chains
 
 
 def local_evaluation(flags: list[dict], cohorts: dict, group_type_mapping: dict) -> dict:
@@ -376,23 +377,16 @@ def local_evaluation(flags: list[dict], cohorts: dict, group_type_mapping: dict)
     live = [f for f in flags if not f["deleted"]]
     by_id = {str(f["id"]): f["key"] for f in live}
     keys = {f["key"] for f in live}
-    graph = {}
-    for f in live:
-        deps = []
-        for _, prop in flag_refs(f["filters"]):
-            text = str(prop.get("key"))
-            deps.append(by_id.get(text, text if text in keys else None))
-        graph[f["key"]] = deps  # a None (unknown flag) makes every chain through this flag empty
+    # A None (unknown flag) makes every chain through this flag empty.
+    graph = {f["key"]: [_resolve(str(p.get("key")), by_id, keys) for _, p in flag_refs(f["filters"])]
+             for f in live}
+    chains = _dependency_chains(graph)
     out_flags, wanted = [], []
     for f in live:
         if f["is_remote_configuration"]:
             continue
-        filters = _with_dependency_chains(f["filters"], by_id, keys, graph)
-        for name in CONDITION_LISTS:
-            for condition in filters.get(name) or []:
-                if isinstance(condition, dict):
-                    for prop in condition.get("properties") or []:
-                        wanted.extend(cohort_refs(prop))
+        filters = _with_dependency_chains(f["filters"], by_id, keys, chains)
+        wanted.extend(cohorts_used(filters))
         flag = {
             "id": f["id"],
             "team_id": f["project_id"],
@@ -410,18 +404,8 @@ def local_evaluation(flags: list[dict], cohorts: dict, group_type_mapping: dict)
         if f["bucketing_identifier"]:
             flag["bucketing_identifier"] = f["bucketing_identifier"]
         out_flags.append(flag)
-    out_cohorts, seen = {}, set()
-    while wanted:
-        cid = wanted.pop()
-        if cid in seen:
-            continue
-        seen.add(cid)
-        cohort = cohorts.get(cid)
-        if cohort is None or cohort["is_static"] or cohort["deleted"]:
-            continue
-        properties = cohort["filters"].get("properties")
-        out_cohorts[str(cid)] = properties
-        wanted.extend(cohort_refs(properties))
+    out_cohorts = {str(cid): row["filters"].get("properties")
+                   for cid, row in cohorts_reached(wanted, cohorts).items() if not row["is_static"]}
     return {
         "flags": out_flags,
         "group_type_mapping": {str(k): v for k, v in sorted(group_type_mapping.items())},
@@ -429,7 +413,7 @@ def local_evaluation(flags: list[dict], cohorts: dict, group_type_mapping: dict)
     }
 
 
-def _with_dependency_chains(filters, by_id, keys, graph):
+def _with_dependency_chains(filters, by_id, keys, chains):
     if not any(True for _ in flag_refs(filters)):
         return filters
     out = dict(filters)
@@ -442,10 +426,9 @@ def _with_dependency_chains(filters, by_id, keys, graph):
                 props = []
                 for prop in condition["properties"]:
                     if isinstance(prop, dict) and prop.get("type") == "flag":
-                        text = str(prop.get("key"))
-                        key = by_id.get(text, text if text in keys else None)
+                        key = _resolve(str(prop.get("key")), by_id, keys)
                         prop = {**prop, "key": key if key is not None else prop.get("key"),
-                                "dependency_chain": _dependency_chain(key, graph) if key is not None else []}
+                                "dependency_chain": chains.get(key, []) if key is not None else []}
                     props.append(prop)
                 condition = {**condition, "properties": props}
             conditions.append(condition)
