@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3]
+-- migrations applied: [1, 2, 3, 4]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -46,7 +46,7 @@ CREATE TABLE person_distinct_id ( project_id INTEGER NOT NULL, distinct_id TEXT 
 -- table personal_key
 CREATE TABLE personal_key ( id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT '', lookup TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, project_ids TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER );
 -- table project
-CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL );
+CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL , timezone TEXT NOT NULL DEFAULT 'UTC', week_start_day INTEGER NOT NULL DEFAULT 0);
 -- table schema_migration
 CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 -- table spool_state

@@ -41,18 +41,37 @@ class ProjectsMixin:
         self._token_cache.clear()
         return {"id": cur.lastrowid, "name": name, "api_token": token}
 
+    _PROJECT_COLUMNS = "id, name, api_token, created_at, timezone, week_start_day"
+
+    @staticmethod
+    def _project_row(r):
+        return {"id": r[0], "name": r[1], "api_token": r[2], "created_at": r[3],
+                "timezone": r[4], "week_start_day": r[5]}
+
     def list_projects(self, ids=None):
-        rows = self.db.execute_sql("SELECT id, name, api_token, created_at FROM project ORDER BY id").fetchall()
-        out = [{"id": r[0], "name": r[1], "api_token": r[2], "created_at": r[3]} for r in rows]
+        rows = self.db.execute_sql(f"SELECT {self._PROJECT_COLUMNS} FROM project ORDER BY id").fetchall()
+        out = [self._project_row(r) for r in rows]
         if ids is not None:
             out = [p for p in out if p["id"] in ids]
         return out
 
     def get_project(self, project_id):
         row = self.db.execute_sql(
-            "SELECT id, name, api_token, created_at FROM project WHERE id = ?", (project_id,)
+            f"SELECT {self._PROJECT_COLUMNS} FROM project WHERE id = ?", (project_id,)
         ).fetchone()
-        return row and {"id": row[0], "name": row[1], "api_token": row[2], "created_at": row[3]}
+        return row and self._project_row(row)
+
+    def update_project(self, project_id, *, name=None, timezone=None, week_start_day=None):
+        """Change the given settings (callers validate them); the updated project, or None if absent."""
+        sets = [(c, v) for c, v in (("name", name), ("timezone", timezone), ("week_start_day", week_start_day))
+                if v is not None]
+        if sets:
+            with self.transaction():
+                self.db.execute_sql(
+                    "UPDATE project SET " + ", ".join(f"{c} = ?" for c, _ in sets) + " WHERE id = ?",
+                    [v for _, v in sets] + [project_id],
+                )
+        return self.get_project(project_id)
 
     def project_for_token(self, token):
         """The project id of a `phc_` token, or None."""
