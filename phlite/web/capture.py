@@ -8,7 +8,7 @@ refused only when it cannot be decoded or has no valid project key.
 import bottle
 
 from phlite import errors, ingest
-from phlite.web.common import client_ip, header, is_preflight, preflight, query, read_body, route
+from phlite.web.common import body_limit, client_ip, header, is_preflight, preflight, query, read_body, route
 
 POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
@@ -45,8 +45,7 @@ def register(web, app):
         path = req.path
         post = method == "POST"
         ingestion.refuse_if_full(req.content_length if post else 0)
-        limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
-        body = read_body(limit) if post else b""
+        body = read_body(body_limit(path, config)) if post else b""
         q = query()
         payload = ingest.decode_request(
             path, body,

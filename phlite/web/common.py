@@ -196,6 +196,24 @@ def query():
     return out
 
 
+JSON_BODY_LIMIT = 2 * 1024 * 1024  # private-API JSON bodies (flag, cohort definitions)
+BATCH_PATHS = ("/batch", "/i/v0/ai")
+
+
+def body_limit(path, config):
+    """The largest body a request to `path` may send. The HTTP server applies it to Content-Length before
+    reading the body (phlite/httpserver.py); read_body applies it again to what arrives."""
+    if path.startswith(BATCH_PATHS):
+        return config.max_batch_body_bytes
+    if path.startswith("/api/"):
+        return JSON_BODY_LIMIT
+    return config.max_body_bytes
+
+
+def max_body_limit(config):
+    return max(config.max_batch_body_bytes, config.max_body_bytes, JSON_BODY_LIMIT)
+
+
 def read_body(limit):
     """The raw request body, refused with 413 JSON past `limit` bytes without reading it all."""
     env = bottle.request.environ
@@ -269,7 +287,7 @@ def url_with(params):
     return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(q)}"
 
 
-def json_body(limit=2 * 1024 * 1024):
+def json_body(limit=JSON_BODY_LIMIT):
     """A private-API JSON object body."""
     raw = read_body(limit)
     if not raw.strip():
