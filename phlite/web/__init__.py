@@ -19,7 +19,7 @@ ROUTE_MODULES = [capture, private, persons, flag_api, flags, browser]
 
 def create_app(app):
     web = bottle.Bottle(catchall=True, autojson=False)
-    install(web)
+    install(web, trust_proxy=app.config.trust_proxy)
     for module in ROUTE_MODULES:
         module.register(web, app)
     return web

@@ -8,6 +8,7 @@ refused only when it cannot be decoded or has no valid project key.
 import bottle
 
 from phlite import errors, ingest
+from phlite.codec import parse_int64
 from phlite.web.common import body_limit, client_ip, header, is_preflight, preflight, query, read_body, route
 
 POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch"]
@@ -24,7 +25,7 @@ def resolve_project(store, token, project_id):
         if record is None:
             raise errors.invalid_personal_key()
         try:
-            pid = int(project_id)
+            pid = parse_int64(project_id)
         except (TypeError, ValueError):
             raise errors.invalid_project()
         allowed = record["project_ids"]
