@@ -13,7 +13,7 @@ from ..filters import cohort_id as _cohort_id
 from ..filters import cohort_leaves, cohort_refs, walk
 from ..filters import is_group as _is_group
 from . import dates
-from .operators import Env, Matcher, compile_property
+from .operators import Env, Matcher, compile_filter
 
 CohortMatcher = Callable[[dict, Env], bool]
 
@@ -130,7 +130,7 @@ class Cohorts:
         if leaf.get("type") == "cohort":
             matcher = self.filter_matcher(leaf)
         else:
-            matcher = compile_property(leaf, self._tz)
+            matcher = compile_filter(leaf, self._tz)
         if leaf.get("negation"):
             return lambda props, env: not matcher(props, env)
         return matcher
