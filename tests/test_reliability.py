@@ -333,6 +333,6 @@ def test_channel_timeout_is_passed_to_waitress():
 
     from phlite import cli
 
-    src = inspect.getsource(cli.serve)
+    src = inspect.getsource(cli._create_server)
     assert "channel_timeout=config.channel_timeout" in src
     assert Config().channel_timeout == 30

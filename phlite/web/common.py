@@ -5,6 +5,7 @@ Routes are registered with `route(app, paths, methods, public=...)`. Public rout
 private API routes get no CORS headers at all.
 """
 
+import io
 import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
@@ -219,8 +220,18 @@ def client_ip(config):
     if config.trust_proxy:
         fwd = bottle.request.headers.get("X-Forwarded-For")
         if fwd:
-            return fwd.split(",")[0].strip()
+            return bare_ip(fwd.split(",")[0])
     return bottle.request.environ.get("REMOTE_ADDR")
+
+
+def bare_ip(value):
+    """An address as proxies write it (`1.2.3.4:5555`, `[::1]:443`, `::1`) -> the bare IP, as PostHog's capture does."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:  # IPv4 with a port; a bare IPv6 address has two or more colons
+        return value.split(":", 1)[0]
+    return value
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -308,20 +319,50 @@ def json_body(limit=2 * 1024 * 1024):
 
 
 def bearer_key():
+    """The key of an `Authorization: Bearer` header; None without the header; 401 for another scheme."""
     auth = bottle.request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
+    if auth.strip():
+        raise errors.Unauthorized(
+            "Authorization header must be 'Bearer <personal API key>' (for example 'Bearer phx_...').",
+            code="authentication_failed")
     return None
 
 
+_KEY_BODY_LIMIT = 2 * 1024 * 1024
+
+
+def _key_from_body():
+    # PostHog also reads `personal_api_key` from a JSON body. The body is put back for the handler.
+    env = bottle.request.environ
+    if bottle.request.method not in ("POST", "PATCH", "PUT") or "json" not in env.get("CONTENT_TYPE", ""):
+        return None
+    raw = read_body(_KEY_BODY_LIMIT)
+    env["wsgi.input"] = io.BytesIO(raw)
+    env["CONTENT_LENGTH"] = str(len(raw))
+    if b"personal_api_key" not in raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    key = value.get("personal_api_key") if isinstance(value, dict) else None
+    return key.strip() if isinstance(key, str) else None
+
+
 def personal_key(store):
-    """The verified personal key record of this request, or 401 JSON."""
-    key = bearer_key()
+    """The verified personal key record of this request, or 401 JSON.
+
+    The key comes, as in PostHog, from `Authorization: Bearer`, else `?personal_api_key=`, else the JSON body's
+    `personal_api_key` (docs/protocol.md "Private API authentication").
+    """
+    key = bearer_key() or (query().get("personal_api_key") or "").strip() or _key_from_body()
     if not key:
         raise errors.Unauthorized("Authentication credentials were not provided.", code="not_authenticated")
     record = store.verify_personal_key(key)
     if record is None:
-        raise errors.Unauthorized("Invalid personal API key.", code="authentication_failed")
+        raise errors.invalid_personal_key()
     return record
 
 
