@@ -14,4 +14,5 @@ def register(web, app):
             return json_response(health)
         return json_response(health, 503, {"Retry-After": "5"})
 
-    route(web, ["/healthz"], ["GET"], healthz)
+    # Public: a probe carries no key, and the answer holds no data.
+    route(web, ["/healthz"], ["GET"], healthz, public=True)
