@@ -243,7 +243,28 @@ def iso_ms(ms):
         return None
     # Integer arithmetic and isoformat: half the cost of fromtimestamp(ms / 1000).strftime
     # (twice per row of an events list), and exact at the extremes (no float rounding).
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    try:
+        return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    except OverflowError:
+        return _iso_any_year(ms)
+
+
+def _iso_any_year(ms):
+    """iso_ms beyond datetime's years 1-9999: rows an older phlite stored (it kept year 0) still read."""
+    days, rest = divmod(ms, 86_400_000)
+    z = days + 719_468  # civil-from-days (H. Hinnant), proleptic Gregorian
+    era, doe = divmod(z, 146_097)
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (m <= 2)
+    h, rest = divmod(rest, 3_600_000)
+    mi, rest = divmod(rest, 60_000)
+    s, frac = divmod(rest, 1000)
+    year = f"{y:04d}" if 0 <= y <= 9999 else f"{y:+07d}"  # ISO 8601's expanded years
+    return f"{year}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{frac:03d}Z"
 
 
 def parse_time_param(value, name):
