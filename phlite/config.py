@@ -75,11 +75,13 @@ SETTINGS = (
     Setting("writer_batch_events", 5_000, int, "Most requests stored in one group commit."),
     Setting("spool_segment_bytes", 64 * MiB, int, "Size at which the spool starts a new file."),
     Setting("rate_limit", 0, int, "Per-project events per second, then 429. 0 = off."),
+    # PostHog's published limit for one query is 10 s of execution.
+    Setting("query_timeout", 10.0, float, "Seconds one `/query/` request may run before it is stopped (400)."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )
 
-_TYPES = {str: str, int: int, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str}
+_TYPES = {str: str, int: int, float: float, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str}
 
 
 class _ConfigBase:

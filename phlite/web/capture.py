@@ -45,8 +45,10 @@ def register(web, app):
         req = bottle.request
         path = req.path
         post = method == "POST"
-        ingestion.refuse_if_full(req.content_length if post else 0)
+        # The size check comes first: an oversized body must get its 413 even when the queue is full,
+        # or a client would retry it forever on the 503.
         body = read_body(body_limit(path, config)) if post else b""
+        ingestion.refuse_if_full(len(body))
         q = query()
         payload = ingest.decode_request(
             path, body,
