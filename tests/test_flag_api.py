@@ -262,3 +262,38 @@ def test_cohort_cycles_and_deletion_in_use(project):
     r = project.api("PATCH", f"{COHORTS}{b['id']}/", {"deleted": True})
     assert r.status == 400 and "uses-b" in r.json()["detail"]
     assert project.api("PATCH", f"{COHORTS}{b['id']}/", {"is_static": True}).status == 400
+
+
+def test_a_cohort_a_flag_reaches_through_other_cohorts_cannot_be_deleted(project):
+    # a <- b <- c <- flag: deleting a (two cohorts down) would break the flag.
+    a = project.api("POST", COHORTS, {"filters": dynamic([{"key": "x", "value": "1", "type": "person"}])}).json()
+    b = project.api("POST", COHORTS, {"filters": dynamic([{"type": "cohort", "key": "id", "value": a["id"]}])}).json()
+    c = project.api("POST", COHORTS, {"filters": dynamic([{"type": "cohort", "key": "id", "value": b["id"]}])}).json()
+    create(project, key="uses-c", filters={"groups": [{"properties": [{"type": "cohort", "key": "id",
+                                                                        "value": c["id"]}]}]})
+    for cohort in (a, b, c):
+        r = project.api("PATCH", f"{COHORTS}{cohort['id']}/", {"deleted": True})
+        assert_error(r, 400, attr="deleted")
+        assert "uses-c" in r.json()["detail"], r.json()
+    # A cohort only another cohort references is in use too (that cohort would break).
+    d = project.api("POST", COHORTS, {"filters": dynamic([{"key": "x", "value": "2", "type": "person"}])}).json()
+    e = project.api("POST", COHORTS, {"filters": dynamic([{"type": "cohort", "key": "id", "value": d["id"]}])}).json()
+    r = project.api("PATCH", f"{COHORTS}{d['id']}/", {"deleted": True})
+    assert_error(r, 400, attr="deleted")
+    assert f"cohorts reference it ({e['id']})" in r.json()["detail"]
+    # Deleted from the top down, each goes.
+    assert project.api("PATCH", f"{COHORTS}{e['id']}/", {"deleted": True}).status == 200
+    assert project.api("PATCH", f"{COHORTS}{d['id']}/", {"deleted": True}).status == 200
+
+
+def test_a_dependency_key_in_another_spelling_of_an_id_is_no_flag(project):
+    base = create(project, key="base", filters={"groups": [{"rollout_percentage": 100}]})
+    spelled = "0" + str(base["id"])
+    r = project.api("POST", FLAGS, {"key": "dep", "filters": {"groups": [{"properties": [
+        {"type": "flag", "key": spelled, "value": True, "operator": "flag_evaluates_to"}], "rollout_percentage": 100}]}})
+    # Dependencies resolve by the id's text: "01" names no flag, and says so as an unknown flag does.
+    if r.status == 400:
+        assert_error(r, 400, attr="filters")
+    else:
+        assert r.status == 201, r.body
+        assert any(f"flag {spelled} does not exist" in w for w in r.json().get("warnings", [])), r.json()

@@ -14,7 +14,8 @@ from phlite import errors
 from phlite.flags import remote_config as _remote_config
 from phlite.flags.cache import FlagCache
 from phlite.flags.definitions import (
-    activity_json, check_filters, clean_cohort, clean_flag, cohort_json, dependents, flag_json, flags_using_cohort,
+    activity_json, check_filters, clean_cohort, clean_flag, cohort_in_use, cohort_json, dependents, flag_json,
+    flags_using_cohort,
 )
 from phlite.flags.eval import (
     CompiledFlags, Context, FlagResult, compile_flags, errors_while_computing, evaluate, hash_value, holdout_hash,
@@ -81,6 +82,7 @@ class FlagService:
 
 
 __all__ = [
+    "cohort_in_use",
     "CONFIG", "CompiledFlags", "Context", "Evaluation", "FlagRequest", "FlagResult", "FlagService",
     "activity_json", "bool_param", "check_filters", "clean_cohort", "clean_flag", "cohort_json", "compile_flags",
     "decode_flags_body", "dependents", "errors_while_computing", "evaluate", "flag_json", "flags_using_cohort",

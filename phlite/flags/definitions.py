@@ -190,6 +190,20 @@ def flags_using_cohort(flags: list[dict], cohort_id: int) -> list[str]:
     return sorted(f["key"] for f in flags if cohort_id in set(cohorts_used(f["filters"])))
 
 
+def cohort_in_use(flags: list[dict], cohorts: dict, cohort_id: int) -> str | None:
+    """Why the cohort cannot be deleted, or None: a flag uses it (directly or through cohorts that
+    reference it, however deep), or another live cohort references it (that cohort would break)."""
+    users = sorted(f["key"] for f in flags if cohort_id in cohorts_reached(cohorts_used(f["filters"]), cohorts))
+    if users:
+        return f"flags use it ({', '.join(users)})"
+    referrers = sorted(cid for cid, c in cohorts.items()
+                       if cid != cohort_id and not c["deleted"] and not c["is_static"]
+                       and cohort_id in set(cohort_refs(c["filters"].get("properties"))))
+    if referrers:
+        return f"cohorts reference it ({', '.join(map(str, referrers))})"
+    return None
+
+
 def _dependency_keys(filters, by_id: dict, keys: set) -> list:
     resolved = (_resolve(str(prop.get("key")), by_id, keys) for _, prop in flag_refs(filters))
     return [key for key in resolved if key is not None]

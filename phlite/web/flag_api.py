@@ -147,11 +147,9 @@ def register(web, app):
             rows, cohorts = store.load_flag_definitions(pid)
             fields, ids = flags.clean_cohort(body, current, cohorts)
             if fields.get("deleted") and not current["deleted"]:
-                users = flags.flags_using_cohort(rows, cohort_id)
-                if users:
-                    raise errors.BadRequest(
-                        f"Cannot delete this cohort: flags use it ({', '.join(users)}).", attr="deleted"
-                    )
+                why = flags.cohort_in_use(rows, cohorts, cohort_id)
+                if why:
+                    raise errors.BadRequest(f"Cannot delete this cohort: {why}.", attr="deleted")
             return fields, ids
 
         row = store.update_cohort(pid, cohort_id, change, record["id"])

@@ -153,7 +153,8 @@ def _validate_property(path: str, filt, known, warnings: list) -> None:
         elif flag_keys_known is not None or flag_ids_known is not None:
             text = str(key)
             if text not in (flag_keys_known or ()) and not (
-                text.isdigit() and int(text) in (flag_ids_known or ())
+                # An id in its one spelling ("1", never "01"): dependencies resolve by the id's text.
+                text.isdigit() and str(int(text)) == text and int(text) in (flag_ids_known or ())
             ):
                 _warn(warnings, f"{path}.key", f"flag {key} does not exist: the flag is false (missing_dependency)")
         return
