@@ -92,6 +92,12 @@ def build_parser():
     p = key.add_parser("revoke", parents=[settings], help="Revoke a personal API key by id.")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("backup", parents=[settings],
+                       help="Copy the database and the unstored spool tail to PATH while the server runs.")
+    p.add_argument("path")
+    p = sub.add_parser("verify", parents=[settings], help="Check a backup (or data dir): integrity and row counts.")
+    p.add_argument("path")
     return parser
 
 
@@ -134,6 +140,18 @@ def run_admin(args, config):
         return 0
     finally:
         store.close()
+
+
+def run_backup(args, config):
+    # No lock: both read only (the backup through SQLite's online backup), beside a running server.
+    from phlite import backup
+
+    if args.command == "backup":
+        out = backup.backup(config, args.path)
+    else:
+        out = backup.verify(args.path)
+    print(json.dumps(out), flush=True)
+    return 0 if out["integrity"] == "ok" else 1
 
 
 def first_start(app, url):
@@ -257,6 +275,8 @@ def main(argv=None):
         configure_logging(config)
         if args.command in (None, "serve"):
             sys.exit(serve(config))
+        if args.command in ("backup", "verify"):
+            sys.exit(run_backup(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

@@ -9,6 +9,7 @@ import threading
 
 import peewee
 
+from phlite.store.backup import backup_database, verify_database  # noqa: F401 (the face)
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
