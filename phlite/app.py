@@ -5,6 +5,8 @@ Nothing else constructs a service (tests/test_layout.py checks it); web handlers
 """
 
 import dataclasses
+import fcntl
+import os
 import time
 from collections.abc import Callable
 
@@ -32,6 +34,23 @@ class App:
 def open_store(config):
     """The store alone, for admin commands that may run beside a server."""
     return Store(config.db_path)
+
+
+def lock_data_dir(config):
+    """Hold the data dir's ingestion lock for this process's life; SystemExit if another process
+    holds it. The server and `import` each run a writer over the one spool: two at once would
+    replay and release each other's records. Read-only commands (export) need no lock. The kernel
+    drops the lock when the process ends, kill -9 included."""
+    path = os.path.join(str(config.data_dir), "phlite.lock")
+    os.makedirs(str(config.data_dir), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"phlite: another phlite process is using {config.data_dir} (its server, or an import);"
+                         " stop it first") from None
+    return fd
 
 
 def open_app(config, clock=time.time, start_writer=True):

@@ -12,6 +12,7 @@ import peewee
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
+from phlite.store.lifecycle import LifecycleMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
 
@@ -20,7 +21,7 @@ DatabaseError = peewee.DatabaseError
 OperationalError = peewee.OperationalError
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, LifecycleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)
