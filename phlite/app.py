@@ -5,14 +5,13 @@ Nothing else constructs a service (tests/test_layout.py checks it); web handlers
 """
 
 import dataclasses
-import fcntl
-import os
 import time
 from collections.abc import Callable
 
 from phlite.config import Config
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
+from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
 
@@ -24,6 +23,7 @@ class App:
     ingestion: Ingestion
     flags: FlagService
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
+    queries: QueryService
     clock: Callable[[], float] = time.time
 
     def close(self):
@@ -36,28 +36,12 @@ def open_store(config):
     return Store(config.db_path)
 
 
-def lock_data_dir(config):
-    """Hold the data dir's ingestion lock for this process's life; SystemExit if another process
-    holds it. The server and `import` each run a writer over the one spool: two at once would
-    replay and release each other's records. Read-only commands (export) need no lock. The kernel
-    drops the lock when the process ends, kill -9 included."""
-    path = os.path.join(str(config.data_dir), "phlite.lock")
-    os.makedirs(str(config.data_dir), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SystemExit(f"phlite: another phlite process is using {config.data_dir} (its server, or an import);"
-                         " stop it first") from None
-    return fd
-
-
 def open_app(config, clock=time.time, start_writer=True):
     store = Store(config.db_path)
     ingestion = Ingestion(store, config, clock)
     if start_writer:
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
+    queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               clock=clock)
+               queries=queries, clock=clock)

@@ -4,7 +4,6 @@ real data dirs; DuckDB reads the export; memory stays flat on a large export; a 
 import gzip
 import io
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -15,7 +14,7 @@ import orjson
 import pytest
 
 from support import ROOT, InProcessServer, Project, admin, ev, send
-from phlite.app import lock_data_dir
+from phlite import datadir
 from phlite.config import Config
 from phlite.lifecycle import Progress
 from phlite.store import Store
@@ -202,12 +201,12 @@ def test_import_is_not_rate_limited_and_refuses_a_data_dir_in_use(tmp_path):
                            for i in range(3000)))
     r = json.loads(cli("import", str(src), "--data-dir", str(data), "--rate-limit", "1", "--json").stdout)
     assert r["stored"] == 3000
-    fd = lock_data_dir(Config(data_dir=data))  # as a running server holds it
+    lock = datadir.DataDirLock(data).acquire()  # as a running server holds it
     try:
         r = cli("import", str(src), "--data-dir", str(data), check=False)
-        assert r.returncode != 0 and "another phlite process is using" in r.stderr
+        assert r.returncode == 2 and "is in use by another phlite" in r.stderr
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def test_progress_redraws_on_a_terminal_only():
