@@ -74,3 +74,47 @@ def test_merge_ids_get_the_distinct_id_cut_and_nul_handling(project, event, key)
     assert sorted(p["distinct_ids"]) == sorted(["a" * 200, "user-long"]), p["distinct_ids"]
     p = person(project, "user-nul")
     assert sorted(p["distinct_ids"]) == sorted(["b\ufffdc", "user-nul"]), p["distinct_ids"]
+
+
+def _quarantined(srv, project_id):
+    with srv.store.db.connection_context():
+        return srv.store.quarantined(project_id)
+
+
+def test_one_unstorable_value_sinks_only_its_own_event(project):
+    # u64 max is valid JSON and storable; $add past it is not a 64-bit integer any more.
+    body = [{"$token": project.token, "$distinct_id": "big", "$set": {"n": 18446744073709551615}},
+            {"$token": project.token, "$distinct_id": "big", "$add": {"n": 1}},
+            {"$token": project.token, "$distinct_id": "neighbour", "$set": {"ok": True}}]
+    r = http("POST", project.url + "/engage", body)
+    assert r.status == 200, r.body
+    project.flush()
+    assert person(project, "neighbour")["properties"] == {"ok": True}
+    # Stored losslessly as text: the exact sum, nothing rounded, nothing lost.
+    assert person(project, "big")["properties"]["n"] == "18446744073709551616"
+    assert len(project.events()) == 3
+    spool = project.srv.app.config.spool_dir
+    assert not (spool / "rejected.log").exists()
+
+
+def test_an_event_the_writer_cannot_store_is_quarantined_alone_with_its_reason(project):
+    # A poison event (here: a group key the store cannot bind, made by a test-only hook into the
+    # writer's one event path) goes to the bounded quarantine; its neighbours are stored.
+    srv = project.srv
+    persons = srv.app.ingestion.persons
+    process = persons.process
+
+    def poison(store, pid, events, now_ms):
+        if any(e.event == "poison" for e in events):
+            raise ValueError("cannot store this one")
+        return process(store, pid, events, now_ms)
+
+    persons.process = poison
+    try:
+        send(project, ev("good", "a"), ev("poison", "b"), ev("good", "c"))
+    finally:
+        persons.process = process
+    assert sorted(e["event"] for e in project.events()) == ["good", "good"]
+    [q] = _quarantined(srv, project.id)
+    assert q["reason"] == "ValueError: cannot store this one" and q["event"]["event"] == "poison"
+    assert srv.app.ingestion.writer.dropped["quarantined"] >= 1
