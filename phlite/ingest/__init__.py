@@ -33,6 +33,7 @@ class Ingestion:
             store, self.spool,
             max_bytes=config.queue_max_bytes,
             batch_events=config.writer_batch_events,
+            commit_events=config.writer_commit_events,
             clock=clock,
             persons=self.persons,
         )

@@ -20,6 +20,10 @@ from phlite.store.query import QueryMixin
 # The errors callers may need to catch, without importing peewee themselves.
 DatabaseError = peewee.DatabaseError
 OperationalError = peewee.OperationalError
+# What means "the store refuses writes now" (retry the same work later), as opposed to "this data
+# cannot be stored": peewee's errors, and the driver's OperationalError (locked, full, I/O) from code
+# that writes through the raw connection (executemany).
+WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
 class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin):
