@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from phlite.config import Config
+from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.ratelimit import RateLimiter
@@ -22,6 +23,7 @@ class App:
     ingestion: Ingestion
     flags: FlagService
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
+    console: Console
     clock: Callable[[], float] = time.time
 
     def close(self):
@@ -34,6 +36,12 @@ def open_store(config):
     return Store(config.db_path)
 
 
+def open_console(config):
+    """The console over the store alone, for the `user` commands: (console, store to close)."""
+    store = open_store(config)
+    return Console(store), store
+
+
 def open_app(config, clock=time.time, start_writer=True):
     store = Store(config.db_path)
     ingestion = Ingestion(store, config, clock)
@@ -41,4 +49,4 @@ def open_app(config, clock=time.time, start_writer=True):
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               clock=clock)
+               console=Console(store, clock=clock), clock=clock)

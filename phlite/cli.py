@@ -57,6 +57,20 @@ def build_parser():
     p = key.add_parser("revoke", parents=[settings], help="Revoke a personal API key by id.")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+
+    user = sub.add_parser("user", help="Manage console accounts.").add_subparsers(dest="action", required=True)
+    p = user.add_parser("create", parents=[settings], help="Create a console account; prints a one-time link to set its password.")
+    p.add_argument("email")
+    p.add_argument("--admin", action="store_true", help="Make it an admin (default: member).")
+    p.add_argument("--json", action="store_true")
+    p = user.add_parser("list", parents=[settings], help="List console accounts.")
+    p.add_argument("--json", action="store_true")
+    p = user.add_parser("delete", parents=[settings], help="Delete a console account (signs it out).")
+    p.add_argument("email")
+    p.add_argument("--json", action="store_true")
+    p = user.add_parser("reset-password", parents=[settings], help="Print a one-time link that sets a new password.")
+    p.add_argument("email")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -68,7 +82,52 @@ def _print(obj, as_json, text):
     print(json.dumps(obj) if as_json else text, flush=True)
 
 
+def _base_url(config):
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    return f"http://{host}:{config.port}"
+
+
+def run_user(args, config):
+    from phlite.app import open_console
+    from phlite.console import SignInError
+
+    console, store = open_console(config)
+    base = _base_url(config)
+    try:
+        if args.action == "create":
+            try:
+                user, token = console.create_user(args.email, "admin" if args.admin else "member")
+            except SignInError as e:
+                print(f"phlite: {e.message}", file=sys.stderr)
+                return 1
+            link = f"{base}/console/link/{token}"
+            _print({"id": user["id"], "email": user["email"], "role": user["role"], "link": link}, args.json,
+                   f"created {user['role']} {user['email']}; to set the password open (once, within 24 h): {link}")
+        elif args.action == "list":
+            rows = [{"id": u["id"], "email": u["email"], "role": u["role"], "created_at": u["created_at"]}
+                    for u in console.list_users()]
+            _print(rows, args.json, "\n".join(f"{r['id']}\t{r['email']}\t{r['role']}" for r in rows))
+        elif args.action == "delete":
+            if not console.delete_user(args.email):
+                print(f"phlite: no account {args.email}", file=sys.stderr)
+                return 1
+            _print({"email": args.email, "deleted": True}, args.json, f"deleted {args.email}")
+        elif args.action == "reset-password":
+            token = console.reset_link(args.email)
+            if token is None:
+                print(f"phlite: no account {args.email}", file=sys.stderr)
+                return 1
+            link = f"{base}/console/link/{token}"
+            _print({"email": args.email, "link": link}, args.json,
+                   f"to set a new password for {args.email} open (once, within 24 h): {link}")
+        return 0
+    finally:
+        store.close()
+
+
 def run_admin(args, config):
+    if args.command == "user":
+        return run_user(args, config)
     # Admin commands open the store alone (SQLite lets them run beside the server).
     from phlite.app import open_store
 
@@ -98,6 +157,15 @@ def run_admin(args, config):
         return 0
     finally:
         store.close()
+
+
+def console_link(app, port):
+    """While no console account exists, print a one-time link that creates the first admin."""
+    token = app.console.first_start_link()
+    if token:
+        host = "127.0.0.1" if app.config.host in ("0.0.0.0", "::", "") else app.config.host
+        print(f"Open the console and create the first account (one-time link, 24 h):"
+              f" http://{host}:{port}/console/link/{token}", flush=True)
 
 
 def first_start(app):
@@ -145,6 +213,7 @@ def serve(config):
     try:
         # Announce readiness inside the try: a SIGTERM that arrives right after the line
         # (a supervisor or a test reacting to it) must still run the drain below.
+        console_link(app, server.effective_port)
         print(f"phlite {__version__} listening on http://{config.host}:{server.effective_port}"
               f" (data in {config.data_dir})", flush=True)
         server.run()

@@ -9,6 +9,7 @@ import threading
 
 import peewee
 
+from phlite.store.console import ConsoleMixin
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
@@ -20,7 +21,7 @@ DatabaseError = peewee.DatabaseError
 OperationalError = peewee.OperationalError
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, ConsoleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)

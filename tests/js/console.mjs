@@ -1,0 +1,104 @@
+// Drives phlite's console in Debian's headless Chromium and prints one JSON object of what it saw.
+//
+//   node console.mjs <scenario> <phlite url> <page origin> <project token> <project id> <email> <password> <shots dir>
+//
+// Scenarios: "shell" (sign in, home, live Activity fed by posthog-js on another origin, hostile
+// events on every page). Screenshots of each page go to <shots dir>. Hostile payloads set
+// window.__pwned or open a dialog if they ever run; both are reported.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [scenario, base, pageOrigin, token, projectId, email, password, shots] = process.argv.slice(2);
+const STEP_MS = 15000;
+const TOTAL_MS = 90000;
+const CHROMIUM = process.env.PHLITE_CHROMIUM || "/usr/bin/chromium";
+
+async function check(page, out, name) {
+  // Whatever the page shows: no hostile script ran, no hostile element exists, nothing overflows.
+  const seen = await page.evaluate(() => ({
+    pwned: window.__pwned ?? null,
+    injected: document.querySelectorAll("main script, main img, main iframe, main svg script, [onerror]").length,
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    nav: document.querySelectorAll("nav.side a").length,
+  }));
+  out.pages[name] = seen;
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page) {
+  await page.goto(`${base}/project/${projectId}/`);
+  await page.waitForURL(/\/console\/login/);
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", password);
+  await Promise.all([page.waitForURL(`${base}/project/${projectId}/`), page.click("button:has-text('Sign in')")]);
+}
+
+async function shellScenario(context, page, out) {
+  await page.goto(`${base}/console/login`);
+  await page.screenshot({ path: path.join(shots, "login.png") });
+  await signIn(page);
+  await check(page, out, "home");
+
+  await page.goto(`${base}/project/${projectId}/activity`);
+  await check(page, out, "activity");
+  await page.evaluate(() => { window.__notReloaded = true; });
+
+  // posthog-js on another origin sends an event; it must appear here without a reload.
+  const live = `live-${Date.now()}`;
+  const app = await context.newPage();
+  await app.goto(`${pageOrigin}/posthog.html?` + new URLSearchParams({ api_host: base, token }));
+  await app.waitForFunction(() => window.posthog && window.posthog.__loaded, null, { timeout: STEP_MS });
+  await app.evaluate((name) => window.posthog.capture(name, { from: "console test" }), live);
+  const started = Date.now();
+  await page.locator("a.ev", { hasText: live }).first().waitFor({ timeout: STEP_MS });
+  out.liveAfterMs = Date.now() - started;
+  out.notReloaded = await page.evaluate(() => window.__notReloaded === true);
+  await check(page, out, "activity-live");
+  await app.close();
+
+  // The hostile event opens to its properties.
+  await page.locator("a.ev", { hasText: "<script>" }).first().click();
+  await page.waitForURL(/\/events\//);
+  await check(page, out, "event-hostile");
+  out.eventTitle = await page.locator("h1").first().textContent();
+}
+
+async function main() {
+  fs.mkdirSync(shots, { recursive: true });
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "phlite-console-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync"],
+  });
+  const out = { scenario, console: [], pageErrors: [], dialogs: [], pages: {} };
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    page.setDefaultTimeout(STEP_MS);
+    page.on("console", (m) => {
+      if (m.type() === "error" || m.type() === "warning") out.console.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => out.pageErrors.push(String(e)));
+    page.on("dialog", (d) => { out.dialogs.push(d.message()); d.dismiss(); });
+    const run = { shell: shellScenario }[scenario];
+    if (!run) throw new Error(`unknown scenario ${scenario}`);
+    let timer;
+    const overall = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`scenario ${scenario} took over ${TOTAL_MS} ms`)), TOTAL_MS);
+    });
+    await Promise.race([run(context, page, out), overall]).finally(() => clearTimeout(timer));
+  } catch (e) {
+    out.error = String(e && e.stack ? e.stack : e);
+  } finally {
+    await context.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+  process.stdout.write(JSON.stringify(out) + "\n", () => process.exit(0));
+}
+
+main();

@@ -1,0 +1,51 @@
+"""The console in real Chromium (tests/js/console.mjs): sign in, Home, Activity that shows events
+posthog-js sends from another origin without a reload, and hostile captured data on every page
+(no script runs, no element is injected, the layout holds). Screenshots go to tests/artifacts/console/."""
+
+import json
+import subprocess
+
+import pytest
+
+from support import ROOT, Project, ev, send
+from test_browser import CHROMIUM, JS, MODULES, page_origin  # noqa: F401 (a fixture)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (MODULES / "playwright-core").is_dir() or not CHROMIUM.exists(),
+                       reason="tests/js/node_modules or /usr/bin/chromium missing (tests/run.sh installs them)"),
+]
+SHOTS = ROOT / "tests" / "artifacts" / "console"
+PASSWORD = "correct horse battery"
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2;alert(1)">'
+
+
+def run_console(scenario, srv, project, page_origin, email):
+    proc = subprocess.run(
+        ["node", "console.mjs", scenario, srv.url, page_origin, project.token, str(project.id), email, PASSWORD,
+         str(SHOTS)], cwd=JS, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "error" not in out, "\n".join([out["error"], *out["console"], *out["pageErrors"]])
+    return out
+
+
+def assert_safe(out):
+    assert out["dialogs"] == [] and out["pageErrors"] == [], out
+    for name, seen in out["pages"].items():
+        assert seen["pwned"] is None and seen["injected"] == 0, (name, seen)
+        assert seen["overflow"] <= 0, f"{name} is wider than the window: {seen}"
+        assert seen["nav"] >= 2, (name, seen)
+
+
+def test_sign_in_home_live_activity_and_hostile_data(server, page_origin):  # noqa: F811
+    project = Project(server, name=HOSTILE)
+    send(project, {"event": HOSTILE, "distinct_id": HOSTILE * 3,
+                   "properties": {HOSTILE: HOSTILE, "$current_url": "https://x.example/" + "a" * 400 + HOSTILE}},
+         ev("$pageview", "plain-user", **{"$current_url": "https://shop.example/"}))
+    email = "browser-admin@example.com"
+    server.app.console.create_user(email, "admin", PASSWORD)
+    out = run_console("shell", server, project, page_origin, email)
+    assert_safe(out)
+    assert out["notReloaded"] is True
+    assert out["eventTitle"] == HOSTILE
