@@ -26,7 +26,7 @@ CREATE INDEX person_project ON person (project_id, id);
 -- index personal_key_lookup
 CREATE INDEX personal_key_lookup ON personal_key (lookup);
 -- table activity_log
-CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT );
+CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT , user_id INTEGER);
 -- table cohort
 CREATE TABLE cohort ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '', filters TEXT NOT NULL DEFAULT '{}', is_static INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table cohort_static_member

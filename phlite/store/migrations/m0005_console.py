@@ -1,5 +1,6 @@
 """The console's accounts: users (admin or member, scrypt password hashes), their sessions, and
-one-time sign-in links (the first start's link, `user reset-password`). Session and link tokens are
+one-time sign-in links (the first start's link, `user reset-password`), and which console user made a
+flag or cohort change (activity_log.user_id; key_id stays the personal key of API changes). Session and link tokens are
 stored only as SHA-256 hashes, so a copy of the database does not sign anyone in."""
 
 VERSION = 5
@@ -28,4 +29,5 @@ STATEMENTS = [
         expires_at INTEGER NOT NULL,
         used_at INTEGER
     )""",
+    "ALTER TABLE activity_log ADD COLUMN user_id INTEGER",
 ]
