@@ -12,6 +12,7 @@ from phlite.config import Config
 from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
+from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
 
@@ -24,6 +25,7 @@ class App:
     flags: FlagService
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
     console: Console
+    queries: QueryService
     clock: Callable[[], float] = time.time
 
     def close(self):
@@ -48,5 +50,6 @@ def open_app(config, clock=time.time, start_writer=True):
     if start_writer:
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
+    queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               console=Console(store, clock=clock), clock=clock)
+               queries=queries, console=Console(store, clock=clock), clock=clock)

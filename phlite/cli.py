@@ -10,25 +10,59 @@ import signal
 import sys
 import time
 
-from phlite import __version__, config as configmod
+from phlite import __version__, config as configmod, datadir
+from phlite.codec import parse_bool
+from phlite.errors import StartupError
 
 log = logging.getLogger("phlite")
 
+# Unindented, so it runs when pasted into `python3` (after `pip install posthog`).
 EXAMPLE = """\
-Point posthog-python at it:
+Point posthog-python at it (pip install posthog), then in python3:
 
-    from posthog import Posthog
-    posthog = Posthog("{token}", host="{url}")
-    posthog.capture("my-event", distinct_id="user-1")
+from posthog import Posthog
+posthog = Posthog("{token}", host="{url}")
+posthog.capture("my-event", distinct_id="user-1")
+posthog.flush()
 """
+
+
+def _flag(s):
+    return "--" + s.name.replace("_", "-")
+
+
+BOOL_FLAGS = {_flag(s) for s in configmod.SETTINGS if isinstance(s.default, bool)}
 
 
 def _settings_parser():
     parent = argparse.ArgumentParser(add_help=False)
     for s in configmod.SETTINGS:
-        parent.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=argparse.SUPPRESS, metavar=s.name.upper(),
-                            help=f"{s.help} (env {configmod.env_name(s.name)}, default {s.shown})")
+        boolean = _flag(s) in BOOL_FLAGS
+        parent.add_argument(_flag(s), dest=s.name, default=argparse.SUPPRESS,
+                            metavar="BOOL" if boolean else s.name.upper(),
+                            help=f"{s.help} (env {configmod.env_name(s.name)}, default {s.shown}"
+                                 + ("; bare flag = true" if boolean else "") + ")")
     return parent
+
+
+def _bool_flags(argv):
+    """`--trust-proxy` alone means true; `--trust-proxy no` / `--trust-proxy=no` give a value. The next
+    word is taken as the value only if it is a boolean word (codec.parse_bool), so a bare flag before
+    a subcommand (`--trust-proxy serve`) stays bare."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in BOOL_FLAGS:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt and parse_bool(nxt) is not None:
+                out.append(f"{arg}={nxt}")
+                i += 2
+                continue
+            out.append(f"{arg}=true")
+        else:
+            out.append(arg)
+        i += 1
+    return out
 
 
 def build_parser():
@@ -91,6 +125,7 @@ def run_user(args, config):
     from phlite.app import open_console
     from phlite.console import SignInError
 
+    datadir.prepare(config.data_dir)
     console, store = open_console(config)
     base = _base_url(config)
     try:
@@ -128,9 +163,10 @@ def run_user(args, config):
 def run_admin(args, config):
     if args.command == "user":
         return run_user(args, config)
-    # Admin commands open the store alone (SQLite lets them run beside the server).
+    # Admin commands open the store alone (SQLite lets them run beside the server): no data dir lock.
     from phlite.app import open_store
 
+    datadir.prepare(config.data_dir)
     store = open_store(config)
     try:
         if args.command == "project" and args.action == "list":
@@ -168,39 +204,73 @@ def console_link(app, port):
               f" http://{host}:{port}/console/link/{token}", flush=True)
 
 
-def first_start(app):
+def first_start(app, url):
     """On an empty data dir: create the default project and a personal key, and say how to use them."""
     store = app.store
     if store.list_projects():
         return
     project = store.create_project("Default project")
     key = store.create_personal_key("created on first start")
-    cfg = app.config
-    url = f"http://{cfg.host}:{cfg.port}"
     print(f"Created project 1 'Default project' with project API key {project['api_token']}", flush=True)
     print(f"Created personal API key (shown once, store it): {key['personal_api_key']}", flush=True)
     print(EXAMPLE.format(token=project["api_token"], url=url), flush=True)
 
 
 def serve(config):
+    datadir.prepare(config.data_dir)
+    # Held until this process exits: the kernel drops it even on kill -9.
+    lock = datadir.DataDirLock(config.data_dir).acquire()
+    try:
+        return _serve_locked(config)
+    finally:
+        lock.release()
+
+
+def _serve_locked(config):
     import waitress
 
     from phlite.app import open_app
     from phlite.web import create_app
 
-    app = open_app(config)
-    first_start(app)
-    server = waitress.create_server(
-        create_app(app), host=config.host, port=config.port, threads=config.threads,
-        connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
-        # waitress closes timed-out connections only on its cleanup cycle (30 s by default):
-        # run it as often as the timeout, or held connections outlive it by up to 30 s.
-        cleanup_interval=max(1, min(30, config.channel_timeout)),
-        # Our own 413 JSON answers oversize bodies; waitress's limit only guards the disk.
-        max_request_body_size=max(1 << 30, config.max_batch_body_bytes * 2),
-        ident="phlite", clear_untrusted_proxy_headers=False,
-    )
+    # Bind before opening the data: a port in use is refused before anything is read or written.
+    wsgi = _Later()
+    server = _create_server(waitress, wsgi, config)
+    try:
+        app = open_app(config)
+    except BaseException:
+        server.close()
+        raise
+    wsgi.app = create_app(app)
+    first_start(app, f"http://{config.host}:{server.effective_port}")
+    return _run(server, app, config)
 
+
+class _Later:
+    """The WSGI app, set once the data dir is open (no request is served before server.run())."""
+
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+def _create_server(waitress, wsgi, config):
+    try:
+        return waitress.create_server(
+            wsgi, host=config.host, port=config.port, threads=config.threads,
+            connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
+            # waitress closes timed-out connections only on its cleanup cycle (30 s by default):
+            # run it as often as the timeout, or held connections outlive it by up to 30 s.
+            cleanup_interval=max(1, min(30, config.channel_timeout)),
+            # Our own 413 JSON answers oversize bodies; waitress's limit only guards the disk.
+            max_request_body_size=max(1 << 30, config.max_batch_body_bytes * 2),
+            ident="phlite", clear_untrusted_proxy_headers=False,
+        )
+    except OSError as e:
+        raise StartupError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
+
+
+def _run(server, app, config):
     def stop(signum, frame):
         # Once: a second Ctrl-C must not cut the drain short (kill -9 is the hard stop,
         # and loses nothing either: the spool is replayed at the next start).
@@ -263,9 +333,15 @@ def configure_logging(config):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    config = configmod.load(_flags(args))
-    configure_logging(config)
-    if args.command in (None, "serve"):
-        sys.exit(serve(config))
-    sys.exit(run_admin(args, config))
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_bool_flags(argv))
+    try:
+        config = configmod.load(_flags(args))
+        configure_logging(config)
+        if args.command in (None, "serve"):
+            sys.exit(serve(config))
+        sys.exit(run_admin(args, config))
+    except StartupError as e:
+        # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").
+        print(f"phlite: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from phlite.codec import parse_bool
+from phlite.errors import StartupError
 
 
 def _bool(value):
@@ -19,6 +20,16 @@ def _bool(value):
     if parsed is None:
         raise ValueError(f"expected a boolean, got {value!r}")
     return parsed
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value):
+    level = str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)} (any case), got {value!r}")
+    return level
 
 
 def _path_or_none(value):
@@ -64,11 +75,13 @@ SETTINGS = (
     Setting("writer_batch_events", 5_000, int, "Most requests stored in one group commit."),
     Setting("spool_segment_bytes", 64 * MiB, int, "Size at which the spool starts a new file."),
     Setting("rate_limit", 0, int, "Per-project events per second, then 429. 0 = off."),
+    # PostHog's published limit for one query is 10 s of execution.
+    Setting("query_timeout", 10.0, float, "Seconds one `/query/` request may run before it is stopped (400)."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
-    Setting("log_level", "INFO", str, "Logging level."),
+    Setting("log_level", "INFO", _log_level, "Logging level."),
 )
 
-_TYPES = {str: str, int: int, Path: Path, _bool: bool, _path_or_none: Path | None}
+_TYPES = {str: str, int: int, float: float, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str}
 
 
 class _ConfigBase:
@@ -110,7 +123,7 @@ def load(flags=None, environ=None):
         try:
             values[s.name] = s.convert(raw)
         except (TypeError, ValueError) as e:
-            raise SystemExit(f"phlite: bad value for {s.name} ({env_name(s.name)} / --{s.name.replace('_', '-')}): {e}")
+            raise StartupError(f"bad value for {s.name} ({env_name(s.name)} / --{s.name.replace('_', '-')}): {e}") from None
     return Config(**values)
 
 

@@ -95,3 +95,8 @@ def invalid_personal_key():
 
 def invalid_project():
     return BadRequest("Invalid Project ID.", code="invalid_project", attr="project_id")
+
+
+class StartupError(Exception):
+    """phlite cannot start as configured (port in use, data dir unusable or from a newer phlite, bad
+    setting). The CLI prints it as one line on stderr and exits 2, never a traceback."""

@@ -86,7 +86,8 @@ class InProcessServer:
         self.app = open_app(config, **kw)
         self.web = create_app(self.app)
         self.server = waitress.create_server(self.web, host="127.0.0.1", port=0, threads=config.threads,
-                                             channel_timeout=config.channel_timeout)
+                                             channel_timeout=config.channel_timeout,
+                                             clear_untrusted_proxy_headers=False)  # as phlite/cli.py
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._stopping = False
         self.thread = threading.Thread(target=self._loop, daemon=True)

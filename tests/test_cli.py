@@ -3,12 +3,14 @@
 import json
 import os
 import subprocess
+import sqlite3
 import sys
 
 import pytest
 
 from support import ROOT, Subprocess, admin, http
 from phlite import config
+from phlite.errors import StartupError
 
 
 def run(*args, env=None, cwd=ROOT):
@@ -30,8 +32,17 @@ def test_first_start_creates_default_project_and_key_and_prints_them(tmp_path):
         r = http("GET", srv.url + "/api/projects/", headers={"Authorization": f"Bearer {key}"})
         assert r.status == 200 and r.json()["results"][0]["api_token"] == project["api_token"]
         assert (tmp_path / "phlite.db").exists()
+        # The printed example runs as pasted: unindented, and it says what to install.
+        assert "pip install posthog" in out
+        example = out.split("then in python3:\n")[1].split("\n\n")[0]
+        assert all(not line.startswith(" ") for line in example.splitlines())
+        ran = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
     finally:
         assert srv.terminate() == 0
+    # SIGTERM stored everything queued: the example's event is in the database.
+    with sqlite3.connect(tmp_path / "phlite.db") as db:
+        assert db.execute("SELECT distinct_id FROM event WHERE event = 'my-event'").fetchall() == [("user-1",)]
     # A second start creates nothing new and prints no key.
     srv = Subprocess(tmp_path)
     assert "phx_" not in "".join(srv.output)
@@ -67,5 +78,5 @@ def test_settings_precedence_default_env_flag():
     assert config.load({}, {"PHLITE_PORT": "9000"}).port == 9000
     assert config.load({"port": "9100"}, {"PHLITE_PORT": "9000"}).port == 9100
     assert config.load({}, {"PHLITE_TRUST_PROXY": "yes"}).trust_proxy is True
-    with pytest.raises(SystemExit):
+    with pytest.raises(StartupError):
         config.load({}, {"PHLITE_PORT": "eighty"})

@@ -474,10 +474,10 @@ def test_a_flag_that_cannot_compile_leaves_the_others_working(project, monkeypat
 
     real = phlite.flags.cache.compile_flags
 
-    def fussy(rows, cohorts):
+    def fussy(rows, cohorts, tz):
         if any(r["key"] == "broken" for r in rows):
             raise ValueError("cannot compile")
-        return real(rows, cohorts)
+        return real(rows, cohorts, tz)
 
     monkeypatch.setattr(phlite.flags.cache, "compile_flags", fussy)
     make_flag(project, "broken")
@@ -578,7 +578,7 @@ def test_definitions_auth_errors(project, server):
     r = http("GET", url)
     assert r.status == 401 and r.json()["code"] == "not_authenticated"
     r = http("GET", url, headers={"Authorization": "Bearer phx_wrong"})
-    assert r.status == 401 and r.json()["code"] == "authentication_failed"
+    assert r.status == 401 and r.json()["code"] == "invalid_personal_api_key"
     r = http("GET", project.url + "/flags/definitions?token=phc_nope",
              headers={"Authorization": f"Bearer {project.key}"})
     assert r.status == 401 and r.json()["code"] == "invalid_api_key"

@@ -311,9 +311,9 @@ def test_ip(props, ip, expected):
     assert norm(properties=props, ip=ip).properties.get("$ip") == expected
 
 
-def test_sent_at_property():
-    assert norm(sent_at=dt("2023-01-01T12:00:10.5+01:00")).properties["$sent_at"] == "2023-01-01T11:00:10.500Z"
-    assert "$sent_at" not in norm().properties
+def test_sent_at_is_not_added_to_the_properties():
+    # It corrects the timestamp and is gone: a stored event holds only what the client sent (and $ip).
+    assert "$sent_at" not in norm(sent_at=dt("2023-01-01T12:00:10.5+01:00")).properties
 
 
 def test_raw_event_is_not_mutated():
@@ -331,8 +331,7 @@ def test_a_whole_posthog_js_event():
     assert event == Event(
         uuid="0190a4e1-7d2b-7c3a-8e4f-112233445566", event="$identify", distinct_id="user@x",
         properties={"distinct_id": "user@x", "token": "phc_t", "$anon_distinct_id": "anon", "$ip": "8.8.8.8",
-                    "$set": {"email": "user@x"}, "$set_once": {"first_seen": "today"},
-                    "$sent_at": "2023-01-01T12:00:01.000Z"},
+                    "$set": {"email": "user@x"}, "$set_once": {"first_seen": "today"}},
         timestamp=NOW_MS - 2000,
     )
 

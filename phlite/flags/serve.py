@@ -109,6 +109,9 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
             log.warning("person lookup failed for project %s", project_id, exc_info=True)
             errors = True
     stored = person["properties"] if person is not None and stored_person else None
+    created_at = None
+    if person is not None and stored_person and person.get("created_at") is not None:
+        created_at = datetime.fromtimestamp(person["created_at"] / 1000, tz=timezone.utc)
     person_props = person_props_for_flags(stored, req.person_properties, distinct_id)
 
     group_properties = {name: dict(props) for name, props in req.group_properties.items() if isinstance(props, dict)}
@@ -156,6 +159,7 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
         hash_key_overrides=overrides,
         anon_distinct_id=req.anon_distinct_id,
         device_id=req.device_id,
+        person_created_at=created_at,
     )
     try:
         results = evaluate(compiled, ctx, req.flag_keys, excluded=excluded)

@@ -69,6 +69,10 @@ class Ingestion:
         """Block until everything submitted before this call is stored. True on success."""
         return self.writer.flush(timeout)
 
+    def health(self):
+        """{"status": "ok" | "unavailable", "writer": its state, "reason": why capture answers 503, or None}."""
+        return self.writer.health()
+
     @property
     def failure(self):
         """The store error the writer is retrying, or None."""

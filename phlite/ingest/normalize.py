@@ -3,7 +3,7 @@
 Runs in the background writer, after the client was answered 200: bad input never raises here, it
 returns a short drop reason. Owns the timestamp rules (docs/protocol.md "Events: timestamp" and
 "Accepted timestamp formats"), uuid ("Events: uuid"), distinct_id ("Events: distinct_id"), event name,
-properties, top-level $set/$set_once placement and $ip / $sent_at. No person or group processing, no
+properties, top-level $set/$set_once placement and $ip. No person or group processing, no
 clock reads (now_ms is passed in). Pure: imports nothing from phlite.
 """
 
@@ -51,13 +51,12 @@ class Request:
     :param token: the project key; scopes uuids derived from malformed client uuids.
     """
 
-    __slots__ = ("now_ms", "sent_at", "sent_at_ms", "sent_at_iso", "ip", "token")
+    __slots__ = ("now_ms", "sent_at", "sent_at_ms", "ip", "token")
 
     def __init__(self, now_ms: int, sent_at: datetime | None = None, ip: str | None = None, token: str = ""):
         self.now_ms = now_ms
         self.sent_at = sent_at
         self.sent_at_ms = None if sent_at is None else _to_ms(sent_at)
-        self.sent_at_iso = None if sent_at is None else _iso(sent_at)
         self.ip = ip
         self.token = token
 
@@ -99,8 +98,6 @@ def normalize_event(
     client_ip = "127.0.0.1" if "capture_internal" in props else request.ip
     if client_ip and not props.get("$ip"):
         props["$ip"] = client_ip
-    if request.sent_at_iso is not None:
-        props["$sent_at"] = request.sent_at_iso
     return Event(  # uuid, event, distinct_id, properties, timestamp: positional, half the cost of keywords
         _uuid(raw.get("uuid"), request.now_ms, request.token),
         name[:MAX_NAME_CHARS],
@@ -121,6 +118,13 @@ def _distinct_id(raw: dict, props: dict) -> str | None:
     text = value if isinstance(value, str) else _json(value)
     if not text:  # empty -> missing; whitespace-only is legal in PostHog (it only blocks merges)
         return None
+    return clean_distinct_id(text)
+
+
+def clean_distinct_id(text: str) -> str:
+    """A distinct id as it is stored: NUL replaced (SQLite text and C clients), cut to 200 characters.
+    Every id that names a person goes through here (the event's, `$anon_distinct_id`, `alias`), so the
+    same id sent in either place names the same person."""
     return text.replace("\x00", "\ufffd")[:MAX_DISTINCT_ID_CHARS]
 
 
@@ -188,7 +192,7 @@ def _timestamp(raw: dict, props: dict, now_ms: int, sent_at_ms: int | None) -> i
         ts = now_ms - int(offset)
     if ts - now_ms > FUTURE_LIMIT_MS:
         ts = now_ms
-    if not _YEAR_0_MS <= ts < _YEAR_10000_MS:
+    if not _YEAR_1_MS <= ts < _YEAR_10000_MS:  # what datetime, and so every reader, can format
         ts = 0
     return ts
 
@@ -298,7 +302,7 @@ def _month_days(y: int, mo: int) -> int:
     return 30 if mo in (4, 6, 9, 11) else 31
 
 
-_YEAR_0_MS = _civil_ms(0, 1, 1, 0, 0, 0, 0, 0)
+_YEAR_1_MS = _civil_ms(1, 1, 1, 0, 0, 0, 0, 0)
 _YEAR_10000_MS = _civil_ms(10000, 1, 1, 0, 0, 0, 0, 0)
 
 
@@ -306,10 +310,3 @@ def _to_ms(when: datetime) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=_UTC)
     return (when - datetime(1970, 1, 1, tzinfo=_UTC)) // timedelta(milliseconds=1)
-
-
-def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_UTC)
-    return when.astimezone(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-

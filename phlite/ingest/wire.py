@@ -10,6 +10,8 @@ normalize.py, after the client got its 200. Pure: no framework, no clock, no I/O
 
 import base64
 import binascii
+import email.parser
+import email.policy
 import re
 import types
 from collections.abc import Mapping
@@ -36,7 +38,9 @@ _HINTS = {"gzip": "gzip", "gzip-js": "gzip", "lz64": "lz64", "lz-string": "lz64"
 # First path segment of the endpoints that get the legacy second base64 pass. PostHog does it for
 # /e, /capture, /engage and /track; /groups and /import are Mixpanel's and get the same treatment.
 _LEGACY_ENDPOINTS = frozenset({"e", "capture", "engage", "track", "groups", "import"})
-_MIN_QUERY_SENT_AT_MS = 1_609_459_200_000  # 2021-01-01: smaller `_` values are seconds, not ms (docs/protocol.md "Capture: query parameters")
+_MIN_QUERY_SENT_AT_MS = 1_609_459_200_000  # 2021-01-01: older send times are not believed (docs/protocol.md "Capture: query parameters")
+_MAX_QUERY_SECONDS = 99_999_999_999  # 10-11 digits: `_` in seconds; longer values are milliseconds
+_MULTIPART_MIME = "multipart/form-data"
 
 
 
@@ -73,14 +77,17 @@ def decode_request(
     query_hint = _hint(query.get("compression"))
     header_hint = _hint(content_encoding) if content_encoding else None
     early_hint = query_hint or header_hint
-    data, form = _extract(body, content_type, query, max_decompressed, skip_base64=early_hint == "lz64")
+    data, form, was_base64 = _extract(body, content_type, query, max_decompressed, skip_base64=early_hint == "lz64")
     hint = query_hint or (_hint(form.get("compression")) if form else None) or header_hint
+    undecoded = data
     data = _decompress(data, hint, max_decompressed)
     if endpoint in _LEGACY_ENDPOINTS and _is_base64(data, _B64_STRICT):
         decoded = _b64decode(data, max_decompressed)
         if decoded is not None and _is_utf8(decoded):
             data = decoded
-    obj = _parse_json(data)
+    # The base64 fallback of _parse_json is a first decoding only: base64 of base64 stays a legacy-path
+    # feature (docs/protocol.md "Legacy second base64 pass").
+    obj = _parse_json(data, max_decompressed, base64_fallback=data is undecoded and not was_base64)
 
     batch: dict = {}
     if isinstance(obj, list):
@@ -124,7 +131,7 @@ def decode_request(
         events=events,
         operations=operations,
         token=token,
-        sent_at=_batch_sent_at(batch) or _query_sent_at(query),
+        sent_at=_batch_sent_at(batch) or _query_sent_at(query) or _query_sent_at(form),
         historical_migration=batch.get("historical_migration") is True,
         verbose=codec.truthy(query.get("verbose")) or codec.truthy(form.get("verbose")),
         project_id=_project_id(batch, query),
@@ -135,18 +142,29 @@ def decode_request(
 
 
 def _extract(body, content_type, query, cap, *, skip_base64):
-    """The first steps of docs/protocol.md "Capture: body decoding": pick the raw bytes, optimistic base64, form bodies. Returns (bytes, form)."""
+    """The first steps of docs/protocol.md "Capture: body decoding": pick the raw bytes, optimistic base64, form bodies.
+
+    Returns (bytes, form, whether the optimistic base64 decoding was applied)."""
     qdata = query.get("data")
     if qdata:
-        raw = _restore_plus(qdata.encode("utf-8"))
+        raw = _pad_base64(_restore_plus(qdata.encode("utf-8")))
     elif body:
         raw = body
     else:
         raise errors.BadRequest("request missing data payload", code="empty_payload")
     # _is_base64 first: cheaper, and false at the first byte of gzip or JSON (both tests are pure).
+    was_base64 = False
     if not skip_base64 and _is_base64(raw, _B64_STRICT) and not _looks_like_form(raw):
-        raw = _b64decode(raw, cap) or raw
+        decoded = _b64decode(raw, cap)
+        if decoded is not None:
+            raw, was_base64 = decoded, True
     mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == _MULTIPART_MIME and not qdata:
+        form = _parse_multipart(raw, content_type)
+        raw = _pad_base64(_restore_plus(form.get("data", b"")))
+        if not raw:
+            raise errors.BadRequest("request missing data payload", code="empty_payload")
+        return raw, form, False
     # Lenient where PostHog is strict: `; charset=...` is fine, mixpanel-browser's sendBeacon sends a form
     # as text/plain, and a form content type over a non-form body (curl -d '{...}') is read as the body.
     if raw.startswith(b"data=") or (mime == _FORM_MIME and _looks_like_form(raw)):
@@ -154,8 +172,34 @@ def _extract(body, content_type, query, cap, *, skip_base64):
         raw = _restore_plus(form.get("data", b""))
         if not raw:
             raise errors.BadRequest("request missing data payload", code="empty_payload")
-        return raw, form
-    return raw, {}
+        return raw, form, False
+    return raw, {}, was_base64
+
+
+def _parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    """A multipart/form-data body as {field name: bytes} (first value wins), like _parse_form.
+
+    The stdlib MIME parser does the boundary work; the body is already capped by the route's limit.
+    """
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    form: dict[str, bytes] = {}
+    if not message.is_multipart():
+        raise errors.BadRequest("failed to parse request: bad multipart body", code="invalid_payload")
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name:
+            value = part.get_payload(decode=True)
+            form.setdefault(name, value if isinstance(value, bytes) else b"")
+    return form
+
+
+def _pad_base64(data: bytes) -> bytes:
+    # posthog-js and hand-made GETs may strip base64's '=' padding; restore it so the strict test passes.
+    missing = -len(data) % 4
+    if missing in (1, 2) and data and not data[:128].translate(None, _B64_STRICT):
+        return data + b"=" * missing
+    return data
 
 
 def _looks_like_form(data: bytes) -> bool:
@@ -211,9 +255,12 @@ def _hint(value) -> str | None:
 
 def _decompress(data: bytes, hint: str | None, cap: int) -> bytes:
     """The decompression step of docs/protocol.md "Capture: body decoding". Every branch stops at `cap` output bytes."""
-    if hint == "gzip" or data[:2] == b"\x1f\x8b":
+    # The bytes win over the hint (docs/protocol.md "Compression hints"): gzip's magic bytes mean gzip
+    # whatever the hint says, and a gzip hint over bytes that are not gzip is ignored (a recorded
+    # posthog-js request sends `compression=gzip-js` with a plain body).
+    if data[:2] == b"\x1f\x8b":
         return _gunzip(data, cap)
-    if hint == "lz64":
+    if hint == "lz64" and data.lstrip()[:1] not in (b"{", b"["):
         try:
             out = lzstring.decompress_from_base64(data.decode("ascii"), cap).encode("utf-8")
         except lzstring.OutputTooLarge:
@@ -244,12 +291,42 @@ def _too_large(cap: int) -> errors.PayloadTooLarge:
     return errors.PayloadTooLarge(f"decompressed payload exceeds {cap} bytes")
 
 
-def _parse_json(data: bytes):
+def _parse_json(data: bytes, cap: int, *, base64_fallback: bool):
+    """The JSON of the payload; failing that, as PostHog's Django capture does, its base64 decoding
+    (padding optional), and CESU-8 surrogate pairs (old posthog-js's emoji) read as the characters they encode."""
     # orjson (>= 3.9.15, setup.cfg) refuses nesting past 1,024 levels itself.
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise errors.BadRequest(f"failed to parse request: {e}", code="invalid_payload") from None
+        error = e
+    candidates = []
+    padded = _pad_base64(data.strip()) if base64_fallback else b""
+    if _is_base64(padded, _B64_STRICT):
+        decoded = _b64decode(padded, cap)
+        if decoded is not None:
+            candidates.append(decoded)
+    candidates.append(data)
+    for candidate in candidates:
+        for attempt in (candidate, _from_cesu8(candidate)):
+            if attempt is None:
+                continue
+            try:
+                return orjson.loads(attempt)
+            except orjson.JSONDecodeError:
+                pass
+    raise errors.BadRequest(f"failed to parse request: {error}", code="invalid_payload") from None
+
+
+def _from_cesu8(data: bytes) -> bytes | None:
+    """UTF-8 bytes holding surrogate pairs encoded one by one (CESU-8) -> proper UTF-8; None if there are none."""
+    if b"\xed" not in data:
+        return None
+    try:
+        text = data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    # Through UTF-16, where a high + low surrogate pair is one character; a lone surrogate becomes U+FFFD.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 
 # -- request metadata ---------------------------------------------------------------------------------
@@ -311,12 +388,17 @@ def _batch_sent_at(batch: dict) -> datetime | None:
         return None
 
 
-def _query_sent_at(query: Mapping[str, str]) -> datetime | None:
+def _query_sent_at(query: Mapping) -> datetime | None:
+    """`_` or `sent_at` of the query or the form: epoch milliseconds, or seconds (10-11 digits)."""
     value = query.get("_") or query.get("sent_at")
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
     try:
         ms = int(value)  # PostHog 400s a non-integer; phlite just ignores it
     except (TypeError, ValueError):
         return None
+    if 0 < ms <= _MAX_QUERY_SECONDS:
+        ms *= 1000
     if ms < _MIN_QUERY_SENT_AT_MS:
         return None
     try:

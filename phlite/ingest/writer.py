@@ -19,6 +19,7 @@ import time
 
 from phlite import errors
 from phlite.ingest import batch, record
+from phlite.ingest.spool import SpoolLost
 from phlite.store import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Writer:
         self.queued_bytes = 0
         self.memory_bytes = 0  # of queued records held in memory
         self.failure = None  # the last store error; while set, submit() answers 503
+        self.spool_fault = None  # why the spool cannot keep what is appended; while set, 503 too
+        self.in_flight = 0  # records at the head of the queue that the writer thread is storing
         self.stopping = False
         self.thread = None
         self.dropped = collections.Counter()
@@ -116,12 +119,21 @@ class Writer:
         with self.cond:
             if self.stopping:
                 raise errors.Unavailable("phlite is shutting down; retry shortly.", retry_after=2)
-            if self.failure is not None:
-                raise errors.Unavailable(f"Storage is refusing writes ({self.failure}); retry later.", retry_after=5)
+            refusal = self._refusal()
+            if refusal:
+                raise errors.Unavailable(f"{refusal}; retry later.", retry_after=5)
             if self.queue and self.queued_bytes + len(data) > self.max_bytes:
                 raise _queue_full()
             try:
                 position = self.spool.append(data)
+            except SpoolLost as e:
+                # This record (and any queued one) sits in a file recovery would not find: refuse it,
+                # and copy the queued ones into a new segment so that nothing acknowledged is
+                # only in memory.
+                log.error("%s", e)
+                self.spool_fault = str(e)
+                self._respool()
+                raise errors.Unavailable(f"Cannot keep data on disk ({e}); retry later.", retry_after=5)
             except OSError as e:
                 log.error("spool append failed: %s", e)
                 raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
@@ -133,6 +145,60 @@ class Writer:
             self.queued_bytes += len(data)
             self.appended = position
             self.cond.notify_all()
+
+    def _refusal(self):
+        """Why submit() must answer 503 rather than acknowledge, or None. Caller holds cond."""
+        if self.spool_fault is not None and not self._respool():
+            return f"Cannot keep data on disk ({self.spool_fault})"
+        if self.failure is not None:
+            return f"Storage is refusing writes ({self.failure})"
+        if self.thread is not None and not self.thread.is_alive():
+            return "The writer thread is not running"
+        return None
+
+    def _respool(self):
+        """Copy every queued record the writer is not storing right now into a new segment, with
+        its new position, and clear spool_fault. False (fault kept) if that fails. Caller holds cond.
+
+        A record the writer thread is storing keeps its old position: its commit records that one."""
+        try:
+            self.spool.reopen()
+            moved = collections.deque()
+            for i, (position, item) in enumerate(self.queue):
+                if position is not None and i >= self.in_flight:
+                    payload = self._payload(position, item)
+                    position = self.spool.append(payload)
+                    if not isinstance(item, bytes):
+                        item = _InSpool(len(payload))
+                moved.append((position, item))
+        except OSError as e:
+            self.spool_fault = str(e)
+            log.error("cannot move queued requests to a new spool segment: %s", e)
+            return False
+        self.queue = moved
+        if moved and moved[-1][0] is not None:
+            self.appended = max(self.appended, moved[-1][0])
+        log.warning("spool: moved %d queued requests to a new segment", len(moved) - self.in_flight)
+        self.spool_fault = None
+        return True
+
+    def health(self):
+        """{"status": "ok" | "unavailable", "writer": state, "reason": text or None}."""
+        with self.cond:
+            if self.spool_fault is None:
+                lost = self.spool.check() if self.spool.fd is not None else None
+                if lost:
+                    self.spool_fault = lost
+            reason = self._refusal()
+            if self.stopping:
+                state, reason = "stopping", reason or "phlite is shutting down"
+            elif self.thread is None:
+                state = "not started"
+            elif not self.thread.is_alive():
+                state = "stopped"
+            else:
+                state = "failing" if reason else "running"
+        return {"status": "unavailable" if reason else "ok", "writer": state, "reason": reason}
 
     def call(self, fn, timeout=30):
         """Run fn() in the writer thread, ordered after everything already queued."""
@@ -205,15 +271,21 @@ class Writer:
                 if not self.queue:
                     return
                 items = self._take()
+                self.in_flight = len(items)
             try:
                 ok = self._process(items)
-            except Exception:
+            except Exception as e:
                 # Nothing may end this thread while records wait: requests would still be
-                # acknowledged (spooled) but never stored until a restart. Log and retry.
+                # acknowledged (spooled) but never stored until a restart. Log, answer 503
+                # until a commit succeeds, and retry.
                 log.exception("writer error; retrying")
                 ok = False
                 with self.cond:
+                    self.failure = f"writer error: {e!r}"[:300]
                     self.cond.wait(self.retry_delay)
+            finally:
+                with self.cond:
+                    self.in_flight = 0
             if ok:
                 failing_since = None
                 continue
@@ -229,8 +301,12 @@ class Writer:
         while self.queue:
             with self.cond:
                 items = self._take()
-            if not self._process(items) and self.failure is not None:
-                return
+                self.in_flight = len(items)
+            try:
+                if not self._process(items) and self.failure is not None:
+                    return
+            finally:
+                self.in_flight = 0
 
     def _process(self, items):
         if items[0][0] is None:

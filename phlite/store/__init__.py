@@ -15,13 +15,14 @@ from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
+from phlite.store.query import QueryMixin
 
 # The errors callers may need to catch, without importing peewee themselves.
 DatabaseError = peewee.DatabaseError
 OperationalError = peewee.OperationalError
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, ConsoleMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, ConsoleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)
@@ -41,6 +42,7 @@ class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, ConsoleMixin):
         return _Transaction(self.db.atomic("IMMEDIATE"))
 
     def close(self):
+        self.close_query_connections()
         self.db.close()
 
 

@@ -12,6 +12,8 @@ import time
 
 import peewee
 
+from phlite.errors import StartupError
+
 log = logging.getLogger(__name__)
 
 # synchronous=NORMAL in WAL survives a process crash (kill -9) without an fsync per
@@ -32,6 +34,10 @@ def open_database(path):
     return peewee.SqliteDatabase(str(path), pragmas=PRAGMAS, timeout=10)
 
 
+def path_of(db):
+    return db.database
+
+
 def _migration_modules():
     from phlite.store import migrations
 
@@ -50,7 +56,13 @@ def migrate(db, upto=None):
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
     )
     done = {row[0] for row in db.execute_sql("SELECT version FROM schema_migration")}
-    for mod in _migration_modules():
+    mods = _migration_modules()
+    unknown = sorted(done - {m.VERSION for m in mods})
+    if unknown:
+        # Written by a newer phlite: its schema may mean things this build would get wrong. Refuse.
+        raise StartupError(f"{path_of(db)} was written by a newer phlite (schema migrations {unknown} are unknown "
+                           f"to this version, which knows up to {mods[-1].VERSION}); upgrade phlite to open it")
+    for mod in mods:
         if mod.VERSION in done or (upto is not None and mod.VERSION > upto):
             continue
         with db.atomic("IMMEDIATE"):

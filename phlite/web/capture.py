@@ -44,9 +44,11 @@ def register(web, app):
         req = bottle.request
         path = req.path
         post = method == "POST"
-        ingestion.refuse_if_full(req.content_length if post else 0)
         limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
+        # The size check comes first: an oversized body must get its 413 even when the queue is full,
+        # or a client would retry it forever on the 503.
         body = read_body(limit) if post else b""
+        ingestion.refuse_if_full(len(body))
         q = query()
         payload = ingest.decode_request(
             path, body,

@@ -5,6 +5,7 @@ Routes are registered with `route(app, paths, methods, public=...)`. Public rout
 private API routes get no CORS headers at all.
 """
 
+import io
 import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
@@ -219,8 +220,18 @@ def client_ip(config):
     if config.trust_proxy:
         fwd = bottle.request.headers.get("X-Forwarded-For")
         if fwd:
-            return fwd.split(",")[0].strip()
+            return bare_ip(fwd.split(",")[0])
     return bottle.request.environ.get("REMOTE_ADDR")
+
+
+def bare_ip(value):
+    """An address as proxies write it (`1.2.3.4:5555`, `[::1]:443`, `::1`) -> the bare IP, as PostHog's capture does."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:  # IPv4 with a port; a bare IPv6 address has two or more colons
+        return value.split(":", 1)[0]
+    return value
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -232,7 +243,28 @@ def iso_ms(ms):
         return None
     # Integer arithmetic and isoformat: half the cost of fromtimestamp(ms / 1000).strftime
     # (twice per row of an events list), and exact at the extremes (no float rounding).
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    try:
+        return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    except OverflowError:
+        return _iso_any_year(ms)
+
+
+def _iso_any_year(ms):
+    """iso_ms beyond datetime's years 1-9999: rows an older phlite stored (it kept year 0) still read."""
+    days, rest = divmod(ms, 86_400_000)
+    z = days + 719_468  # civil-from-days (H. Hinnant), proleptic Gregorian
+    era, doe = divmod(z, 146_097)
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (m <= 2)
+    h, rest = divmod(rest, 3_600_000)
+    mi, rest = divmod(rest, 60_000)
+    s, frac = divmod(rest, 1000)
+    year = f"{y:04d}" if 0 <= y <= 9999 else f"{y:+07d}"  # ISO 8601's expanded years
+    return f"{year}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{frac:03d}Z"
 
 
 def parse_time_param(value, name):
@@ -287,20 +319,50 @@ def json_body(limit=2 * 1024 * 1024):
 
 
 def bearer_key():
+    """The key of an `Authorization: Bearer` header; None without the header; 401 for another scheme."""
     auth = bottle.request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
+    if auth.strip():
+        raise errors.Unauthorized(
+            "Authorization header must be 'Bearer <personal API key>' (for example 'Bearer phx_...').",
+            code="authentication_failed")
     return None
 
 
+_KEY_BODY_LIMIT = 2 * 1024 * 1024
+
+
+def _key_from_body():
+    # PostHog also reads `personal_api_key` from a JSON body. The body is put back for the handler.
+    env = bottle.request.environ
+    if bottle.request.method not in ("POST", "PATCH", "PUT") or "json" not in env.get("CONTENT_TYPE", ""):
+        return None
+    raw = read_body(_KEY_BODY_LIMIT)
+    env["wsgi.input"] = io.BytesIO(raw)
+    env["CONTENT_LENGTH"] = str(len(raw))
+    if b"personal_api_key" not in raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    key = value.get("personal_api_key") if isinstance(value, dict) else None
+    return key.strip() if isinstance(key, str) else None
+
+
 def personal_key(store):
-    """The verified personal key record of this request, or 401 JSON."""
-    key = bearer_key()
+    """The verified personal key record of this request, or 401 JSON.
+
+    The key comes, as in PostHog, from `Authorization: Bearer`, else `?personal_api_key=`, else the JSON body's
+    `personal_api_key` (docs/protocol.md "Private API authentication").
+    """
+    key = bearer_key() or (query().get("personal_api_key") or "").strip() or _key_from_body()
     if not key:
         raise errors.Unauthorized("Authentication credentials were not provided.", code="not_authenticated")
     record = store.verify_personal_key(key)
     if record is None:
-        raise errors.Unauthorized("Invalid personal API key.", code="authentication_failed")
+        raise errors.invalid_personal_key()
     return record
 
 

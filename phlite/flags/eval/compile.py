@@ -10,8 +10,8 @@ from datetime import tzinfo
 
 from . import dates
 from .cohorts import Cohorts
-from .operators import Matcher, compile_property, flag_value_matches, property_key
-from ..filters import walk
+from .operators import Matcher, compile_filter, flag_value_matches, property_key
+from ..filters import effective_filters, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,9 @@ class Flag:
     device_bucketing: bool
     dependencies: tuple[str, ...]  # keys of the flags this one reads
     missing_dependency: bool
+    # filters.early_exit: a condition whose filters match but whose rollout excludes the person
+    # ends the flag (false) instead of trying later conditions.
+    early_exit: bool = False
     gated: bool = False  # has an early-access gate or a holdout (the slow path of evaluation)
     # Results are immutable and a flag has few distinct outcomes, so evaluate() reuses them:
     # {(enabled, variant, reason, condition index): FlagResult}. Filled lazily, never cleared.
@@ -113,8 +116,9 @@ def _condition(index, raw, flag_level, variant_keys, by_key, by_id, cohorts, tz)
         elif kind == "cohort":
             cohort_matchers.append(cohorts.filter_matcher(filt))
         else:
-            keys.add(property_key(filt))
-            matchers.append(compile_property(filt, tz))
+            if kind != "person_metadata":
+                keys.add(property_key(filt))
+            matchers.append(compile_filter(filt, tz))
     variant = raw.get("variant")
     condition = Condition(
         index=index,
@@ -161,7 +165,7 @@ def _holdout(filters: dict) -> tuple[str, float | None] | None:
 
 
 def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
-    filters = _dict(row.get("filters"))
+    filters = effective_filters(row.get("filters"), row.get("rollout_percentage"))
     key = row["key"]
     flag_level = _aggregation(filters.get("aggregation_group_type_index"))
     variants = _variants(filters)
@@ -209,6 +213,7 @@ def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
         device_bucketing=bucketing == "device_id",
         dependencies=tuple(dict.fromkeys(dependencies)),
         missing_dependency=missing,
+        early_exit=filters.get("early_exit") is True,
         gated=any(x is not None for x in (holdout, legacy_holdout, enrollment_key, super_condition)),
     )
 

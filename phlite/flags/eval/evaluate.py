@@ -6,7 +6,7 @@ release conditions in list order; an unmatched flag reports its highest-scored r
 """
 
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .cohorts import CohortNotFound
 from .compile import CompiledFlags, Condition, Flag
@@ -32,6 +32,7 @@ class Context:
     hash_key_overrides: dict = field(default_factory=dict)  # {flag key: hash key} (continuity)
     anon_distinct_id: str | None = None
     device_id: str | None = None
+    person_created_at: datetime | None = None  # the stored person's creation time (person_metadata filters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def evaluate(
     Inactive and deleted flags are absent from the result. `excluded` names flags the request may
     not see (runtime, evaluation tags): absent too, and false to the flags that depend on them.
     """
-    env = Env(ctx.now, ctx.static_cohorts)
+    env = Env(ctx.now, ctx.static_cohorts, _person_metadata(ctx))
     groups = _group_contexts(compiled, ctx) if compiled.group_indexes else {}
     wanted = None if flag_keys is None else with_dependencies(compiled, flag_keys)
     values = env.values
@@ -132,6 +133,14 @@ def evaluate(
         values[key] = result.value
         results[key] = result
     return results
+
+
+def _person_metadata(ctx: Context) -> dict | None:
+    """The person's own fields that person_metadata filters read; None without a stored person,
+    so such a filter sees its key missing (docs/flags-protocol.md "Flags: property filters")."""
+    if ctx.person_created_at is None:
+        return None
+    return {"created_at": ctx.person_created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")}
 
 
 def with_dependencies(compiled: CompiledFlags, flag_keys) -> set[str]:
@@ -297,6 +306,8 @@ def _conditions(flag: Flag, ctx: Context, env: Env, groups):
             if bucket != hashed_bucket:  # conditions of one flag usually share the bucket
                 hashed_bucket, hashed = bucket, prefixed_hash(flag.hash_prefix, bucket)
             if hashed > condition.rollout:
+                if flag.early_exit:
+                    return False, None, "out_of_rollout_bound", condition.index
                 if best <= 3:
                     best, best_index = 3, condition.index
                 continue

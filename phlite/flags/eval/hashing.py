@@ -27,9 +27,10 @@ def hash_value(flag_key: str, bucketing_id: str, salt: str = "") -> float:
 
 
 def holdout_hash(bucketing_id: str) -> float:
-    """The holdout hash: "holdout-" + id, no flag key, so one person is held out of every flag."""
-    if bucketing_id == "":
-        return 0.0
+    """The holdout hash: "holdout-" + id, no flag key, so one person is held out of every flag.
+
+    No empty-id shortcut here: the server hashes "holdout-" for an empty id like any other.
+    """
     return _hash_bytes(f"holdout-{bucketing_id}".encode())
 
 

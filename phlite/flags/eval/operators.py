@@ -36,10 +36,13 @@ OPERATORS = frozenset(
 class Env:
     """Per-request state the matchers may read or set; one per evaluate() call, never shared."""
 
-    __slots__ = ("now", "error", "static_cohorts", "cohort_memo", "values")
+    __slots__ = ("now", "error", "static_cohorts", "cohort_memo", "values", "person_metadata")
 
-    def __init__(self, now: datetime, static_cohorts=frozenset()):
+    def __init__(self, now: datetime, static_cohorts=frozenset(), person_metadata=None):
         self.now = now
+        # What `type: person_metadata` filters read: the stored person's own fields (created_at),
+        # never its properties; empty when no person is stored.
+        self.person_metadata: dict = person_metadata or {}
         self.error: str | None = None  # set by a filter that failed (regex timeout)
         self.static_cohorts = static_cohorts
         self.cohort_memo: dict = {}
@@ -296,6 +299,15 @@ _BUILDERS = {
 def property_key(filt: dict) -> str:
     key = filt.get("key")
     return key if isinstance(key, str) else json_text(key)
+
+
+def compile_filter(filt: dict, tz: tzinfo = dates.UTC) -> Matcher:
+    """compile_property, but a `person_metadata` filter matches against the person's own fields
+    (env.person_metadata) instead of the properties it is given."""
+    matcher = compile_property(filt, tz)
+    if filt.get("type") != "person_metadata":
+        return matcher
+    return lambda props, env: matcher(env.person_metadata, env)
 
 
 def compile_property(filt: dict, tz: tzinfo = dates.UTC) -> Matcher:

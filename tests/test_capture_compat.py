@@ -1,0 +1,183 @@
+"""Capture as PostHog's own capture tests and recorded SDK requests expect it (issue 14, "Capture wire"):
+wrong compression hints, unpadded and form base64, CESU-8, multipart bodies, `_` in seconds, forwarded
+addresses with ports, no added properties, 413 before 503, and the private API's key errors."""
+
+import base64
+import gzip
+import json
+from datetime import datetime, timezone
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from phlite.ingest.wire import decode_request
+from support import Project, assert_error, http
+from test_reliability import Gate
+
+TOKEN = "phc_test"
+
+
+def js(obj):
+    return json.dumps(obj).encode()
+
+
+def names(payload):
+    return [e["event"] for e in payload.events]
+
+
+# --- decoding, without HTTP ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    js({"api_key": TOKEN, "batch": [{"event": "plain", "distinct_id": "d"}]}),
+    base64.b64encode(js({"api_key": TOKEN, "batch": [{"event": "plain", "distinct_id": "d"}]})),
+])
+def test_a_gzip_hint_over_bytes_that_are_not_gzip_is_ignored(body):
+    for kw in ({"query": {"compression": "gzip-js"}}, {"content_encoding": "gzip"}):
+        assert names(decode_request("/e/", body, content_type="text/plain", **kw)) == ["plain"]
+
+
+def test_an_lz64_hint_over_plain_json_is_ignored():
+    p = decode_request("/e/", js([{"event": "lz?", "distinct_id": "d", "properties": {"token": TOKEN}}]),
+                       query={"compression": "lz64"})
+    assert names(p) == ["lz?"]
+
+
+def test_get_data_base64_without_padding():
+    for pad in range(4):  # find bodies whose base64 needs one and two '='
+        raw = base64.b64encode(js({"event": "get" + "x" * pad, "distinct_id": "d", "properties": {"token": TOKEN}}))
+        p = decode_request("/e/", b"", query={"data": raw.rstrip(b"=").decode()})
+        assert names(p) == ["get" + "x" * pad]
+
+
+def test_base64_inside_a_form_data_field_on_batch():
+    data = base64.b64encode(js({"api_key": TOKEN, "batch": [{"event": "form64", "distinct_id": "d"}]}))
+    p = decode_request("/batch/", urlencode({"data": data}).encode(), content_type="application/x-www-form-urlencoded")
+    assert names(p) == ["form64"] and p.token == TOKEN
+
+
+def cesu8(text):
+    """How old posthog-js encoded astral characters: each UTF-16 surrogate as its own 3-byte sequence."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    chars = "".join(chr(int.from_bytes(units[i:i + 2], "little")) for i in range(0, len(units), 2))
+    return chars.encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("path", ["/e/", "/i/v0/e/", "/batch/"])
+def test_cesu8_surrogate_pairs_inside_base64_decode_to_the_right_text(path):
+    text = '{"api_key": "%s", "batch": [{"event": "emoji \U0001F600", "distinct_id": "d"}]}' % TOKEN
+    body = base64.b64encode(cesu8(text))
+    assert b"\xed\xa0\xbd" in cesu8(text)  # really CESU-8, not UTF-8
+    assert names(decode_request(path, body)) == ["emoji \U0001F600"]
+    form = urlencode({"data": body}).encode()
+    assert names(decode_request(path, form, content_type="application/x-www-form-urlencoded")) == ["emoji \U0001F600"]
+
+
+def multipart(fields, boundary="----phliteBoundary7MA4YWxk"):
+    out = b""
+    for name, value in fields.items():
+        value = value if isinstance(value, bytes) else value.encode()
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").encode() + value + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_multipart_form_bodies_decode_like_form_bodies():
+    event = {"event": "multi", "distinct_id": "d", "properties": {"token": TOKEN}}
+    body, ctype = multipart({"data": json.dumps(event), "verbose": "1"})
+    p = decode_request("/track/", body, content_type=ctype)
+    assert names(p) == ["multi"] and p.verbose
+    body, ctype = multipart({"data": base64.b64encode(js([event])), "compression": "base64"})
+    assert names(decode_request("/e/", body, content_type=ctype)) == ["multi"]
+    body, ctype = multipart({"data": gzip.compress(js([event])), "compression": "gzip"})
+    assert names(decode_request("/e/", body, content_type=ctype)) == ["multi"]
+
+
+@pytest.mark.parametrize("where, value, expected", [
+    ("query", "1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),  # seconds (10 digits)
+    ("query", "1700000000123", datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc)),
+    ("form", "1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
+    ("form", "1700000000123", datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc)),
+    ("query", "1500000000", None),  # 2017: not believed
+])
+def test_sent_at_in_seconds_or_ms_from_the_query_or_the_form(where, value, expected):
+    event = js({"event": "e", "distinct_id": "d", "properties": {"token": TOKEN}})
+    for name in ("_", "sent_at"):
+        if where == "query":
+            p = decode_request("/e/", event, query={name: value})
+        else:
+            p = decode_request("/e/", urlencode({"data": event, name: value}).encode(),
+                               content_type="application/x-www-form-urlencoded")
+        assert p.sent_at == expected, name
+
+
+# --- over HTTP ------------------------------------------------------------------------------------------
+
+
+def test_stored_events_gain_no_property_the_client_did_not_send(project):
+    body = {"api_key": project.token, "sent_at": "2026-01-01T00:00:00Z",
+            "batch": [{"event": "as-sent", "distinct_id": "d", "properties": {"$ip": "9.9.9.9", "a": 1}}]}
+    assert http("POST", project.url + "/batch/", body).status == 200
+    r = http("GET", f"{project.url}/e/?_=1767225600000&data=" + quote(json.dumps(
+        {"event": "as-sent-2", "distinct_id": "d", "properties": {"token": project.token, "$ip": "9.9.9.9"}})))
+    assert r.status == 200
+    props = {e["event"]: e["properties"] for e in project.events()}
+    assert props == {"as-sent": {"$ip": "9.9.9.9", "a": 1}, "as-sent-2": {"token": project.token, "$ip": "9.9.9.9"}}
+
+
+@pytest.mark.parametrize("forwarded, ip", [
+    ("1.2.3.4:5555", "1.2.3.4"),
+    ("1.2.3.4:5555, 10.0.0.1", "1.2.3.4"),
+    ("[2001:db8::1]:443", "2001:db8::1"),
+    ("2001:db8::2", "2001:db8::2"),
+    (" 5.6.7.8 ", "5.6.7.8"),
+])
+def test_forwarded_address_with_port_or_brackets_gives_the_bare_ip(make_server, forwarded, ip):
+    p = Project(make_server(trust_proxy=True))
+    body = {"api_key": p.token, "batch": [{"event": "xff", "distinct_id": "d"}]}
+    assert http("POST", p.url + "/batch/", body, {"X-Forwarded-For": forwarded}).status == 200
+    assert p.events()[0]["properties"]["$ip"] == ip
+
+
+def test_an_oversized_body_gets_413_even_when_the_queue_is_full(make_server):
+    srv = make_server(queue_max_bytes=2000, max_body_bytes=5000, max_batch_body_bytes=5000)
+    p = srv.store.create_project("busy")
+    gate = Gate(srv.app.ingestion.writer)
+    try:
+        small = {"api_key": p["api_token"], "batch": [{"event": "fill", "distinct_id": "d", "properties": {"x": "y" * 1500}}]}
+        assert http("POST", srv.url + "/batch/", small).status == 200
+        assert_error(http("POST", srv.url + "/batch/", small), 503)  # the queue is busy
+        big = {"api_key": p["api_token"], "batch": [{"event": "big", "distinct_id": "d", "properties": {"x": "y" * 9000}}]}
+        assert_error(http("POST", srv.url + "/batch/", big), 413, "payload_too_large")
+        assert_error(http("POST", srv.url + "/e/", big), 413, "payload_too_large")
+    finally:
+        gate.open()
+
+
+# --- private API keys -----------------------------------------------------------------------------------
+
+
+def test_unknown_or_revoked_personal_key_is_invalid_personal_api_key(server, project):
+    url = f"{project.url}/api/projects/{project.id}/events/"
+    assert_error(http("GET", url, headers={"Authorization": "Bearer phx_unknown"}), 401, "invalid_personal_api_key",
+                 type="authentication_error", attr=None)
+    created = server.store.create_personal_key("doomed", [project.id])
+    server.store.revoke_personal_key(created["id"])
+    assert_error(http("GET", url, headers={"Authorization": f"Bearer {created['personal_api_key']}"}), 401,
+                 "invalid_personal_api_key")
+
+
+def test_personal_key_in_the_query_or_the_body(project):
+    r = http("GET", f"{project.url}/api/projects/{project.id}/events/?personal_api_key={project.key}")
+    assert r.status == 200, r.body
+    r = http("GET", f"{project.url}/api/projects/{project.id}/events/?personal_api_key=phx_nope")
+    assert_error(r, 401, "invalid_personal_api_key")
+    r = http("POST", f"{project.url}/api/projects/{project.id}/feature_flags/",
+             {"personal_api_key": project.key, "key": "from-body", "filters": {"groups": []}})
+    assert r.status == 201, r.body
+    assert r.json()["key"] == "from-body"
+
+
+def test_authorization_without_bearer_says_what_is_expected(project):
+    r = http("GET", f"{project.url}/api/projects/{project.id}/events/", headers={"Authorization": project.key})
+    body = assert_error(r, 401, type="authentication_error")
+    assert "Bearer" in body["detail"]
