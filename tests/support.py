@@ -253,7 +253,7 @@ class ConsoleClient:
         self.cookies = {}
         self.csrf = None
 
-    def request(self, method, path, fields=None, headers=None):
+    def request(self, method, path, fields=None, headers=None, raw=None):
         h = {"Origin": self.url, **(headers or {})}
         if self.cookies:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -263,6 +263,8 @@ class ConsoleClient:
                 fields = {**fields, "csrf": self.csrf}
             body = urlencode(fields, doseq=True).encode()
             h["Content-Type"] = "application/x-www-form-urlencoded"
+        if raw is not None:
+            body = raw
 
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *a, **k):

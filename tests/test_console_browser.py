@@ -5,9 +5,10 @@ posthog-js sends from another origin without a reload, and hostile captured data
 import json
 import subprocess
 
+import posthog
 import pytest
 
-from support import ROOT, Project, ev, send
+from support import ROOT, ConsoleClient, Project, ev, send
 from test_browser import CHROMIUM, JS, MODULES, page_origin  # noqa: F401 (a fixture)
 
 pytestmark = [
@@ -49,3 +50,36 @@ def test_sign_in_home_live_activity_and_hostile_data(server, page_origin):  # no
     assert_safe(out)
     assert out["notReloaded"] is True
     assert out["eventTitle"] == HOSTILE
+
+
+def test_person_flag_and_cohort_forms_in_chromium(server, page_origin):  # noqa: F811
+    project = Project(server)
+    send(project, {"event": "$identify", "distinct_id": HOSTILE,
+                   "properties": {"$set": {HOSTILE: HOSTILE, "email": HOSTILE}}},
+         {"event": "$groupidentify", "distinct_id": HOSTILE,
+          "properties": {"$group_type": HOSTILE, "$group_key": HOSTILE, "$group_set": {"name": HOSTILE}}})
+    email = "forms-admin@example.com"
+    server.app.console.create_user(email, "admin", PASSWORD)
+    client = ConsoleClient(server.url)
+    client.sign_in(email, PASSWORD)
+    r = client.post(f"/project/{project.id}/feature_flags/new", {
+        "key": "hostile", "name": HOSTILE, "active": "1", "c0.set": "1", "c0.rollout": "100",
+        "payload": json.dumps(HOSTILE), "action": "save"})
+    assert r.status == 303
+    out = run_console("forms", server, project, page_origin, email)
+    assert_safe(out)
+    assert "browser-user-1" in out["personIds"]
+    assert any("updated" in row and email in row for row in out["history"]), out["history"]
+    assert "true" in out["testResult"] and "condition set 1" in out["testResult"].lower(), out["testResult"]
+    assert any("b1@corp.example" in m for m in out["cohortMembers"]), out["cohortMembers"]
+    # What the forms made is what posthog-python evaluates.
+    ph = posthog.Posthog(project.token, host=server.url, sync_mode=True)
+    try:
+        assert ph.get_feature_flag("browser-flag", "browser-user-1") is True  # 100% after the edit
+        assert ph.get_feature_flag("browser-flag", "someone-else") is False  # no corp email
+        assert ph.get_feature_flag("pro-flag", "browser-user-1") is True  # in the Pro plan cohort
+    finally:
+        ph.shutdown()
+    flag = server.store.get_flag_by_key(project.id, "browser-flag")
+    assert flag["filters"]["groups"][0]["properties"] == [
+        {"key": "email", "type": "person", "operator": "icontains", "value": "@corp.example"}]

@@ -16,7 +16,7 @@ STDLIB = sys.stdlib_module_names
 PURE_THIRD_PARTY = {"orjson", "regex", "sqlglot"}
 PURE_PHLITE = {"phlite.errors", "phlite.codec"}
 PURE = [
-    "phlite/console/auth.py", "phlite/console/home.py",
+    "phlite/console/auth.py", "phlite/console/home.py", "phlite/console/forms.py", "phlite/console/history.py",
     "phlite/codec.py",
     "phlite/ingest/wire.py", "phlite/ingest/mixpanel.py", "phlite/ingest/normalize.py",
     "phlite/ingest/rules.py", "phlite/ingest/record.py", "phlite/ingest/lzstring.py",

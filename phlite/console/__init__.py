@@ -2,7 +2,8 @@
 
 `Console` is the face phlite/web/console/ uses; it is built in phlite/app.py over the same Store,
 so its pages read what the JSON API reads. Inside: `auth` (scrypt passwords, tokens, the sign-in
-throttle), `home` (counts, chart geometry, snippets), `render` (Jinja2, autoescaped). HTTP (cookies,
+throttle), `home` (counts, chart geometry, snippets), `forms` (flag and cohort form fields <-> API
+filters), `render` (Jinja2, autoescaped). HTTP (cookies,
 CSRF checks, headers) stays in phlite/web/console/. docs/console.md "Security" says why each rule.
 """
 
@@ -12,6 +13,11 @@ import time
 import orjson
 
 from phlite.console import auth, home
+from phlite.console.history import leaf_changes
+from phlite.console.forms import (
+    OPERATORS, api_error_field, apply_action, cohort_body, cohort_form, cohort_form_from_fields, flag_body, flag_form,
+    flag_form_from_fields,
+)
 from phlite.console.render import STATIC, environment
 
 SESSION_SECONDS = 14 * 24 * 3600  # a signed-in browser stays signed in two weeks, then signs in again
@@ -203,10 +209,11 @@ class Console:
             "api_host": api_host,
         }
 
-    def events(self, project_id, *, event=None, distinct_id=None, limit=100):
+    def events(self, project_id, *, event=None, distinct_id=None, distinct_ids=None, limit=100):
         """The newest events (properties parsed, for display), with the list API's query."""
-        rows, _ = self._store.list_events(project_id, event=event or None,
-                                          distinct_ids=[distinct_id] if distinct_id else None, limit=limit)
+        if distinct_id:
+            distinct_ids = [distinct_id]
+        rows, _ = self._store.list_events(project_id, event=event or None, distinct_ids=distinct_ids, limit=limit)
         for r in rows:
             r["properties"] = orjson.loads(orjson.dumps(r["properties"]))  # the store passes stored JSON through
         return rows
@@ -216,4 +223,7 @@ class Console:
         return self._store.get_event(project_id, uuid)
 
 
-__all__ = ["Console", "ROLES", "SESSION_SECONDS", "Session", "SignInError"]
+__all__ = [
+    "Console", "OPERATORS", "leaf_changes", "ROLES", "SESSION_SECONDS", "Session", "SignInError", "api_error_field", "apply_action",
+    "cohort_body", "cohort_form", "cohort_form_from_fields", "flag_body", "flag_form", "flag_form_from_fields",
+]

@@ -25,6 +25,11 @@ def _json(value):
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _flag_value(value):
+    """A flag's value as the SDKs see it: true / false, or the variant key."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def environment():
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -34,4 +39,5 @@ def environment():
     )
     env.filters["when"] = _when
     env.filters["pretty"] = _json
+    env.filters["flagvalue"] = _flag_value
     return env

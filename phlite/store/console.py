@@ -135,3 +135,16 @@ class ConsoleMixin:
         return row and {"_id": row[0], "uuid": str(uuidlib.UUID(bytes=raw)), "event": row[1], "distinct_id": row[2],
                         "properties": orjson.loads(row[3]), "timestamp": row[4], "created_at": row[5],
                         "person_id": row[6]}
+
+    def recent_group_events(self, project_id, group_type, group_key, limit=50, scan=20_000):
+        """Events of one group among the project's newest `scan` events (events carry groups only in
+        their properties' `$groups`, which no index covers: the scan bound keeps the page fast)."""
+        rows = self.db.execute_sql(
+            "SELECT id, uuid, event, distinct_id, properties, timestamp, created_at, person_id FROM"
+            " (SELECT * FROM event WHERE project_id = ? ORDER BY timestamp DESC LIMIT ?)"
+            " WHERE json_type(properties, '$.\"$groups\"') = 'object' AND EXISTS (SELECT 1 FROM"
+            " json_each(properties, '$.\"$groups\"') j WHERE j.key = ? AND j.value = ?) LIMIT ?",
+            (project_id, scan, group_type, group_key, limit)).fetchall()
+        return [{"_id": r[0], "uuid": str(uuidlib.UUID(bytes=r[1])), "event": r[2], "distinct_id": r[3],
+                 "properties": orjson.loads(r[4]), "timestamp": r[5], "created_at": r[6], "person_id": r[7]}
+                for r in rows]

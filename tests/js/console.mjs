@@ -3,7 +3,8 @@
 //   node console.mjs <scenario> <phlite url> <page origin> <project token> <project id> <email> <password> <shots dir>
 //
 // Scenarios: "shell" (sign in, home, live Activity fed by posthog-js on another origin, hostile
-// events on every page). Screenshots of each page go to <shots dir>. Hostile payloads set
+// events on every page); "forms" (find a person after identify, create and edit a flag and a cohort
+// through the forms, use the cohort in a flag, hostile data on the persons/flags/cohorts pages). Screenshots of each page go to <shots dir>. Hostile payloads set
 // window.__pwned or open a dialog if they ever run; both are reported.
 
 import fs from "node:fs";
@@ -66,6 +67,86 @@ async function shellScenario(context, page, out) {
   out.eventTitle = await page.locator("h1").first().textContent();
 }
 
+async function formsScenario(context, page, out) {
+  await signIn(page);
+  // posthog-js identifies a user on another origin; the person is then found by search.
+  const app = await context.newPage();
+  await app.goto(`${pageOrigin}/posthog.html?` + new URLSearchParams({ api_host: base, token }));
+  await app.waitForFunction(() => window.posthog && window.posthog.__loaded, null, { timeout: STEP_MS });
+  await app.evaluate(() => window.posthog.identify("browser-user-1", { email: "b1@corp.example", plan: "pro" }));
+  await app.evaluate(() => window.posthog.capture("after identify"));
+  await page.goto(`${base}/project/${projectId}/persons`);
+  const deadline = Date.now() + STEP_MS;
+  for (;;) {  // the identify goes through the writer: search until the person is there (bounded)
+    await page.fill("input[name=search]", "b1@corp");
+    await page.click("button:has-text('Search')");
+    if (await page.locator("a.person").count()) break;
+    if (Date.now() > deadline) throw new Error("person never appeared");
+    await page.waitForTimeout(250);
+  }
+  await page.locator("a.person").first().click();
+  await page.waitForURL(/\/persons\/[0-9a-f-]{36}/);
+  out.personIds = await page.locator("code.did").allTextContents();
+  await check(page, out, "person");
+  await app.close();
+
+  // A flag through the form: one property filter, 50% rollout.
+  await page.goto(`${base}/project/${projectId}/feature_flags/new`);
+  await page.fill("input[name=key]", "browser-flag");
+  await page.fill("input[name=name]", "Made in Chromium");
+  await Promise.all([page.waitForLoadState("load"), page.click("button:has-text('+ Filter')")]);
+  await page.fill("input[name='c0.p0.key']", "email");
+  await page.selectOption("select[name='c0.p0.op']", "icontains");
+  await page.fill("input[name='c0.p0.value']", "@corp.example");
+  await page.fill("input[name='c0.rollout']", "50");
+  await Promise.all([page.waitForURL(/saved=1/), page.click("button:has-text('Create flag')")]);
+  await check(page, out, "flag-created");
+  out.flagUrl = page.url();
+
+  // Edit it (100%) and read the history.
+  await page.fill("input[name='c0.rollout']", "100");
+  await Promise.all([page.waitForURL(/saved=1/), page.click("button:has-text('Save changes')")]);
+  out.history = await page.locator("table.history tbody tr").allTextContents();
+  await page.fill("input[name=test]", "browser-user-1");
+  await Promise.all([page.waitForLoadState("load"), page.click("button:has-text('Evaluate')")]);
+  out.testResult = await page.locator(".test-result").textContent();
+  await check(page, out, "flag-edited");
+
+  // A dynamic cohort with the same filter editor, then used in a second flag.
+  await page.goto(`${base}/project/${projectId}/cohorts/new`);
+  await page.fill("input[name=name]", "Pro plan");
+  await Promise.all([page.waitForLoadState("load"), page.click("button:has-text('+ Filter')")]);
+  await page.fill("input[name='c0.p0.key']", "plan");
+  await page.fill("input[name='c0.p0.value']", "pro");
+  await Promise.all([page.waitForURL(/saved=1/), page.click("button:has-text('Create cohort')")]);
+  out.cohortMembers = await page.locator("ul.members li").allTextContents();
+  await check(page, out, "cohort");
+  await page.goto(`${base}/project/${projectId}/feature_flags/new`);
+  await page.fill("input[name=key]", "pro-flag");
+  await Promise.all([page.waitForLoadState("load"), page.click("button:has-text('+ Filter')")]);
+  await Promise.all([page.waitForLoadState("load"), page.selectOption("select[name='c0.p0.kind']", "cohort")
+    .then(() => page.click("button:has-text('+ Filter')"))]);
+  // Re-rendered with the cohort picker for filter 0 (and a new empty filter 1, removed again).
+  await Promise.all([page.waitForLoadState("load"), page.click("button[value='remove_property:0:1']")]);
+  await page.selectOption("select[name='c0.p0.value']", { label: "Pro plan" });
+  await Promise.all([page.waitForURL(/saved=1/), page.click("button:has-text('Create flag')")]);
+
+  // Hostile data, captured before this ran, on every list and detail page.
+  for (const [name, url] of [["persons", "persons"], ["flags", "feature_flags"], ["cohorts", "cohorts"],
+                             ["groups", "groups"]]) {
+    await page.goto(`${base}/project/${projectId}/${url}`);
+    await check(page, out, `hostile-${name}`);
+  }
+  await page.goto(`${base}/project/${projectId}/persons?search=` + encodeURIComponent("<script>"));
+  await page.locator("a.person").first().click();
+  await page.waitForURL(/\/persons\/[0-9a-f-]{36}/);
+  await check(page, out, "hostile-person");
+  await page.goto(`${base}/project/${projectId}/feature_flags`);
+  await page.locator("a.flag", { hasText: "hostile" }).first().click();
+  await page.waitForURL(/feature_flags\/\d+/);
+  await check(page, out, "hostile-flag");
+}
+
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "phlite-console-"));
@@ -85,7 +166,7 @@ async function main() {
     });
     page.on("pageerror", (e) => out.pageErrors.push(String(e)));
     page.on("dialog", (d) => { out.dialogs.push(d.message()); d.dismiss(); });
-    const run = { shell: shellScenario }[scenario];
+    const run = { shell: shellScenario, forms: formsScenario }[scenario];
     if (!run) throw new Error(`unknown scenario ${scenario}`);
     let timer;
     const overall = new Promise((_, reject) => {

@@ -54,6 +54,18 @@ class Ctx:
     def field(self, name, default=""):
         return bottle.request.forms.getunicode(name, default=default) if self.form is not None else default
 
+    def upload(self, name):
+        """The uploaded file of a multipart form field, or None."""
+        if self.form is None:
+            return None
+        f = bottle.request.files.get(name)
+        return f if f is not None and f.filename else None
+
+    def form_dict(self):
+        """Every submitted form field, {name: text} (UTF-8 decoded)."""
+        forms = bottle.request.forms
+        return {name: forms.getunicode(name, default="") for name in forms.keys()}
+
     def render(self, template, **context):
         projects = self.ui.app.store.list_projects() if self.session else []
         nav = [n for n in self.ui.nav if not n.admin or self.session.is_admin] if self.session else []
@@ -132,6 +144,9 @@ class Ui:
         return client_ip(self.app.config) or ""
 
     # --- pages ----------------------------------------------------------------------------------
+
+    def html(self, body, status=200):
+        return bottle.HTTPResponse(body, status, {"Content-Type": "text/html; charset=utf-8", **HEADERS})
 
     def error(self, status, message, session=None):
         body = self.console.render("error.html", session=session, user=session and session.user, project=None,
