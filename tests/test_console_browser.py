@@ -8,7 +8,7 @@ import subprocess
 import posthog
 import pytest
 
-from support import ROOT, ConsoleClient, Project, ev, send
+from support import ROOT, ConsoleClient, Project, ev, http, send
 from test_browser import CHROMIUM, JS, MODULES, page_origin  # noqa: F401 (a fixture)
 
 pytestmark = [
@@ -83,3 +83,17 @@ def test_person_flag_and_cohort_forms_in_chromium(server, page_origin):  # noqa:
     flag = server.store.get_flag_by_key(project.id, "browser-flag")
     assert flag["filters"]["groups"][0]["properties"] == [
         {"key": "email", "type": "person", "operator": "icontains", "value": "@corp.example"}]
+
+
+def test_keys_created_once_and_revoked_and_members_refused(server, page_origin):  # noqa: F811
+    project = Project(server)
+    server.app.console.create_user("keys-admin@example.com", "admin", PASSWORD)
+    out = run_console("keys", server, project, page_origin, "keys-admin@example.com")
+    assert_safe(out)
+    assert out["key"].startswith("phx_") and out["keyShownAgain"] is False and "revoked" in out["revokedRow"]
+    r = http("GET", f"{server.url}/api/projects/{project.id}/", headers={"Authorization": f"Bearer {out['key']}"})
+    assert r.status == 401
+    server.app.console.create_user("just-member@example.com", "member", PASSWORD)
+    out = run_console("member", server, project, page_origin, "just-member@example.com")
+    assert out["refused"] == {"keys": 403, "users": 403}
+    assert "API keys" not in out["nav"] and "Users" not in out["nav"] and "Feature flags" in out["nav"]

@@ -4,7 +4,8 @@
 //
 // Scenarios: "shell" (sign in, home, live Activity fed by posthog-js on another origin, hostile
 // events on every page); "forms" (find a person after identify, create and edit a flag and a cohort
-// through the forms, use the cohort in a flag, hostile data on the persons/flags/cohorts pages). Screenshots of each page go to <shots dir>. Hostile payloads set
+// through the forms, use the cohort in a flag, hostile data on the persons/flags/cohorts pages);
+// "keys" (create a key, shown once, revoke it); "member" (a member is refused the admin pages). Screenshots of each page go to <shots dir>. Hostile payloads set
 // window.__pwned or open a dialog if they ever run; both are reported.
 
 import fs from "node:fs";
@@ -147,6 +148,36 @@ async function formsScenario(context, page, out) {
   await check(page, out, "hostile-flag");
 }
 
+async function keysScenario(context, page, out) {
+  await signIn(page);
+  await page.goto(`${base}/project/${projectId}/keys`);
+  await page.fill("input[name=label]", "made in chromium");
+  await Promise.all([page.waitForLoadState("load"), page.click("button:has-text('Create key')")]);
+  out.key = (await page.locator("#new-key").textContent()).trim();
+  await check(page, out, "key-created");
+  await page.goto(`${base}/project/${projectId}/keys`);
+  out.keyShownAgain = (await page.content()).includes(out.key);
+  const row = page.locator("tr", { hasText: "made in chromium" });
+  await Promise.all([page.waitForLoadState("load"), row.locator("button:has-text('Revoke')").click()]);
+  out.revokedRow = await page.locator("tr", { hasText: "made in chromium" }).textContent();
+  await check(page, out, "key-revoked");
+  await page.goto(`${base}/project/${projectId}/settings`);
+  await check(page, out, "settings");
+  await page.goto(`${base}/project/${projectId}/users`);
+  await check(page, out, "users");
+}
+
+async function memberScenario(context, page, out) {
+  await signIn(page);
+  out.nav = await page.locator("nav.side a").allTextContents();
+  out.refused = {};
+  for (const p of ["keys", "users"]) {
+    const resp = await page.goto(`${base}/project/${projectId}/${p}`);
+    out.refused[p] = resp.status();
+  }
+  await page.screenshot({ path: path.join(shots, "member-refused.png") });
+}
+
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "phlite-console-"));
@@ -166,7 +197,7 @@ async function main() {
     });
     page.on("pageerror", (e) => out.pageErrors.push(String(e)));
     page.on("dialog", (d) => { out.dialogs.push(d.message()); d.dismiss(); });
-    const run = { shell: shellScenario, forms: formsScenario }[scenario];
+    const run = { shell: shellScenario, forms: formsScenario, keys: keysScenario, member: memberScenario }[scenario];
     if (!run) throw new Error(`unknown scenario ${scenario}`);
     let timer;
     const overall = new Promise((_, reject) => {
