@@ -1,6 +1,7 @@
 """The command line: `python app.py` serves; `project` and `key` subcommands script setup.
 
-The only module that imports waitress. Logging is configured here, once.
+The server itself is phlite/httpserver.py (with this module, the only one that imports waitress).
+Logging is configured here, once.
 """
 
 import argparse
@@ -227,20 +228,22 @@ def serve(config):
 
 
 def _serve_locked(config):
-    import waitress
-
+    from phlite import httpserver, web
     from phlite.app import open_app
-    from phlite.web import create_app
 
     # Bind before opening the data: a port in use is refused before anything is read or written.
     wsgi = _Later()
-    server = _create_server(waitress, wsgi, config)
+    try:
+        server = httpserver.create_server(wsgi, config, lambda path: web.body_limit(path, config),
+                                          web.max_body_limit(config))
+    except OSError as e:
+        raise StartupError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
     try:
         app = open_app(config)
     except BaseException:
         server.close()
         raise
-    wsgi.app = create_app(app)
+    wsgi.app = web.create_app(app)
     first_start(app, f"http://{config.host}:{server.effective_port}")
     return _run(server, app, config)
 
@@ -252,22 +255,6 @@ class _Later:
 
     def __call__(self, environ, start_response):
         return self.app(environ, start_response)
-
-
-def _create_server(waitress, wsgi, config):
-    try:
-        return waitress.create_server(
-            wsgi, host=config.host, port=config.port, threads=config.threads,
-            connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
-            # waitress closes timed-out connections only on its cleanup cycle (30 s by default):
-            # run it as often as the timeout, or held connections outlive it by up to 30 s.
-            cleanup_interval=max(1, min(30, config.channel_timeout)),
-            # Our own 413 JSON answers oversize bodies; waitress's limit only guards the disk.
-            max_request_body_size=max(1 << 30, config.max_batch_body_bytes * 2),
-            ident="phlite", clear_untrusted_proxy_headers=False,
-        )
-    except OSError as e:
-        raise StartupError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
 
 
 def _run(server, app, config):

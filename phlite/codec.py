@@ -1,5 +1,5 @@
 """Small decoders both wires share (capture in phlite/ingest/wire.py, flags in the flags package):
-a gunzip with an output cap, and the one reading of a boolean word. Pure: standard library and errors.
+a gunzip with an output cap, the one reading of a boolean word, and of a 64-bit integer. Pure: standard library and errors.
 """
 
 import zlib
@@ -44,6 +44,20 @@ def parse_bool(value) -> bool | None:
         return None
     v = value.strip().lower()
     return True if v in _TRUE else False if v in _FALSE else None
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def parse_int64(value) -> int:
+    """An id, cursor or count as SQLite can hold it (a signed 64-bit INTEGER); ValueError otherwise,
+    for a caller to word as a 400 naming its field or a 404 (a bigger number names no row)."""
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    v = value if isinstance(value, int) else int(str(value).strip())
+    if not INT64_MIN <= v <= INT64_MAX:
+        raise ValueError("out of range")
+    return v
 
 
 def truthy(value) -> bool:

@@ -331,8 +331,8 @@ def test_trickling_clients_do_not_block_others(srv):
 def test_channel_timeout_is_passed_to_waitress():
     import inspect
 
-    from phlite import cli
+    from phlite import httpserver
 
-    src = inspect.getsource(cli._create_server)
+    src = inspect.getsource(httpserver.create_server)
     assert "channel_timeout=config.channel_timeout" in src
     assert Config().channel_timeout == 30
