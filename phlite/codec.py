@@ -10,6 +10,19 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
+def too_many_json_values(data: bytes, limit: int) -> bool:
+    """Whether the JSON text `data` may hold more than `limit` values, found without parsing it.
+
+    Parsed, each value costs ~60-100 bytes of Python objects however few bytes it took on the wire
+    (`{},` is three bytes, one 64-byte dict): a decompressed-bytes cap alone lets a 48 KB gzip body
+    become gigabytes. Counting every `{`, `[` and `,` (inside strings too, so this over-counts) bounds
+    the values from above at C speed (docs/reliability.md "Memory bombs").
+    """
+    if len(data) <= limit:  # every value takes at least one byte
+        return False
+    return data.count(b",") + data.count(b"{") + data.count(b"[") > limit
+
+
 class BadGzip(ValueError):
     """Not gzip, or cut short (`truncated`); the caller words the error for its endpoint."""
 

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from support import ev, http, person, send
+from support import assert_error, ev, http, person, send
 
 # Every edge a client can send: year 0 and just before year 1, the first and last representable
 # instants, beyond them, epoch forms at the extremes, and zones that push a date over an edge.
@@ -74,3 +74,81 @@ def test_merge_ids_get_the_distinct_id_cut_and_nul_handling(project, event, key)
     assert sorted(p["distinct_ids"]) == sorted(["a" * 200, "user-long"]), p["distinct_ids"]
     p = person(project, "user-nul")
     assert sorted(p["distinct_ids"]) == sorted(["b\ufffdc", "user-nul"]), p["distinct_ids"]
+
+
+def _quarantined(srv, project_id):
+    with srv.store.db.connection_context():
+        return srv.store.quarantined(project_id)
+
+
+def test_one_unstorable_value_sinks_only_its_own_event(project):
+    # u64 max is valid JSON and storable; $add past it is not a 64-bit integer any more.
+    body = [{"$token": project.token, "$distinct_id": "big", "$set": {"n": 18446744073709551615}},
+            {"$token": project.token, "$distinct_id": "big", "$add": {"n": 1}},
+            {"$token": project.token, "$distinct_id": "neighbour", "$set": {"ok": True}}]
+    r = http("POST", project.url + "/engage", body)
+    assert r.status == 200, r.body
+    project.flush()
+    assert person(project, "neighbour")["properties"] == {"ok": True}
+    # Stored losslessly as text: the exact sum, nothing rounded, nothing lost.
+    assert person(project, "big")["properties"]["n"] == "18446744073709551616"
+    assert len(project.events()) == 3
+    spool = project.srv.app.config.spool_dir
+    assert not (spool / "rejected.log").exists()
+
+
+def test_an_event_the_writer_cannot_store_is_quarantined_alone_with_its_reason(project):
+    # A poison event (here: a group key the store cannot bind, made by a test-only hook into the
+    # writer's one event path) goes to the bounded quarantine; its neighbours are stored.
+    srv = project.srv
+    persons = srv.app.ingestion.persons
+    process = persons.process
+
+    def poison(store, pid, events, now_ms):
+        if any(e.event == "poison" for e in events):
+            raise ValueError("cannot store this one")
+        return process(store, pid, events, now_ms)
+
+    persons.process = poison
+    try:
+        send(project, ev("good", "a"), ev("poison", "b"), ev("good", "c"))
+    finally:
+        persons.process = process
+    assert sorted(e["event"] for e in project.events()) == ["good", "good"]
+    [q] = _quarantined(srv, project.id)
+    assert q["reason"] == "ValueError: cannot store this one" and q["event"]["event"] == "poison"
+    assert srv.app.ingestion.writer.dropped["quarantined"] >= 1
+
+
+def _gzip_bomb_of_empty_objects(target_bytes):
+    import zlib
+
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [c.compress(b"[")]
+    chunk = b"{}," * 100_000
+    for _ in range(target_bytes // len(chunk)):
+        out.append(c.compress(chunk))
+    out.append(c.compress(b"{}]"))
+    out.append(c.flush())
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("path", ["/batch/", "/e/", "/flags/?v=2"])
+def test_a_small_body_of_many_tiny_values_is_refused_before_it_is_parsed(project, path):
+    # 48 KB of gzip that decompresses under max_decompressed_bytes but parses into ~16 M dicts (1.5 GB).
+    body = _gzip_bomb_of_empty_objects(40 * 1024 * 1024)
+    assert len(body) < 100_000
+    r = http("POST", project.url + path, body, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert_error(r, 413, code="payload_too_large", detail="payload holds more than 2000000 JSON values")
+
+
+def test_events_per_request_are_bounded_before_the_200(make_server):
+    srv = make_server(max_request_events=1000)
+    from support import Project
+
+    p = Project(srv)
+    batch = [{"event": "e", "distinct_id": "d"} for _ in range(1001)]
+    r = http("POST", p.url + "/batch/", {"api_key": p.token, "batch": batch})
+    assert_error(r, 413, code="payload_too_large", detail="request holds 1001 events; at most 1000 per request")
+    r = http("POST", p.url + "/batch/", {"api_key": p.token, "batch": batch[:1000]})
+    assert r.status == 200

@@ -108,13 +108,7 @@ class ConsoleMixin:
                 (now, token_hash, now))
         return cur.rowcount > 0
 
-    # --- what the home page counts --------------------------------------------------------
-
-    def count_events_between(self, project_id, start, end):
-        """Events with start <= timestamp < end (epoch ms): an index-only count on event_time."""
-        return self.db.execute_sql(
-            "SELECT count(*) FROM event WHERE project_id = ? AND timestamp >= ? AND timestamp < ?",
-            (project_id, start, end)).fetchone()[0]
+    # --- what the home page counts (events per range: LifecycleMixin.count_events_between) ---------
 
     def count_active_persons(self, project_id, start, end):
         """Distinct persons (or distinct ids for events without a person) with an event in [start, end)."""

@@ -56,6 +56,8 @@ def register(web, app):
             content_encoding=header("Content-Encoding", ""),
             query=q,
             max_decompressed=config.max_decompressed_bytes,
+            max_values=config.max_json_values,
+            max_events=config.max_request_events,
         )
         project_id = resolve_project(store, payload.token, payload.project_id)
         if app.limiter is not None and payload.events:
