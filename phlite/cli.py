@@ -105,6 +105,7 @@ def build_parser():
     p.add_argument("--json", action="store_true")
     p = user.add_parser("reset-password", parents=[settings], help="Print a one-time link that sets a new password.")
     p.add_argument("email")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("export", parents=[settings],
                        help="Write a project's events, persons, groups, flags and cohorts to files.")
     p.add_argument("--project", type=int, help="Project id (default: the only project).")
