@@ -187,3 +187,19 @@ def test_first_start_prints_the_link_and_user_commands_work(tmp_path):
         assert not any("/console/link/" in line for line in again.output)
     finally:
         again.terminate()
+
+
+def test_activity_property_filters_use_the_query_api(server, project):
+    send(project, ev("view", "p1", **{"$browser": "Firefox", "n": 5}), ev("view", "p2", **{"$browser": "Chrome", "n": 50}),
+         ev("other", "p1", **{"$browser": "Firefox"}))
+    c = console_user(server)
+    base = f"/project/{project.id}/activity/rows?"
+    assert c.text(base + "prop_key=%24browser&prop_op=exact&prop_value=Firefox").count('class="ev"') == 2
+    assert c.text(base + "event=view&prop_key=%24browser&prop_op=icontains&prop_value=fire").count('class="ev"') == 1
+    assert c.text(base + "prop_key=n&prop_op=gt&prop_value=10").count('class="ev"') == 1
+    html = c.text(base + "distinct_id=p1&prop_key=%24browser&prop_op=is_set")
+    assert html.count('class="ev"') == 2 and "p2" not in html
+    # Hostile filter values are data, not HogQL.
+    assert c.text(base + "distinct_id=" + quote("x' OR 1=1 --") + "&prop_key=n&prop_op=is_set").count('class="ev"') == 0
+    page = c.text(f"/project/{project.id}/activity?prop_key=%24browser&prop_op=exact&prop_value=Chrome")
+    assert "prop_key=%24browser" in page  # the live poll keeps the filter

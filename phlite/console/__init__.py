@@ -16,7 +16,7 @@ from phlite.console import auth, home
 from phlite.console.history import leaf_changes
 from phlite.console.forms import (
     OPERATORS, api_error_field, apply_action, cohort_body, cohort_form, cohort_form_from_fields, flag_body, flag_form,
-    flag_form_from_fields,
+    flag_form_from_fields, hogql_string, value_from_text,
 )
 from phlite.console.render import STATIC, environment
 
@@ -226,4 +226,5 @@ class Console:
 __all__ = [
     "Console", "OPERATORS", "leaf_changes", "ROLES", "SESSION_SECONDS", "Session", "SignInError", "api_error_field", "apply_action",
     "cohort_body", "cohort_form", "cohort_form_from_fields", "flag_body", "flag_form", "flag_form_from_fields",
+    "hogql_string", "value_from_text",
 ]

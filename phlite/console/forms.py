@@ -58,6 +58,11 @@ def value_from_text(op, text):
     return text
 
 
+def hogql_string(text):
+    """A HogQL string literal of any text (single quotes, backslash escapes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def value_to_text(value):
     if isinstance(value, list):
         return ", ".join(v if isinstance(v, str) else orjson.dumps(v).decode() for v in value)

@@ -14,6 +14,8 @@ STATIC = Path(__file__).parent / "static"
 def _when(ms, tz=None):
     if ms is None:
         return ""
+    if isinstance(ms, str):  # already formatted in the project's zone (the query API's rows)
+        return ms[:19].replace("T", " ")
     from phlite.console.home import zone
 
     t = dt.datetime.fromtimestamp(ms / 1000, zone(tz))
