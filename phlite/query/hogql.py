@@ -44,6 +44,7 @@ class Context:
     now_ms: int = 0
     values: dict = dataclasses.field(default_factory=dict)
     filters_hogql: str | None = None  # what `{filters}` becomes, as a HogQL expression; None = true
+    max_rows: int = MAX_LIMIT  # insight runners that group rows themselves may read more
 
 
 @dataclasses.dataclass
@@ -269,10 +270,10 @@ class Compiler:
         if limit is not None:
             if limit.args.get("by") if hasattr(limit, "args") else False:
                 raise HogQLError("LIMIT BY is not supported.")
-            parts.append(f"LIMIT min({self.int_expr(limit.expression, scope)}, {MAX_LIMIT})")
+            parts.append(f"LIMIT min({self.int_expr(limit.expression, scope)}, {self.ctx.max_rows})")
         if offset is not None:
             if limit is None:
-                parts.append(f"LIMIT {MAX_LIMIT}")
+                parts.append(f"LIMIT {self.ctx.max_rows}")
             parts.append(f"OFFSET {self.int_expr(offset.expression, scope)}")
 
     def int_expr(self, node, scope):

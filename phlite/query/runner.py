@@ -8,7 +8,8 @@ import uuid
 from phlite import errors
 from phlite.query import functions as fn
 from phlite.query.dates import ms_literal, parse_date
-from phlite.query.hogql import MAX_LIMIT, Context, HogQLError, compile_query
+from phlite.query.filters import to_hogql
+from phlite.query.hogql import Context, HogQLError, compile_query
 from phlite.query.tables import ANY, BOOL, DATE, DT, FLOAT, INT, STORE_TABLES, STR
 
 FUNCTIONS = (fn.SCALARS, fn.AGGREGATES)
@@ -44,10 +45,24 @@ def filters_hogql(filters, project, now_ms):
         parts.append(f"timestamp >= {ms_literal(start, tz)}")
     if end is not None:
         parts.append(f"timestamp < {ms_literal(end, tz)}")
-    if filters.get("properties"):
-        raise errors.BadRequest("Property filters inside HogQL `filters` are not supported yet.",
-                                code="invalid", attr="properties")
+    props = to_hogql(filters.get("properties"))
+    if props:
+        parts.append(props)
     return " AND ".join(parts) or None
+
+
+def context(project, now_ms, **kw):
+    return Context(project_id=project["id"], timezone=project["timezone"], week_start_day=project["week_start_day"],
+                   now_ms=now_ms, **kw)
+
+
+def execute(store, ctx, text, timeout_s):
+    """Compile HogQL text for ctx's project and run it: (Compiled, raw rows; DateTimes as epoch ms)."""
+    compiled = compile_query(text, ctx)
+    max_rows = compiled.limit + 1 if compiled.limit is not None else ctx.max_rows
+    _names, rows = store.run_read_query(compiled.sql, functions=FUNCTIONS, tables=STORE_TABLES,
+                                        timeout_s=timeout_s, max_rows=max_rows)
+    return compiled, rows
 
 
 def run_hogql(store, project, node, now_ms, timeout_s):
@@ -59,12 +74,8 @@ def run_hogql(store, project, node, now_ms, timeout_s):
     if not isinstance(values, dict):
         raise HogQLError("'values' must be an object.", attr="values")
     tz = project["timezone"]
-    ctx = Context(project_id=project["id"], timezone=tz, week_start_day=project["week_start_day"],
-                  now_ms=now_ms, values=values, filters_hogql=filters_hogql(node.get("filters"), project, now_ms))
-    compiled = compile_query(text, ctx)
-    max_rows = compiled.limit + 1 if compiled.limit is not None else MAX_LIMIT
-    _names, rows = store.run_read_query(compiled.sql, functions=FUNCTIONS, tables=STORE_TABLES,
-                                        timeout_s=timeout_s, max_rows=max_rows)
+    ctx = context(project, now_ms, values=values, filters_hogql=filters_hogql(node.get("filters"), project, now_ms))
+    compiled, rows = execute(store, ctx, text, timeout_s)
     has_more = None
     if compiled.limit is not None:
         has_more = len(rows) > compiled.limit

@@ -3,6 +3,7 @@
 import zoneinfo
 
 from phlite import errors
+from phlite.codec import parse_int64
 from phlite.web.common import (
     int_param, iso_ms, json_body, key_project_ids, parse_time_param, personal_key, project_for_key, query, route,
     url_with,
@@ -42,7 +43,7 @@ def parse_cursor(raw):
         return None
     try:
         ts, rowid = raw.split("_")
-        return int(ts), int(rowid)
+        return parse_int64(ts), parse_int64(rowid)
     except ValueError:
         raise errors.BadRequest("'cursor' is not a cursor this server gave out.", attr="cursor")
 

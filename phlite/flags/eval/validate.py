@@ -212,6 +212,10 @@ def _value_problem(operator: str, value) -> str | None:
     return None
 
 
+def _not_json(word):
+    raise ValueError(f"{word} is not JSON")
+
+
 def _validate_payloads(payloads) -> None:
     if payloads is None:
         return
@@ -221,6 +225,8 @@ def _validate_payloads(payloads) -> None:
         if not isinstance(payload, str):
             _fail(f"payloads.{key}", "must be JSON text (a JSON-encoded string)")
         try:
-            json.loads(payload)
+            # NaN and Infinity are not JSON (RFC 8259); the json module would take them, and the stored
+            # payload could then not be served to a strict client.
+            json.loads(payload, parse_constant=_not_json)
         except ValueError:
             _fail(f"payloads.{key}", "is not valid JSON")
