@@ -203,3 +203,24 @@ def test_activity_property_filters_use_the_query_api(server, project):
     assert c.text(base + "distinct_id=" + quote("x' OR 1=1 --") + "&prop_key=n&prop_op=is_set").count('class="ev"') == 0
     page = c.text(f"/project/{project.id}/activity?prop_key=%24browser&prop_op=exact&prop_value=Chrome")
     assert "prop_key=%24browser" in page  # the live poll keeps the filter
+
+
+def test_every_console_route_needs_a_session(server, project):
+    """Enumerated from the bottle app, so a page added later is covered: without a session (or with a
+    forged cookie) a GET is sent to sign in and a POST refused; no page shows project data."""
+    send(project, ev("console-secret-event", "console-secret-user"))
+    routes = sorted({(r.rule, r.method) for r in server.web.routes
+                     if r.config.get("console") and not r.config.get("console_public")})
+    assert len(routes) > 20
+    for cookies in ({}, {"phlite_session": "forged"}):
+        c = ConsoleClient(server.url)
+        c.cookies = dict(cookies)
+        for rule, method in routes:
+            path = re.sub(r"<([a-z_]+)(?::[^>]*)?>", lambda m: str(project.id) if m.group(1) == "pid" else "1", rule)
+            r = c.request(method, path, {"name": "x"} if method == "POST" else None)
+            where = f"{method} {path}: {r.status}"
+            if method == "GET":
+                assert r.status == 303 and r.headers["Location"].startswith("/console/login"), where
+            else:
+                assert r.status in (401, 403), where
+            assert b"console-secret" not in r.body and project.token.encode() not in r.body, where

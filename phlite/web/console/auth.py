@@ -87,4 +87,4 @@ def register(ui):
         resp.set_header("Cache-Control", "public, max-age=3600")
         return resp
 
-    ui.web.route("/console/static/<name:path>", "GET", static)
+    ui.web.route("/console/static/<name:path>", "GET", static, console=True, console_public=True)

@@ -189,7 +189,9 @@ class Ui:
                 return bottle.HTTPResponse(out, 200, {"Content-Type": "text/html; charset=utf-8", **HEADERS})
 
             for m in methods:
-                self.web.route(path, m, wrapper)
+                # console=True: session-authenticated HTML, not the private API's Bearer-key JSON routes
+                # (tests/test_access.py checks those; tests/test_console_http.py checks these).
+                self.web.route(path, m, wrapper, console=True, console_public=public)
             return handler
 
         return decorate
