@@ -97,3 +97,11 @@ def test_keys_created_once_and_revoked_and_members_refused(server, page_origin):
     out = run_console("member", server, project, page_origin, "just-member@example.com")
     assert out["refused"] == {"keys": 403, "users": 403}
     assert "API keys" not in out["nav"] and "Users" not in out["nav"] and "Feature flags" in out["nav"]
+
+
+def test_a_cross_site_form_post_is_refused(server, page_origin):  # noqa: F811
+    project = Project(server)
+    server.app.console.create_user("csrf-admin@example.com", "admin", PASSWORD)
+    out = run_console("crosssite", server, project, page_origin, "csrf-admin@example.com")
+    assert out["crossSiteStatus"] == 403 and "another site" in out["crossSiteBody"], out
+    assert "created by another site" not in [p["name"] for p in server.store.list_projects()]

@@ -5,7 +5,8 @@
 // Scenarios: "shell" (sign in, home, live Activity fed by posthog-js on another origin, hostile
 // events on every page); "forms" (find a person after identify, create and edit a flag and a cohort
 // through the forms, use the cohort in a flag, hostile data on the persons/flags/cohorts pages);
-// "keys" (create a key, shown once, revoke it); "member" (a member is refused the admin pages). Screenshots of each page go to <shots dir>. Hostile payloads set
+// "keys" (create a key, shown once, revoke it); "member" (a member is refused the admin pages);
+// "crosssite" (a form on another origin posts to the console with the session cookie: refused). Screenshots of each page go to <shots dir>. Hostile payloads set
 // window.__pwned or open a dialog if they ever run; both are reported.
 
 import fs from "node:fs";
@@ -167,6 +168,17 @@ async function keysScenario(context, page, out) {
   await check(page, out, "users");
 }
 
+async function crossSiteScenario(context, page, out) {
+  await signIn(page);
+  const evil = await context.newPage();
+  await evil.goto(`${pageOrigin}/csrf.html?` + new URLSearchParams({ target: `${base}/console/projects` }));
+  const [resp] = await Promise.all([evil.waitForNavigation(), evil.click("#send")]);
+  out.crossSiteStatus = resp.status();
+  out.crossSiteBody = (await evil.textContent("body")).slice(0, 300);
+  await evil.screenshot({ path: path.join(shots, "cross-site-refused.png") });
+  await evil.close();
+}
+
 async function memberScenario(context, page, out) {
   await signIn(page);
   out.nav = await page.locator("nav.side a").allTextContents();
@@ -197,7 +209,8 @@ async function main() {
     });
     page.on("pageerror", (e) => out.pageErrors.push(String(e)));
     page.on("dialog", (d) => { out.dialogs.push(d.message()); d.dismiss(); });
-    const run = { shell: shellScenario, forms: formsScenario, keys: keysScenario, member: memberScenario }[scenario];
+    const run = { shell: shellScenario, forms: formsScenario, keys: keysScenario, member: memberScenario,
+                  crosssite: crossSiteScenario }[scenario];
     if (!run) throw new Error(`unknown scenario ${scenario}`);
     let timer;
     const overall = new Promise((_, reject) => {
