@@ -35,9 +35,11 @@ def _flag(s):
 BOOL_FLAGS = {_flag(s) for s in configmod.SETTINGS if isinstance(s.default, bool)}
 
 
-def _settings_parser():
+def _settings_parser(exclude=()):
     parent = argparse.ArgumentParser(add_help=False)
     for s in configmod.SETTINGS:
+        if s.name in exclude:
+            continue
         boolean = _flag(s) in BOOL_FLAGS
         parent.add_argument(_flag(s), dest=s.name, default=argparse.SUPPRESS,
                             metavar="BOOL" if boolean else s.name.upper(),
@@ -119,6 +121,20 @@ def build_parser():
                        help="Import events from phlite, PostHog or Mixpanel export files (stop the server first).")
     p.add_argument("files", nargs="+")
     p.add_argument("--project", type=int, help="Project id (default: the only project).")
+    p.add_argument("--json", action="store_true")
+
+    # --host here is the destination, as in PostHog's own tools, so the listen-address setting is left out.
+    migrate = sub.add_parser("migrate", help="Move a project into PostHog.").add_subparsers(dest="action",
+                                                                                           required=True)
+    p = migrate.add_parser("posthog", parents=[_settings_parser(exclude=("host",))],
+                           help="Flags, cohorts and every event into a PostHog project (docs/lifecycle.md).")
+    p.add_argument("--host", dest="destination", required=True, help="The PostHog URL, e.g. https://us.i.posthog.com.")
+    p.add_argument("--project-api-key", required=True, help="The destination project's phc_ key.")
+    p.add_argument("--personal-api-key", required=True, help="A phx_ key with flag, cohort and query access.")
+    p.add_argument("--project", type=int, help="Source project id (default: the only project).")
+    p.add_argument("--checkpoint", help="Checkpoint file (default: <data dir>/migrate-<project>.json).")
+    p.add_argument("--batch-size", type=int, default=1000, help="Events per /batch/ request (default 1000).")
+    p.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -285,6 +301,31 @@ def run_import(args, config):
     return 0
 
 
+def run_migrate(args, config):
+    from pathlib import Path
+
+    from phlite import lifecycle
+    from phlite.app import open_store
+
+    store = open_store(config)
+    try:
+        project = _project(store, args.project)
+        path = Path(args.checkpoint or Path(config.data_dir) / f"migrate-{project['id']}.json")
+        summary = lifecycle.migrate_posthog(
+            store, project["id"], args.destination, args.project_api_key, args.personal_api_key,
+            checkpoint_path=path, dry_run=args.dry_run, rate=config.migrate_rate_limit, batch_events=args.batch_size,
+            progress_stream=sys.stderr, log=(lambda m: None) if args.json else print,
+            kill_after_batches=configmod.environ_get("PHLITE_MIGRATE_KILL_AFTER_BATCHES"))
+    except lifecycle.MigrationError as e:
+        print(f"phlite: migration stopped: {e} (run the same command again to resume)", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    return 0 if summary.get("dry_run") or summary["verification"]["ok"] else 1
+
+
 def first_start(app, url):
     """On an empty data dir: create the default project and a personal key, and say how to use them."""
     store = app.store
@@ -411,6 +452,8 @@ def main(argv=None):
             sys.exit(run_export(args, config))
         if args.command == "import":
             sys.exit(run_import(args, config))
+        if args.command == "migrate":
+            sys.exit(run_migrate(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

@@ -26,6 +26,8 @@ from phlite.flags.eval import (
     CompiledFlags, Context, FlagResult, compile_flags, errors_while_computing, evaluate, hash_value, holdout_hash,
     person_props_for_flags, validate_flag,
 )
+from phlite.flags.filters import cohort_id, cohort_leaves, cohort_refs, flag_refs, property_filters
+from phlite.flags.filters import walk as walk_dependencies
 from phlite.flags.serve import Evaluation, evaluate_request
 from phlite.flags.wire import (
     CONFIG, FlagRequest, bool_param, decode_flags_body, minimal_response, missing_distinct_id, missing_token,
@@ -149,6 +151,7 @@ class FlagService:
 
 
 __all__ = [
+    "cohort_id", "cohort_leaves", "cohort_refs", "flag_refs", "property_filters", "walk_dependencies",
     "CONFIG", "CompiledFlags", "Context", "Evaluation", "FlagRequest", "FlagResult", "FlagService",
     "activity_json", "bool_param", "check_filters", "clean_cohort", "clean_flag", "cohort_json", "compile_flags",
     "decode_flags_body", "dependents", "errors_while_computing", "evaluate", "flag_json", "flags_using_cohort",
