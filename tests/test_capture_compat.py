@@ -181,3 +181,47 @@ def test_authorization_without_bearer_says_what_is_expected(project):
     r = http("GET", f"{project.url}/api/projects/{project.id}/events/", headers={"Authorization": project.key})
     body = assert_error(r, 401, type="authentication_error")
     assert "Bearer" in body["detail"]
+
+
+# --- capture v1 -----------------------------------------------------------------------------------------
+
+
+def v1(project, batch, headers=None, token=None, **body):
+    data = gzip.compress(js({"created_at": "2026-01-01T00:00:00Z", "batch": batch, **body}))
+    h = {"Authorization": f"Bearer {token or project.token}", "Content-Type": "application/json",
+         "Content-Encoding": "gzip", "PostHog-Sdk-Info": "posthog-go/1.6.0", **(headers or {})}
+    return http("POST", project.url + "/i/v1/analytics/events", data, h)
+
+
+def test_capture_v1_answers_per_event_and_stores_what_it_accepted(project):
+    batch = [
+        {"event": "ok", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000001", "distinct_id": "d",
+         "timestamp": "2026-01-01T00:00:00Z", "options": {"disable_skew_correction": True},
+         "properties": {"a": 1, "$set": {"x": 1}}, "session_id": "s1"},
+        {"event": "", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000002", "distinct_id": "d", "properties": {}},
+        {"event": "no-id", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000003", "properties": {}},
+    ]
+    r = v1(project, batch)
+    assert r.status == 200, r.body
+    results = r.json()["results"]
+    assert results["0190a4e1-7d2b-7c3a-8e4f-000000000001"] == {"result": "ok"}
+    assert results["0190a4e1-7d2b-7c3a-8e4f-000000000002"]["result"] == "drop"
+    assert results["0190a4e1-7d2b-7c3a-8e4f-000000000003"]["result"] == "drop"
+    (stored,) = project.events()
+    assert stored["id"] == "0190a4e1-7d2b-7c3a-8e4f-000000000001"
+    assert stored["timestamp"].startswith("2026-01-01T00:00:00")
+    assert stored["properties"] == {"a": 1, "$set": {"x": 1}, "$ignore_sent_at": True, "$session_id": "s1",
+                                    "$lib": "posthog-go", "$lib_version": "1.6.0", "$ip": "127.0.0.1"}
+
+
+def test_capture_v1_errors_are_json(project):
+    ok = [{"event": "e", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000009", "distinct_id": "d"}]
+    assert_error(v1(project, ok, token="phc_unknown"), 401, "invalid_api_key")
+    r = http("POST", project.url + "/i/v1/analytics/events", js({"batch": ok}), {"Content-Type": "application/json"})
+    assert_error(r, 401, "invalid_api_key")
+    r = http("POST", project.url + "/i/v1/analytics/events", b"{nope",
+             {"Authorization": f"Bearer {project.token}"})
+    assert_error(r, 400, "invalid_payload")
+    r = http("POST", project.url + "/i/v1/analytics/events", b"(zstd)",
+             {"Authorization": f"Bearer {project.token}", "Content-Encoding": "zstd"})
+    assert_error(r, 415, "unsupported_encoding")

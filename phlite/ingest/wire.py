@@ -376,7 +376,11 @@ def _first_text(form: Mapping, query: Mapping) -> str | None:
 
 
 def _batch_sent_at(batch: dict) -> datetime | None:
-    value = batch.get("sent_at")
+    return parse_sent_at(batch.get("sent_at"))
+
+
+def parse_sent_at(value) -> datetime | None:
+    """An ISO 8601 send time (a batch's `sent_at`, capture v1's `created_at`) as aware UTC, or None."""
     if not isinstance(value, str):
         return None
     try:

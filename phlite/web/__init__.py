@@ -8,11 +8,11 @@ included, is JSON unless a client needs otherwise (Mixpanel's bare `1`, config.j
 
 import bottle
 
-from phlite.web import browser, capture, flag_api, flags, persons, private
+from phlite.web import browser, capture, capture_v1, flag_api, flags, persons, private
 from phlite.web.common import install
 
 # The modules that own routes, in registration order.
-ROUTE_MODULES = [capture, private, persons, flag_api, flags, browser]
+ROUTE_MODULES = [capture, capture_v1, private, persons, flag_api, flags, browser]
 
 
 def create_app(app):
