@@ -5,16 +5,19 @@ addresses with ports, no added properties, 413 before 503, and the private API's
 import base64
 import gzip
 import json
+import shutil
+import subprocess
 from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
 import pytest
 
 from phlite.ingest.wire import decode_request
-from support import Project, assert_error, http
+from support import ROOT, Project, assert_error, http, person
 from test_reliability import Gate
 
 TOKEN = "phc_test"
+JS = ROOT / "tests" / "js"
 
 
 def js(obj):
@@ -225,3 +228,60 @@ def test_capture_v1_errors_are_json(project):
     r = http("POST", project.url + "/i/v1/analytics/events", b"(zstd)",
              {"Authorization": f"Bearer {project.token}", "Content-Encoding": "zstd"})
     assert_error(r, 415, "unsupported_encoding")
+
+
+# --- posthog-node's captureLog (OTLP JSON logs) ---------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (JS / "node_modules" / "posthog-node").is_dir(),
+                    reason="node or tests/js/node_modules missing (tests/run.sh installs them)")
+def test_posthog_node_capture_log_is_stored_as_log_events(project):
+    out = subprocess.run(["node", "node_logs.mjs", project.url, project.token], cwd=JS,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    logs = {e["properties"]["$log_body"]: e for e in project.events(event="$log")}
+    assert set(logs) == {"payment failed", "order placed"}
+    failed = logs["payment failed"]["properties"]
+    assert (failed["$log_severity_text"], failed["$log_severity_number"]) == ("ERROR", 17)
+    assert {k: failed["$log_attributes"][k] for k in ("code", "amount")} == {"code": "E001", "amount": 12}
+    assert failed["$log_resource"]["service.name"] == "checkout-api"
+    assert logs["payment failed"]["distinct_id"] == "checkout-api"  # no person in context: the service
+    assert logs["order placed"]["distinct_id"] == "log-user"
+    assert person(project, "log-user") is None  # logs never create persons
+
+
+def test_logs_endpoint_errors(project):
+    assert_error(http("POST", project.url + "/i/v1/logs", js({"resourceLogs": []})), 401, "invalid_api_key")
+    r = http("POST", f"{project.url}/i/v1/logs?token={project.token}", b"\x0a\x02protobuf",
+             {"Content-Type": "application/x-protobuf"})
+    assert_error(r, 415)
+
+
+# --- CSP violation reports ------------------------------------------------------------------------------
+
+
+REPORT_URI = {"csp-report": {"document-uri": "https://shop.example/cart", "violated-directive": "script-src",
+                             "blocked-uri": "https://evil.example/x.js", "original-policy": "script-src 'self'"}}
+REPORT_TO = [{"type": "csp-violation", "url": "https://shop.example/", "user_agent": "UA/1",
+              "body": {"documentURL": "https://shop.example/", "effectiveDirective": "img-src",
+                       "blockedURL": "https://img.example/a.png", "disposition": "enforce"}},
+             {"type": "deprecation", "body": {}}]
+
+
+@pytest.mark.parametrize("path", ["/report/", "/e/"])
+def test_csp_reports_become_csp_violation_events(project, path):
+    q = f"?token={project.token}&distinct_id=csp-user&session_id=s-1&v=3"
+    r = http("POST", project.url + path + q, js(REPORT_URI), {"Content-Type": "application/csp-report"})
+    assert r.status == 200, r.body
+    r = http("POST", project.url + path + q, js(REPORT_TO), {"Content-Type": "application/reports+json"})
+    assert r.status == 200, r.body
+    events = project.events(event="$csp_violation")
+    assert len(events) == 2 and {e["distinct_id"] for e in events} == {"csp-user"}
+    by_directive = {e["properties"]["$csp_violated_directive"]: e["properties"] for e in events}
+    uri, to = by_directive["script-src"], by_directive["img-src"]
+    assert uri["$current_url"] == "https://shop.example/cart" and uri["$csp_blocked_url"] == "https://evil.example/x.js"
+    assert uri["$session_id"] == "s-1" and uri["$csp_version"] == "3" and uri["$process_person_profile"] is False
+    assert to["$csp_blocked_url"] == "https://img.example/a.png" and to["$csp_user_agent"] == "UA/1"
+    assert person(project, "csp-user") is None
+    r = http("POST", project.url + path + q, js({"not": "a report"}), {"Content-Type": "application/csp-report"})
+    assert_error(r, 400, "invalid_csp_payload")

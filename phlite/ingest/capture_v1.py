@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import orjson
 
 from phlite import codec, errors
+from phlite.ingest.reports import log_events
 from phlite.ingest.wire import Payload, parse_sent_at
 
 # options field -> the property PostHog's ingestion reads (the SDKs move these properties into options).
@@ -79,6 +80,25 @@ def decode_v1(
         project_id=None,
     )
     return payload, results
+
+
+def decode_logs(body: bytes, *, token: str, content_encoding: str = "", max_decompressed: int) -> Payload:
+    """posthog-node's `captureLog`: OTLP JSON logs to `/i/v1/logs?token=` -> a Payload of `$log` events
+    (docs/protocol.md "Logs"). OTLP protobuf bodies are not read (415)."""
+    token = (token or "").strip()
+    if not token:
+        raise errors.invalid_project_key()
+    data = _decompress(body, content_encoding.strip().lower(), max_decompressed)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise errors.PhliteError("Logs must be OTLP JSON (Content-Type: application/json).",
+                                 code="unsupported_media_type", status=415, type="validation_error") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("resourceLogs"), list):
+        raise errors.BadRequest("failed to parse request: expected OTLP JSON {\"resourceLogs\": [...]}",
+                                code="invalid_payload")
+    return Payload(events=log_events(obj), token=token, sent_at=None, historical_migration=False,
+                   verbose=False, project_id=None)
 
 
 def _problem(item: Mapping) -> str | None:

@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from phlite import codec, errors
-from phlite.ingest import lzstring, mixpanel
+from phlite.ingest import lzstring, mixpanel, reports
 
 _MIB = 1024 * 1024
 _UTC = timezone.utc
@@ -90,6 +90,11 @@ def decode_request(
     obj = _parse_json(data, max_decompressed, base64_fallback=data is undecoded and not was_base64)
 
     batch: dict = {}
+    if content_type.split(";", 1)[0].strip().lower() in reports.CSP_MIMES:
+        # A browser's CSP violation report (on /report/ or /e/): PostHog's $csp_violation events.
+        obj = reports.csp_events(obj, query)
+        if not obj:
+            raise errors.BadRequest("Invalid CSP report properties provided", code="invalid_csp_payload")
     if isinstance(obj, list):
         items = obj
     elif isinstance(obj, dict) and "batch" in obj:

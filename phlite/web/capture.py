@@ -10,7 +10,7 @@ import bottle
 from phlite import errors, ingest
 from phlite.web.common import client_ip, header, is_preflight, preflight, query, read_body, route
 
-POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch"]
+POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch", "/report"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
 OK = {"status": 1}
 
