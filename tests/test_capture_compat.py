@@ -285,3 +285,38 @@ def test_csp_reports_become_csp_violation_events(project, path):
     assert person(project, "csp-user") is None
     r = http("POST", project.url + path + q, js({"not": "a report"}), {"Content-Type": "application/csp-report"})
     assert_error(r, 400, "invalid_csp_payload")
+
+
+# --- events API: property filters -----------------------------------------------------------------------
+
+
+def test_events_api_filters_by_posthog_property_filters(project):
+    from support import send, ev as sev
+    send(project, sev("a", "d", plan="pro", n=5, ok=True, url="https://Shop.example/cart"),
+         sev("b", "d", plan="free", n=12, ok=False), sev("c", "d", plan="pro", n="7"), sev("d", "d"))
+
+    def names(filters):
+        r = project.api("GET", f"/api/projects/@project/events/?properties={quote(json.dumps(filters))}")
+        assert r.status == 200, r.body
+        return sorted(e["event"] for e in r.json()["results"])
+
+    assert names([{"key": "plan", "value": "pro", "operator": "exact", "type": "event"}]) == ["a", "c"]
+    assert names([{"key": "plan", "value": ["pro", "free"]}]) == ["a", "b", "c"]
+    assert names([{"key": "plan", "value": "pro", "operator": "is_not"}]) == ["b", "d"]
+    assert names([{"key": "n", "value": "5"}]) == ["a"] and names([{"key": "n", "value": 7}]) == ["c"]
+    assert names([{"key": "ok", "value": "true"}]) == ["a"] and names([{"key": "ok", "value": False}]) == ["b"]
+    assert names([{"key": "url", "value": "shop.EXAMPLE", "operator": "icontains"}]) == ["a"]
+    assert names([{"key": "url", "value": "shop", "operator": "not_icontains"}]) == ["b", "c", "d"]
+    assert names([{"key": "n", "value": 6, "operator": "gt"}]) == ["b"]  # "7" is a string: not a number
+    assert names([{"key": "n", "value": "12", "operator": "lte"}]) == ["a", "b"]
+    assert names([{"key": "plan", "operator": "is_set"}]) == ["a", "b", "c"]
+    assert names([{"key": "plan", "operator": "is_not_set"}]) == ["d"]
+    assert names([{"key": "plan", "value": "pro"}, {"key": "n", "value": 5}]) == ["a"]
+    assert names({"type": "OR", "values": [{"key": "n", "value": 12}, {"key": "n", "value": "7"}]}) == ["b", "c"]
+    assert names([{"key": "plan", "value": "100%_"}]) == []
+    for bad in ([{"key": "plan", "value": "x", "operator": "regex_maybe"}], [{"key": "email", "value": "x", "type": "person"}],
+                [{"value": "x"}], [{"key": "n", "value": "many", "operator": "gt"}], "nope"):
+        r = project.api("GET", f"/api/projects/@project/events/?properties={quote(json.dumps(bad))}")
+        assert_error(r, 400, attr="properties")
+    r = project.api("GET", "/api/projects/@project/events/?properties=%7Bnot-json")
+    assert_error(r, 400, attr="properties")
