@@ -11,6 +11,7 @@ from collections.abc import Callable
 from phlite.config import Config
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
+from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
 
@@ -22,6 +23,7 @@ class App:
     ingestion: Ingestion
     flags: FlagService
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
+    queries: QueryService
     clock: Callable[[], float] = time.time
 
     def close(self):
@@ -40,5 +42,6 @@ def open_app(config, clock=time.time, start_writer=True):
     if start_writer:
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
+    queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               clock=clock)
+               queries=queries, clock=clock)

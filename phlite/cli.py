@@ -1,6 +1,7 @@
 """The command line: `python app.py` serves; `project` and `key` subcommands script setup.
 
-The only module that imports waitress. Logging is configured here, once.
+The server itself is phlite/httpserver.py (with this module, the only one that imports waitress).
+Logging is configured here, once.
 """
 
 import argparse
@@ -91,6 +92,21 @@ def build_parser():
     p = key.add_parser("revoke", parents=[settings], help="Revoke a personal API key by id.")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", parents=[settings],
+                       help="Write a project's events, persons, groups, flags and cohorts to files.")
+    p.add_argument("--project", type=int, help="Project id (default: the only project).")
+    p.add_argument("--after", help="First day or time to export (UTC unless it says), e.g. 2024-01-01.")
+    p.add_argument("--before", help="Export events before this day or time (excluded).")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                   help="jsonl: gzip JSON lines (default); csv: plain CSV for spreadsheets.")
+    p.add_argument("--out", default=None, help="Output directory (default: export-<project id>).")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("import", parents=[settings],
+                       help="Import events from phlite, PostHog or Mixpanel export files (stop the server first).")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--project", type=int, help="Project id (default: the only project).")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -135,6 +151,72 @@ def run_admin(args, config):
         store.close()
 
 
+def _project(store, wanted):
+    projects = store.list_projects()
+    if wanted is not None:
+        match = [p for p in projects if p["id"] == wanted]
+        if not match:
+            raise SystemExit(f"phlite: no project with id {wanted}")
+        return match[0]
+    if len(projects) != 1:
+        raise SystemExit("phlite: say which project with --project ID"
+                         f" ({len(projects)} projects: see `python app.py project list`)")
+    return projects[0]
+
+
+def run_export(args, config):
+    from pathlib import Path
+
+    from phlite import lifecycle
+    from phlite.app import open_store
+
+    store = open_store(config)
+    try:
+        project = _project(store, args.project)
+        after = lifecycle.parse_when(args.after) if args.after else None
+        before = lifecycle.parse_when(args.before) if args.before else None
+        out = Path(args.out or f"export-{project['id']}")
+        bar = lifecycle.Progress(sys.stderr, "exporting events",
+                                 store.count_events_between(project["id"], after, before))
+        written = lifecycle.export(store, project["id"], out, after=after, before=before, fmt=args.format,
+                                   progress=bar.update)
+        bar.finish()
+    finally:
+        store.close()
+    _print({"directory": str(out), "files": written}, args.json,
+           "\n".join(f"{out / name}\t{n} rows" for name, n in written.items()))
+    return 0
+
+
+def run_import(args, config):
+    from pathlib import Path
+
+    from phlite import lifecycle
+    from phlite.app import open_app
+
+    paths = [Path(f) for f in args.files]
+    for p in paths:
+        if not p.is_file():
+            raise SystemExit(f"phlite: no such file: {p}")
+    # Import runs a writer over the data dir's spool, as the server does: never both at once.
+    datadir.prepare(config.data_dir)
+    lock = datadir.DataDirLock(config.data_dir).acquire()
+    app = open_app(config)
+    try:
+        project = _project(app.store, args.project)
+        bar = lifecycle.Progress(sys.stderr, "importing", sum(p.stat().st_size for p in paths), " B")
+        summary = lifecycle.import_files(app.ingestion, project, paths, progress=bar.update)
+        bar.finish()
+    finally:
+        app.close()
+        lock.release()
+    dropped = ", ".join(f"{k}: {v}" for k, v in summary["dropped"].items()) or "none"
+    _print(summary, args.json, f"read {summary['read']} objects: stored {summary['stored']},"
+           f" deduplicated {summary['deduplicated']} (already stored), dropped {sum(summary['dropped'].values())}"
+           f" ({dropped})")
+    return 0
+
+
 def first_start(app, url):
     """On an empty data dir: create the default project and a personal key, and say how to use them."""
     store = app.store
@@ -158,20 +240,22 @@ def serve(config):
 
 
 def _serve_locked(config):
-    import waitress
-
+    from phlite import httpserver, web
     from phlite.app import open_app
-    from phlite.web import create_app
 
     # Bind before opening the data: a port in use is refused before anything is read or written.
     wsgi = _Later()
-    server = _create_server(waitress, wsgi, config)
+    try:
+        server = httpserver.create_server(wsgi, config, lambda path: web.body_limit(path, config),
+                                          web.max_body_limit(config))
+    except OSError as e:
+        raise StartupError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
     try:
         app = open_app(config)
     except BaseException:
         server.close()
         raise
-    wsgi.app = create_app(app)
+    wsgi.app = web.create_app(app)
     first_start(app, f"http://{config.host}:{server.effective_port}")
     return _run(server, app, config)
 
@@ -183,22 +267,6 @@ class _Later:
 
     def __call__(self, environ, start_response):
         return self.app(environ, start_response)
-
-
-def _create_server(waitress, wsgi, config):
-    try:
-        return waitress.create_server(
-            wsgi, host=config.host, port=config.port, threads=config.threads,
-            connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
-            # waitress closes timed-out connections only on its cleanup cycle (30 s by default):
-            # run it as often as the timeout, or held connections outlive it by up to 30 s.
-            cleanup_interval=max(1, min(30, config.channel_timeout)),
-            # Our own 413 JSON answers oversize bodies; waitress's limit only guards the disk.
-            max_request_body_size=max(1 << 30, config.max_batch_body_bytes * 2),
-            ident="phlite", clear_untrusted_proxy_headers=False,
-        )
-    except OSError as e:
-        raise StartupError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
 
 
 def _run(server, app, config):
@@ -270,6 +338,10 @@ def main(argv=None):
         configure_logging(config)
         if args.command in (None, "serve"):
             sys.exit(serve(config))
+        if args.command == "export":
+            sys.exit(run_export(args, config))
+        if args.command == "import":
+            sys.exit(run_import(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

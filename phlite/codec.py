@@ -1,5 +1,5 @@
 """Small decoders both wires share (capture in phlite/ingest/wire.py, flags in the flags package):
-a gunzip with an output cap, and the one reading of a boolean word. Pure: standard library and errors.
+a gunzip with an output cap, the one reading of a boolean word, and of a 64-bit integer. Pure: standard library and errors.
 """
 
 import zlib
@@ -8,6 +8,19 @@ from phlite import errors
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def too_many_json_values(data: bytes, limit: int) -> bool:
+    """Whether the JSON text `data` may hold more than `limit` values, found without parsing it.
+
+    Parsed, each value costs ~60-100 bytes of Python objects however few bytes it took on the wire
+    (`{},` is three bytes, one 64-byte dict): a decompressed-bytes cap alone lets a 48 KB gzip body
+    become gigabytes. Counting every `{`, `[` and `,` (inside strings too, so this over-counts) bounds
+    the values from above at C speed (docs/reliability.md "Memory bombs").
+    """
+    if len(data) <= limit:  # every value takes at least one byte
+        return False
+    return data.count(b",") + data.count(b"{") + data.count(b"[") > limit
 
 
 class BadGzip(ValueError):
@@ -44,6 +57,20 @@ def parse_bool(value) -> bool | None:
         return None
     v = value.strip().lower()
     return True if v in _TRUE else False if v in _FALSE else None
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def parse_int64(value) -> int:
+    """An id, cursor or count as SQLite can hold it (a signed 64-bit INTEGER); ValueError otherwise,
+    for a caller to word as a 400 naming its field or a 404 (a bigger number names no row)."""
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    v = value if isinstance(value, int) else int(str(value).strip())
+    if not INT64_MIN <= v <= INT64_MAX:
+        raise ValueError("out of range")
+    return v
 
 
 def truthy(value) -> bool:

@@ -71,15 +71,22 @@ SETTINGS = (
     Setting("max_batch_body_bytes", 20 * MiB, int, "Largest body on `/batch`."),
     Setting("max_decompressed_bytes", 50 * MiB, int,
             "Largest body after decompression/decoding (stops compression bombs)."),
+    Setting("max_json_values", 2_000_000, int,
+            "Most JSON values (objects, arrays, items) one request body may hold; bounds its parsed memory."),
+    Setting("max_request_events", 50_000, int, "Most events one capture request may hold (413 past it)."),
     Setting("queue_max_bytes", 32 * MiB, int, "Accepted data not yet in SQLite; past it capture answers 503."),
     Setting("writer_batch_events", 5_000, int, "Most requests stored in one group commit."),
+    Setting("writer_commit_events", 5_000, int,
+            "Most events stored in one group commit; a larger request is split over several."),
     Setting("spool_segment_bytes", 64 * MiB, int, "Size at which the spool starts a new file."),
     Setting("rate_limit", 0, int, "Per-project events per second, then 429. 0 = off."),
+    # PostHog's published limit for one query is 10 s of execution.
+    Setting("query_timeout", 10.0, float, "Seconds one `/query/` request may run before it is stopped (400)."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )
 
-_TYPES = {str: str, int: int, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str}
+_TYPES = {str: str, int: int, float: float, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str}
 
 
 class _ConfigBase:

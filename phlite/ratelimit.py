@@ -4,7 +4,10 @@ Off unless the `rate_limit` setting is above 0. Each project's bucket holds at m
 second of events and refills continuously. A request is let through when the bucket holds
 at least its event count (or is full, so one batch larger than a second's worth still
 passes, then leaves the bucket in debt); otherwise it is refused with 429 and a
-`Retry-After` of the whole seconds until it would pass. Imports nothing but phlite.errors.
+`Retry-After` of the whole seconds until it would pass. A batch of more than MAX_BATCH_SECONDS
+seconds' worth is refused with 429 whatever the bucket holds, so the debt one batch leaves is
+at most a few seconds (one 200,000-event batch at 100/s would otherwise block the project for
+1,998 s). Imports nothing but phlite.errors.
 """
 
 import math
@@ -12,6 +15,8 @@ import threading
 import time
 
 from phlite import errors
+
+MAX_BATCH_SECONDS = 5  # the largest batch accepted is 5 s of events: at most 4 s of debt after it
 
 
 class RateLimiter:
@@ -26,6 +31,11 @@ class RateLimiter:
 
     def check(self, project_id: int, n_events: int) -> None:
         """Take n_events from the project's bucket, or raise errors.TooManyRequests."""
+        if n_events > MAX_BATCH_SECONDS * self.rate:
+            raise errors.TooManyRequests(
+                f"This batch has {n_events} events; with this project's rate limit of {self.rate:g} events per"
+                f" second a request may hold at most {int(MAX_BATCH_SECONDS * self.rate)}: send smaller batches.",
+                retry_after=MAX_BATCH_SECONDS, code="batch_over_rate_limit")
         now = self.clock()
         need = min(float(n_events), self.capacity)
         with self._lock:

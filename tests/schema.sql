@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4]
+-- migrations applied: [1, 2, 3, 4, 8]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -17,6 +17,8 @@ CREATE UNIQUE INDEX event_uuid ON event (project_id, uuid);
 CREATE UNIQUE INDEX feature_flag_key ON feature_flag (project_id, key) WHERE deleted = 0;
 -- index feature_flag_project
 CREATE INDEX feature_flag_project ON feature_flag (project_id, id);
+-- index ingest_quarantine_project
+CREATE INDEX ingest_quarantine_project ON ingest_quarantine (project_id, id);
 -- index person_distinct_id_person
 CREATE INDEX person_distinct_id_person ON person_distinct_id (person_id);
 -- index person_project
@@ -39,6 +41,8 @@ CREATE TABLE flag_hash_key_override ( project_id INTEGER NOT NULL, person_id INT
 CREATE TABLE group_ ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_key TEXT NOT NULL, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, PRIMARY KEY (project_id, group_type_index, group_key) );
 -- table group_type
 CREATE TABLE group_type ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_type TEXT NOT NULL, PRIMARY KEY (project_id, group_type_index), UNIQUE (project_id, group_type) );
+-- table ingest_quarantine
+CREATE TABLE ingest_quarantine ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, received_at INTEGER NOT NULL, quarantined_at INTEGER NOT NULL, reason TEXT NOT NULL, event TEXT NOT NULL );
 -- table person
 CREATE TABLE person ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid TEXT NOT NULL UNIQUE, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, is_identified INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0 );
 -- table person_distinct_id
@@ -50,4 +54,4 @@ CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEX
 -- table schema_migration
 CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 -- table spool_state
-CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL );
+CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL , done_events INTEGER NOT NULL DEFAULT 0);

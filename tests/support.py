@@ -80,14 +80,14 @@ class InProcessServer:
     """phlite's app on a real waitress server in a background thread."""
 
     def __init__(self, config, clock=None):
-        import waitress
+        from phlite import httpserver, web
 
         kw = {"clock": clock} if clock else {}
         self.app = open_app(config, **kw)
         self.web = create_app(self.app)
-        self.server = waitress.create_server(self.web, host="127.0.0.1", port=0, threads=config.threads,
-                                             channel_timeout=config.channel_timeout,
-                                             clear_untrusted_proxy_headers=False)  # as phlite/cli.py
+        # The server the CLI runs (phlite/httpserver.py), on a free port.
+        self.server = httpserver.create_server(self.web, config, lambda path: web.body_limit(path, config),
+                                               web.max_body_limit(config), host="127.0.0.1", port=0)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._stopping = False
         self.thread = threading.Thread(target=self._loop, daemon=True)

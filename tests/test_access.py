@@ -238,6 +238,27 @@ def test_rate_limiter_token_bucket():
         RateLimiter(0)
 
 
+def test_one_huge_batch_cannot_put_the_project_in_debt_for_long():
+    # --rate-limit 100 and one batch of 200,000 events: before, it passed and blocked the project for 1,998 s.
+    clock = Clock()
+    rl = RateLimiter(100, clock=clock)
+    with pytest.raises(Exception) as e:
+        rl.check(1, 200_000)
+    assert e.value.status == 429 and e.value.code == "batch_over_rate_limit" and "at most 500" in e.value.detail
+    rl.check(1, 100)  # the refusal took nothing from the bucket
+    clock.t += 1.0
+    rl.check(1, 500)  # the largest accepted batch, 5 s of events...
+    waits = []
+    for _ in range(10):
+        try:
+            rl.check(1, 1)
+            break
+        except Exception as err:  # noqa: BLE001
+            waits.append(int(err.headers["Retry-After"]))
+            clock.t += waits[-1]
+    assert waits and sum(waits) <= 5  # ...leaves at most a few seconds of debt
+
+
 def test_rate_limit_answers_429_with_retry_after_and_is_off_by_default(tmp_path, server):
     assert server.app.limiter is None
     clock = Clock()

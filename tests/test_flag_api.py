@@ -32,6 +32,7 @@ def test_create_get_and_defaults(project):
     assert flag["created_at"].endswith("Z")
     assert flag["created_by"]["personal_api_key_id"] > 0
     got = project.api("GET", f"{FLAGS}{flag['id']}/")
+    assert flag.pop("warnings") == []  # writes answer warnings; reads do not
     assert got.status == 200 and got.json() == flag
     # @current is the key's project.
     assert project.api("GET", f"/api/projects/@current/feature_flags/{flag['id']}").json()["key"] == "beta"
@@ -109,15 +110,9 @@ INVALID = [
                                       "groups": []}}, "filters"),
     ("payload not JSON text", {"filters": {"groups": [], "payloads": {"true": "{not json"}}}, "filters"),
     ("payload not a string", {"filters": {"groups": [], "payloads": {"true": {"a": 1}}}}, "filters"),
-    ("unknown variant", {"filters": {"multivariate": VARIANTS, "groups": [{"variant": "c", "properties": []}]}},
-     "filters"),
-    ("invalid regex", {"filters": {"groups": [{"properties": [person_filter(operator="regex", value="(")]}]}},
-     "filters"),
     ("rollout out of range", {"filters": {"groups": [{"properties": [], "rollout_percentage": 101}]}}, "filters"),
     ("unknown cohort", {"filters": {"groups": [{"properties": [{"type": "cohort", "key": "id", "value": 99999}]}]}},
      "filters"),
-    ("unknown flag dependency", {"filters": {"groups": [{"properties": [
-        {"type": "flag", "key": "99999", "value": True, "operator": "flag_evaluates_to"}]}]}}, "filters"),
     ("filters not an object", {"filters": []}, "filters"),
     ("active not a boolean", {"active": "yes"}, "active"),
     ("bad runtime", {"evaluation_runtime": "edge"}, "evaluation_runtime"),

@@ -474,10 +474,10 @@ def test_a_flag_that_cannot_compile_leaves_the_others_working(project, monkeypat
 
     real = phlite.flags.cache.compile_flags
 
-    def fussy(rows, cohorts):
+    def fussy(rows, cohorts, tz):
         if any(r["key"] == "broken" for r in rows):
             raise ValueError("cannot compile")
-        return real(rows, cohorts)
+        return real(rows, cohorts, tz)
 
     monkeypatch.setattr(phlite.flags.cache, "compile_flags", fussy)
     make_flag(project, "broken")

@@ -199,10 +199,15 @@ def test_database_full_answers_503_loses_nothing_and_recovers_without_restart(sr
     assert refused > 0, "the full database was never noticed"
     assert writer.failure == "database or disk is full"
     failure_message = writer.failure
+    health = http("GET", p.url + "/healthz")
+    assert health.status == 503 and health.headers["Retry-After"] == "5"
+    assert health.json() == {"status": "unavailable", "writer": "failing",
+                             "reason": "Storage is refusing writes (database or disk is full)"}
     # Space returns: the next retry commits everything, without a restart.
     limit.pages = 1 << 30
     p.flush()
     assert writer.failure is None
+    assert http("GET", p.url + "/healthz").json() == {"status": "ok", "writer": "running", "reason": None}
     ids, body = batch(p.token, 10, "after")
     assert http("POST", p.url + "/batch/", body).status == 200
     p.flush()
@@ -326,8 +331,8 @@ def test_trickling_clients_do_not_block_others(srv):
 def test_channel_timeout_is_passed_to_waitress():
     import inspect
 
-    from phlite import cli
+    from phlite import httpserver
 
-    src = inspect.getsource(cli._create_server)
+    src = inspect.getsource(httpserver.create_server)
     assert "channel_timeout=config.channel_timeout" in src
     assert Config().channel_timeout == 30

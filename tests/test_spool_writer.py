@@ -126,5 +126,61 @@ def test_a_record_the_writer_cannot_process_is_set_aside_not_lost(tmp_path, monk
     monkeypatch.setattr(writer_mod, "normalize_event", flaky)
     assert w.flush()
     assert store.count_events(pid) == 4
-    rejected = (tmp_path / "spool" / "rejected.log").read_bytes()
-    assert orjson.loads(rejected.splitlines()[0])["e"][0]["event"] == "boom"
+    # The one event is quarantined with its reason (its neighbours stored); nothing in rejected.log.
+    [q] = store.quarantined(pid)
+    assert q["event"]["event"] == "boom" and q["reason"] == "RuntimeError: a bug"
+    assert w.dropped["quarantined"] == 1
+    assert not (tmp_path / "spool" / "rejected.log").exists()
+
+
+def test_an_unreadable_record_goes_to_a_bounded_rejected_log(tmp_path, monkeypatch):
+    import phlite.ingest.writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "REJECTED_LOG_BYTES", 1000)
+    store, pid, spool, w = make(tmp_path)
+    w.submit(pid, events(1))
+    for i in range(30):  # a valid frame around a payload this phlite cannot read (a newer record version)
+        spool.append(orjson.dumps({"v": 99, "p": pid, "pad": "x" * 100, "i": i}))
+    w.submit(pid, events(1, "after"))
+    spool.close()
+    w2 = Writer(Store(tmp_path / "phlite.db"), Spool(tmp_path / "spool"))
+    assert w2.flush()
+    assert w2.store.count_events(pid) == 2 and w2.dropped["rejected_record"] == 30
+    logs = sorted((tmp_path / "spool").glob("rejected.log*"))
+    assert [p.name for p in logs] == ["rejected.log", "rejected.log.1"]
+    assert all(p.stat().st_size <= 1000 for p in logs)
+    assert b'"i":29' in logs[0].read_bytes()
+
+
+def test_a_huge_record_is_stored_in_bounded_commits_and_resumes_inside_it(tmp_path):
+    store, pid, spool, w = make(tmp_path, commit_events=1000)
+    n = 10_500
+    w.submit(pid, [{"event": "tiny", "distinct_id": f"d{i % 50}", "properties": {"i": i}} for i in range(n)])
+    w.submit(pid, events(3, "next"))
+    commits = []
+    real = store.set_spool_position
+    # Crash (an exception out of the store) after the fourth commit: the record is partly stored.
+    def crash_after_four(position, done_events=0):
+        commits.append(done_events)
+        if len(commits) == 5:
+            raise KeyboardInterrupt("power cut")
+        return real(position, done_events)
+
+    store.set_spool_position = crash_after_four
+    with pytest.raises(KeyboardInterrupt):
+        w.flush()
+    assert commits[:4] == [1000, 2000, 3000, 4000]
+    assert store.count_events(pid) == 4000
+    spool.close()
+    # A fresh start resumes after event 4,000 of the record: nothing lost, nothing twice.
+    store2 = Store(tmp_path / "phlite.db")
+    w2 = Writer(store2, Spool(tmp_path / "spool"), commit_events=1000, persons=PersonProcessor())
+    assert w2.done_events == 4000
+    assert w2.flush()
+    with store2.db.connection_context():
+        rows = store2.db.execute_sql("SELECT properties FROM event WHERE project_id = ? AND event = 'tiny'",
+                                     (pid,)).fetchall()
+    seen = sorted(orjson.loads(r[0])["i"] for r in rows)
+    assert seen == list(range(n))
+    assert store2.count_events(pid) == n + 3
+    assert store2.spool_position()[1] == 0

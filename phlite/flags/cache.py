@@ -2,7 +2,7 @@
 JSON with its ETag for /flags/definitions.
 
 An entry is rebuilt when the store's flag generation for the project has moved (every flag or
-cohort write bumps it after commit), so a change is visible to the next request without any
+cohort write, and a change of the project's timezone, bumps it after commit), so a change is visible to the next request without any
 explicit invalidation call. Group types are kept separately: they are created by ingestion, not
 by flag edits, and are re-read when a request names a group type the cache does not know.
 Thread-safe: entries are immutable and replaced whole; builds are serialised by one lock.
@@ -11,7 +11,9 @@ Thread-safe: entries are immutable and replaced whole; builds are serialised by 
 import hashlib
 import logging
 import threading
+import zoneinfo
 from dataclasses import dataclass, field
+from datetime import timezone
 
 import orjson
 
@@ -68,27 +70,36 @@ def _analyse(rows, cohorts):
     return frozenset(static), frozenset(static_flags), person
 
 
-def _compile(rows, cohorts):
+def _zone(name):
+    """The project's timezone; UTC if the stored name is not one this machine knows."""
+    try:
+        return zoneinfo.ZoneInfo(name) if name and name != "UTC" else timezone.utc
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown project timezone %r: flag dates are read in UTC", name)
+        return timezone.utc
+
+
+def _compile(rows, cohorts, tz=timezone.utc):
     """compile_flags, but a stored flag the evaluator cannot compile is left out (and logged)
     instead of taking every flag of the project down with it; flags depending on it then
     report missing_dependency."""
     definitions = {cid: {"properties": c["filters"].get("properties"), "is_static": c["is_static"]}
                    for cid, c in cohorts.items()}
     try:
-        return compile_flags(rows, definitions), rows
+        return compile_flags(rows, definitions, tz), rows
     except Exception:
         good = []
         for row in rows:
             try:
-                compile_flags([row], definitions)
+                compile_flags([row], definitions, tz)
                 good.append(row)
             except Exception:
                 log.exception("flag %s (id %s) cannot be compiled; it is left out", row["key"], row["id"])
-        return compile_flags(good, definitions), good
+        return compile_flags(good, definitions, tz), good
 
 
-def build(generation, rows, cohorts) -> ProjectFlags:
-    compiled, _ = _compile(rows, cohorts)
+def build(generation, rows, cohorts, timezone_name="UTC") -> ProjectFlags:
+    compiled, _ = _compile(rows, cohorts, _zone(timezone_name))
     static, static_flags, person = _analyse(rows, cohorts)
     return ProjectFlags(
         generation=generation,
@@ -127,7 +138,8 @@ class FlagCache:
             # Read after taking the generation: a write committing meanwhile bumps it again,
             # so at worst the next request rebuilds once more; it never keeps stale rows.
             rows, cohorts = self._store.load_flag_definitions(project_id)
-            entry = build(generation, rows, cohorts)
+            project = self._store.get_project(project_id)
+            entry = build(generation, rows, cohorts, project["timezone"] if project else "UTC")
             self._projects[project_id] = entry
             return entry
 

@@ -16,12 +16,12 @@ import orjson
 from phlite import errors
 from phlite.flags.eval import validate_flag
 from phlite.flags.filters import (
-    CONDITION_LISTS, MAX_DEPTH, cohort_refs, cohorts_reached, cohorts_used, flag_refs, reaches_itself, too_deep, walk,
+    CONDITION_LISTS, MAX_DEPTH, effective_filters, is_legacy, cohort_refs, cohorts_reached, cohorts_used, flag_refs, reaches_itself, too_deep, walk,
 )
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 RUNTIMES = ("all", "client", "server")
-BUCKETING = (None, "distinct_id", "device_id")
+BUCKETING = (None, "", "distinct_id", "device_id")  # "" is stored by PostHog and means the default
 
 
 def _iso(ms):
@@ -55,13 +55,18 @@ def _text(body, name, default=""):
 # --- flags ----------------------------------------------------------------------------------------
 
 
-def clean_flag(body: dict, current: dict | None = None, require_key: bool = True) -> dict:
+def clean_flag(body: dict, current: dict | None = None, require_key: bool = True,
+               warnings: list | None = None) -> dict:
     """The stored columns a create (current=None) or PATCH/PUT body sets, type-checked.
 
     Filter semantics are checked separately (check_filters), because that needs the project's
-    cohorts and flags. Unknown and read-only fields are ignored, as PostHog's API does.
+    cohorts and flags. Unknown and read-only fields are ignored, as PostHog's API does. PostHog's
+    legacy format (top-level `rollout_percentage`, filters without `groups`) is stored as the
+    release condition PostHog reads it as (docs/flags-protocol.md "Flags: definition format").
+    :param warnings: gets what is accepted but probably not meant (e.g. a flag off for everyone).
     :raises errors.BadRequest: naming the field in `attr`.
     """
+    warnings = [] if warnings is None else warnings
     creating = current is None
     out: dict = {}
     if "key" in body or require_key:
@@ -77,13 +82,27 @@ def clean_flag(body: dict, current: dict | None = None, require_key: bool = True
         out["active"] = _bool(body, "active", True)
     if "deleted" in body:
         out["deleted"] = _bool(body, "deleted", False)
-    if "filters" in body or creating:
+    rollout = _rollout(body)
+    if "filters" in body or creating or rollout is not None:
         filters = body.get("filters")
-        if filters is None:
-            filters = {"groups": []}
+        if filters is None and not creating and "filters" not in body:
+            filters = current["filters"]  # a PATCH of rollout_percentage alone
+        elif filters is None:
+            # {"key": "x", "rollout_percentage": 50} is PostHog's legacy shape with no properties.
+            filters = {"groups": []} if rollout is None else {}
         if not isinstance(filters, dict):
             raise _bad("'filters' must be an object.", "filters")
         _check_depth(filters)
+        if is_legacy(filters):
+            filters = effective_filters(filters, rollout)
+            warnings.append("filters: PostHog's legacy format (properties and rollout_percentage at the top) was"
+                            f" stored as its one release condition: {orjson.dumps(filters).decode()}")
+        elif rollout is not None:
+            warnings.append("rollout_percentage: ignored because filters has groups; set rollout_percentage on"
+                            " each condition in filters.groups instead.")
+        if not filters.get("groups") and creating:
+            warnings.append('filters.groups: no release conditions, so the flag is off for everyone. To roll it'
+                            ' out, send {"filters": {"groups": [{"properties": [], "rollout_percentage": 50}]}}.')
         out["filters"] = filters
     if "ensure_experience_continuity" in body or creating:
         out["ensure_experience_continuity"] = _bool(body, "ensure_experience_continuity", False)
@@ -103,7 +122,7 @@ def clean_flag(body: dict, current: dict | None = None, require_key: bool = True
         bucketing = body.get("bucketing_identifier")
         if bucketing not in BUCKETING:
             raise _bad("'bucketing_identifier' must be distinct_id, device_id or null.", "bucketing_identifier")
-        out["bucketing_identifier"] = bucketing
+        out["bucketing_identifier"] = bucketing or None
     if not creating and "version" in body and body["version"] is not None and body["version"] != current["version"]:
         raise errors.PhliteError(
             f"The flag was changed since version {body['version']} (it is at version {current['version']}):"
@@ -111,6 +130,17 @@ def clean_flag(body: dict, current: dict | None = None, require_key: bool = True
             status=409, type="validation_error", code="conflict", attr="version",
         )
     return out
+
+
+def _rollout(body: dict):
+    """A top-level `rollout_percentage` (PostHog's deprecated flag field), or None."""
+    value = body.get("rollout_percentage")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise _bad("'rollout_percentage' must be a number between 0 and 100 (it is read as the rollout of the"
+                   " flag's one release condition).", "rollout_percentage")
+    return value
 
 
 def _too_deep(path):
@@ -165,23 +195,25 @@ def _dependency_keys(filters, by_id: dict, keys: set) -> list:
     return [key for key in resolved if key is not None]
 
 
-def check_filters(filters: dict, flag_id, flag_key: str, cohort_ids: set, flags: list[dict]) -> None:
+def check_filters(filters: dict, flag_id, flag_key: str, cohort_ids: set, flags: list[dict]) -> list[str]:
     """Validate `filters` against the project: operators and values (phlite.flags), cohorts and
     flags that exist, and no flag depending on itself through any chain of dependencies.
 
     :param flags: the project's non-deleted flag rows (the edited flag included, if it exists).
     """
     others = [f for f in flags if f["id"] != flag_id]
-    validate_flag(filters, cohorts_known=cohort_ids,
+    warnings = validate_flag(filters, cohorts_known=cohort_ids,
                   flag_keys_known={f["key"] for f in others}, flag_ids_known={f["id"] for f in others})
     by_id = {str(f["id"]): f["key"] for f in others}
     keys = {f["key"] for f in others}
     by_id_all, keys_all = {**by_id, str(flag_id): flag_key}, keys | {flag_key}
     graph = {f["key"]: _dependency_keys(f["filters"], by_id_all, keys_all) for f in others}
-    graph[flag_key] = _dependency_keys(filters, by_id, keys)
+    # Resolved with the flag itself known, so that depending on itself is a cycle too.
+    graph[flag_key] = _dependency_keys(filters, by_id_all if flag_id is not None else by_id, keys_all)
     if reaches_itself(graph, flag_key):
         raise _bad("Invalid filters: this flag would depend on itself (circular flag dependency).", "filters",
                    code="circular_dependency")
+    return warnings
 
 
 def flag_json(row: dict) -> dict:
@@ -247,6 +279,8 @@ def activity_json(entry: dict, render) -> dict:
 
 
 def _check_group(node, path, cohort_ids):
+    if node == {}:
+        return  # an empty group: no criteria (PostHog stores these)
     if not isinstance(node, dict) or node.get("type") not in ("AND", "OR") \
             or not isinstance(node.get("values"), list):
         raise _bad(f"Invalid filters: {path} must be {{\"type\": \"AND\"|\"OR\", \"values\": [...]}}.", "filters")
@@ -385,7 +419,7 @@ def local_evaluation(flags: list[dict], cohorts: dict, group_type_mapping: dict)
     for f in live:
         if f["is_remote_configuration"]:
             continue
-        filters = _with_dependency_chains(f["filters"], by_id, keys, chains)
+        filters = _with_dependency_chains(effective_filters(f["filters"]), by_id, keys, chains)
         wanted.extend(cohorts_used(filters))
         flag = {
             "id": f["id"],

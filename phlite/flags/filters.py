@@ -16,8 +16,27 @@ MAX_DEPTH = 64
 # --- flag filters ---------------------------------------------------------------------------------
 
 
+def is_legacy(filters) -> bool:
+    """Whether `filters` is PostHog's legacy flag format: no `groups`, the properties at the top."""
+    return isinstance(filters, dict) and "groups" not in filters
+
+
+def effective_filters(filters, rollout_percentage=None) -> dict:
+    """The filters as PostHog reads them (docs/flags-protocol.md "Flags: definition format"): a
+    legacy definition is one release condition of its `properties` and the flag's top-level
+    `rollout_percentage`, everything else ignored."""
+    if not isinstance(filters, dict):
+        return {"groups": []}
+    if "groups" in filters:
+        return filters
+    properties = filters.get("properties")
+    return {"groups": [{"properties": properties if properties is not None else [],
+                        "rollout_percentage": rollout_percentage}]}
+
+
 def conditions(filters: dict) -> Iterator[tuple[str, int, dict]]:
     """(list name, index, condition) of every condition dict: release, super and holdout conditions."""
+    filters = effective_filters(filters)
     for name in CONDITION_LISTS:
         listed = filters.get(name)
         if not isinstance(listed, list):

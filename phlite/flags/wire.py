@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from phlite import errors
+from phlite import codec, errors
 
 MAX_DISTINCT_ID_LEN = 200
 
@@ -158,6 +158,12 @@ def _json(data: bytes):
         return None
 
 
+def _bounded_json(data: bytes, max_values: int):
+    if codec.too_many_json_values(data, max_values):
+        raise errors.PayloadTooLarge(f"payload holds more than {max_values} JSON values")
+    return _json(data)
+
+
 def _finite(value):
     """Non-finite floats that slipped through (1e999) become null, as in the flags service."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -170,13 +176,16 @@ def _finite(value):
 
 
 def decode_flags_body(body: bytes, content_type: str = "", content_encoding: str = "",
-                      compression: str | None = None, cap: int = 50 * 1024 * 1024) -> dict:
+                      compression: str | None = None, cap: int = 50 * 1024 * 1024,
+                      max_values: int = 2_000_000) -> dict:
     """The JSON object of a /flags or /decide request body (docs/flags-protocol.md "Flags endpoint: request decoding").
 
     :param compression: the `compression` query parameter (gzip, gzip-js, base64; else 400).
     :param cap: most bytes a body may decode to.
-    :raises errors.PhliteError: 400 for what cannot be decoded, 413 past `cap`.
+    :param max_values: most JSON values it may hold (its parsed memory, codec.too_many_json_values).
+    :raises errors.PhliteError: 400 for what cannot be decoded, 413 past `cap` or `max_values`.
     """
+    _json = functools.partial(_bounded_json, max_values=max_values)
     mime = (content_type or "application/json").split(";")[0].strip().lower()
     hint = (compression or "").strip().lower() or None
     if hint not in (None, "gzip", "gzip-js", "base64"):

@@ -10,15 +10,19 @@
 `Ingestion` is the package's face: the web layer and the app use only it.
 """
 
+import collections
+import time
 import uuid
 
+from phlite import errors
 from phlite.ingest.capture_v1 import decode_logs, decode_v1
+from phlite.ingest.mixpanel import track_event as mixpanel_track_event
 from phlite.ingest.persons import PersonProcessor
 from phlite.ingest.spool import Spool
 from phlite.ingest.wire import Payload, decode_request
 from phlite.ingest.writer import Writer
 
-__all__ = ["Ingestion", "Payload", "decode_logs", "decode_request", "decode_v1"]
+__all__ = ["Ingestion", "Payload", "decode_logs", "decode_request", "decode_v1", "mixpanel_track_event"]
 
 
 class Ingestion:
@@ -32,6 +36,7 @@ class Ingestion:
             store, self.spool,
             max_bytes=config.queue_max_bytes,
             batch_events=config.writer_batch_events,
+            commit_events=config.writer_commit_events,
             clock=clock,
             persons=self.persons,
         )
@@ -45,6 +50,26 @@ class Ingestion:
         """Spool a decoded request's events (durably) for the writer. Raises Unavailable."""
         self.writer.submit(project_id, payload.events, sent_at=payload.sent_at, ip=ip,
                            token=payload.token or "", operations=payload.operations)
+
+    def submit_historical(self, project_id, events, *, token="", timeout=600):
+        """Spool imported events (`python app.py import`): no sent_at and no client address, so
+        their timestamps and properties are kept as they are, and no rate limit. While the queue
+        is full it waits for the writer instead of answering 503; raises Unavailable only when the
+        store refuses writes, phlite is stopping, or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.writer.submit(project_id, events, token=token)
+                return
+            except errors.Unavailable:
+                if self.writer.failure is not None or self.writer.stopping or time.monotonic() > deadline:
+                    raise
+                self.writer.flush(timeout=max(0.1, deadline - time.monotonic()))
+
+    def totals(self):
+        """(events stored, Counter of events dropped by reason) since this Ingestion started."""
+        with self.writer.cond:
+            return self.writer.stored, collections.Counter(self.writer.dropped)
 
     # --- persons (ordered with ingestion: run in the writer thread) ---
 
@@ -71,6 +96,10 @@ class Ingestion:
     def flush(self, timeout=30):
         """Block until everything submitted before this call is stored. True on success."""
         return self.writer.flush(timeout)
+
+    def health(self):
+        """{"status": "ok" | "unavailable", "writer": its state, "reason": why capture answers 503, or None}."""
+        return self.writer.health()
 
     @property
     def failure(self):

@@ -1,16 +1,20 @@
 """One group commit: spooled records -> normalised events -> persons and groups -> stored rows.
 
-`commit(store, persons, items, now_ms)` runs in the writer thread (phlite/ingest/writer.py), or
-directly in a test: it needs no thread, no queue and no clock. The events of every record and the
-spool position of the last one are committed in one SQLite transaction, so a record is stored
-exactly once (a crash before the commit replays it). Events that cannot be stored (no name, no
-distinct id...) are dropped and counted, their siblings are stored.
+`commit(store, persons, parts, mark, now_ms)` runs in the writer thread (phlite/ingest/writer.py), or
+directly in a test: it needs no thread, no queue and no clock. `parts` are slices of decoded records;
+their events and `mark` (the spool position they bring the store to) are committed in one SQLite
+transaction, so an event is stored exactly once (a crash before the commit replays it). Events that
+cannot be stored (no name, no distinct id...) are dropped and counted, their siblings are stored.
+
+`commit_one(...)` is the writer's slow path for a slice that failed as a whole: one event per
+transaction, and an event that still fails goes to the quarantine with its reason, alone.
 """
 
 import collections
 from dataclasses import dataclass, field
 
-from phlite.ingest import record
+import orjson
+
 from phlite.ingest.normalize import Request, normalize_event
 from phlite.store.events import event_rows
 
@@ -21,21 +25,22 @@ class Result:
     dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> events
 
 
-def commit(store, persons, items, now_ms) -> Result:
-    """Store `items`, a list of (spool position, record bytes), in one transaction.
+def commit(store, persons, parts, mark, now_ms) -> Result:
+    """Store `parts`, a list of (Record, start, stop): events [start, stop) of each, in one transaction
+    that also records `mark` ((position, done_events), Store.set_spool_position).
 
     `persons` is the PersonProcessor (None: no person processing, for tests of the spool alone).
-    :raises phlite.store.DatabaseError: the store refused; nothing of the batch is stored.
+    :raises phlite.store.WRITE_ERRORS: the store refused; nothing of the batch is stored. Any other
+        exception: something in these events cannot be stored (nothing of the batch is stored either).
     """
     result = Result()
     by_project = collections.defaultdict(list)
-    for _, payload in items:
-        rec = record.decode(payload)
+    for rec, start, stop in parts:
         request = Request(rec.received_ms, rec.sent_at, rec.ip, rec.token)
         kept = by_project[rec.project_id]
         operations = rec.operations
-        for i, raw in enumerate(rec.events):
-            ev = normalize_event(raw, request=request)
+        for i in range(start, stop):
+            ev = normalize_event(rec.events[i], request=request)
             if isinstance(ev, str):
                 result.dropped[ev] += 1
                 continue
@@ -49,5 +54,19 @@ def commit(store, persons, items, now_ms) -> Result:
             if persons is not None:
                 events = persons.process(store, project_id, events, now_ms)
             result.stored += store.insert_event_rows(event_rows(project_id, events, now_ms))
-        store.set_spool_position(items[-1][0])
+        store.set_spool_position(*mark)
     return result
+
+
+def quarantine(store, rec, index, reason, mark, now_ms):
+    """Set event `index` of `rec` aside with its reason, recording `mark` in the same transaction."""
+    event = {"event": rec.events[index]}
+    if rec.operations is not None and rec.operations[index] is not None:
+        event["operations"] = rec.operations[index]
+    try:
+        text = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = orjson.dumps({"event": repr(event)[:100_000]}).decode()
+    with store.transaction():
+        store.quarantine_event(rec.project_id, rec.received_ms, now_ms, reason, text)
+        store.set_spool_position(*mark)

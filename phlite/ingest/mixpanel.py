@@ -169,6 +169,9 @@ def text(value) -> str:
 # --- applying the operations (person processing calls these) -------------------------------------
 
 
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
+
+
 def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -179,7 +182,8 @@ def apply_operations(props: dict, ops: dict) -> bool:
     $add: numeric increment (a missing property counts as 0); $append: add one value to a
     list (created if missing); $union: add the values not already in the list; $remove:
     remove every occurrence of a value from a list. An operation on a property holding the
-    wrong type is ignored, as Mixpanel rejects it.
+    wrong type is ignored, as Mixpanel rejects it. An integer sum beyond 64 bits is stored as its
+    decimal text (exact; a later $add on it is then ignored, as on any string).
     """
     changed = False
     add = ops.get("$add")
@@ -187,7 +191,9 @@ def apply_operations(props: dict, ops: dict) -> bool:
         for k, v in add.items():
             cur = props.get(k)
             if _is_number(v) and (cur is None or _is_number(cur)):
-                props[k] = (cur or 0) + v
+                total = (cur or 0) + v
+                # A sum past what JSON numbers hold here (orjson: -2^63 .. 2^64-1) is kept exactly, as text.
+                props[k] = str(total) if isinstance(total, int) and not _INT_MIN <= total <= _UINT_MAX else total
                 changed = True
     append = ops.get("$append")
     if isinstance(append, dict):

@@ -118,6 +118,13 @@ def _distinct_id(raw: dict, props: dict) -> str | None:
     text = value if isinstance(value, str) else _json(value)
     if not text:  # empty -> missing; whitespace-only is legal in PostHog (it only blocks merges)
         return None
+    return clean_distinct_id(text)
+
+
+def clean_distinct_id(text: str) -> str:
+    """A distinct id as it is stored: NUL replaced (SQLite text and C clients), cut to 200 characters.
+    Every id that names a person goes through here (the event's, `$anon_distinct_id`, `alias`), so the
+    same id sent in either place names the same person."""
     return text.replace("\x00", "\ufffd")[:MAX_DISTINCT_ID_CHARS]
 
 
@@ -185,7 +192,7 @@ def _timestamp(raw: dict, props: dict, now_ms: int, sent_at_ms: int | None) -> i
         ts = now_ms - int(offset)
     if ts - now_ms > FUTURE_LIMIT_MS:
         ts = now_ms
-    if not _YEAR_0_MS <= ts < _YEAR_10000_MS:
+    if not _YEAR_1_MS <= ts < _YEAR_10000_MS:  # what datetime, and so every reader, can format
         ts = 0
     return ts
 
@@ -295,7 +302,7 @@ def _month_days(y: int, mo: int) -> int:
     return 30 if mo in (4, 6, 9, 11) else 31
 
 
-_YEAR_0_MS = _civil_ms(0, 1, 1, 0, 0, 0, 0, 0)
+_YEAR_1_MS = _civil_ms(1, 1, 1, 0, 0, 0, 0, 0)
 _YEAR_10000_MS = _civil_ms(10000, 1, 1, 0, 0, 0, 0, 0)
 
 

@@ -8,6 +8,8 @@ persons.py and groups.py decide when to apply these to which person or group, an
 merges and writes.
 """
 
+from phlite.ingest.normalize import clean_distinct_id
+
 # Events that get no automatic person properties (docs/protocol.md "Automatic person properties").
 NO_AUTO_PROPERTIES = frozenset({"$snapshot", "$performance_event", "$groupidentify"})
 # Events that never change their person (PostHog handles them in other pipelines, unordered with
@@ -152,7 +154,7 @@ def merge_other_id(ev):
         return None
     if other is None or other == "" or isinstance(other, (dict, list, bool)):
         return None
-    return other if isinstance(other, str) else str(other)
+    return clean_distinct_id(other if isinstance(other, str) else str(other))
 
 
 def has_person_changes(ev) -> bool:

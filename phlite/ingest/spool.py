@@ -22,12 +22,21 @@ MAGIC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sII")  # magic, payload length, crc32 of payload
 
 
+class SpoolLost(OSError):
+    """The live segment is no longer where recovery will look for it (deleted or replaced, say by a
+    second phlite on the same data dir): what is appended to it would not survive a restart."""
+
+
 class Spool:
     def __init__(self, directory, segment_bytes=64 * 1024 * 1024):
         self.dir = directory
         self.segment_bytes = segment_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fd = None
+        # Every segment this process appended to and has not released, open for reading: a queued
+        # record is read back by pread() on its fd, so it stays readable even if its file is
+        # unlinked, and can be copied to a new segment (Writer._respool).
+        self.fds = {}
         self.segment = 0
         self.size = 0
         self.released_below = 0  # segments before this one were already released
@@ -75,15 +84,33 @@ class Spool:
         return records
 
     def _open(self, segment):
-        if self.fd is not None:
-            os.close(self.fd)
+        # Open the new segment before letting go of the old one: if the open fails (EMFILE, no
+        # inodes), self.fd still names a file of ours, never a number the kernel has since given
+        # to someone else (a client socket) that a later close() would take from them.
+        fd = os.open(self._path(segment), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fds[segment] = fd
+        self.fd = fd
         self.segment = segment
-        self.fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.size = os.fstat(self.fd).st_size
+        self.size = os.fstat(fd).st_size
+
+    def check(self):
+        """Why appends would not survive a restart, or None: the live segment is still the file
+        recovery reads."""
+        if self.fd is None:
+            return "the spool is closed"
+        path = self._path(self.segment)
+        st = os.fstat(self.fd)
+        try:
+            on_disk = os.stat(path)
+        except OSError as e:
+            return f"spool segment {path} is gone ({e.strerror}); is another phlite using this data dir?"
+        if st.st_nlink == 0 or (on_disk.st_ino, on_disk.st_dev) != (st.st_ino, st.st_dev):
+            return f"spool segment {path} was deleted or replaced; is another phlite using this data dir?"
+        return None
 
     def append(self, payload):
         """Append one record; returns its end position. Raises OSError (e.g. disk full),
-        leaving no partial record behind. Callers serialise appends."""
+        leaving no partial record behind, or SpoolLost. Callers serialise appends."""
         if self.size >= self.segment_bytes:
             self._open(self.segment + 1)
         record = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
@@ -98,15 +125,27 @@ class Spool:
                 pass
             raise
         self.size += len(record)
+        lost = self.check()
+        if lost:
+            raise SpoolLost(lost)
         return (self.segment, self.size)
+
+    def reopen(self):
+        """Start a new segment (after SpoolLost), recreating the directory if it was removed."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._open(self.segment + 1)
 
     def read(self, position, length):
         """The payload of the record that ends at `position` and is `length` bytes long (one
-        appended by this process and not yet released)."""
+        appended by this process and not yet released, or a recovered one)."""
         segment, end = position
-        with open(self._path(segment), "rb") as f:
-            f.seek(end - length)
-            data = f.read(length)
+        fd = self.fds.get(segment)
+        if fd is not None:
+            data = os.pread(fd, length, end - length)
+        else:
+            with open(self._path(segment), "rb") as f:
+                f.seek(end - length)
+                data = f.read(length)
         if len(data) != length:
             raise OSError(f"spool record ending at {position} is cut short")
         return data
@@ -118,6 +157,9 @@ class Spool:
         if committed[0] <= self.released_below:
             return
         self.released_below = committed[0]
+        for seg in list(self.fds):
+            if seg < committed[0] and seg != self.segment:
+                os.close(self.fds.pop(seg))
         for seg in self._segments():
             if seg < committed[0] and seg != self.segment:
                 try:
@@ -126,6 +168,7 @@ class Spool:
                     pass
 
     def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+        self.fd = None

@@ -65,12 +65,15 @@ def decode_request(
     content_encoding: str = "",
     query: Mapping[str, str] = _NO_QUERY,
     max_decompressed: int = 50 * _MIB,
+    max_values: int = 2_000_000,
+    max_events: int = 50_000,
 ) -> Payload:
     """Decode one capture request (any SDK, any encoding) into raw event dicts.
 
     `query` values must already be URL-decoded text. Events are not validated here.
     :raises errors.BadRequest: body not decodable, JSON not one of the accepted shapes, empty batch.
-    :raises errors.PayloadTooLarge: a decoding step produced more than max_decompressed bytes.
+    :raises errors.PayloadTooLarge: a decoding step produced more than max_decompressed bytes, the JSON
+        holds more than max_values values, or the request more than max_events events.
     :raises errors.Unauthorized: events of one array carry different project keys.
     """
     endpoint = path.split("?", 1)[0].strip("/").split("/", 1)[0]
@@ -87,7 +90,7 @@ def decode_request(
             data = decoded
     # The base64 fallback of _parse_json is a first decoding only: base64 of base64 stays a legacy-path
     # feature (docs/protocol.md "Legacy second base64 pass").
-    obj = _parse_json(data, max_decompressed, base64_fallback=data is undecoded and not was_base64)
+    obj = _parse_json(data, max_decompressed, max_values, base64_fallback=data is undecoded and not was_base64)
 
     batch: dict = {}
     if content_type.split(";", 1)[0].strip().lower() in reports.CSP_MIMES:
@@ -114,6 +117,9 @@ def decode_request(
         )
     if not items:
         raise errors.BadRequest("request holds no event", code="empty_batch")
+    if len(items) > max_events:
+        # Bounded before the 200, so nothing acknowledged exceeds what the writer stores in bounded commits.
+        raise errors.PayloadTooLarge(f"request holds {len(items)} events; at most {max_events} per request")
     operations = None
     if endpoint in ("engage", "groups"):
         pairs = [mixpanel.convert(item, endpoint) for item in items if isinstance(item, dict)]
@@ -296,12 +302,18 @@ def _too_large(cap: int) -> errors.PayloadTooLarge:
     return errors.PayloadTooLarge(f"decompressed payload exceeds {cap} bytes")
 
 
-def _parse_json(data: bytes, cap: int, *, base64_fallback: bool):
+def _loads(data: bytes, max_values: int):
+    if codec.too_many_json_values(data, max_values):
+        raise errors.PayloadTooLarge(f"payload holds more than {max_values} JSON values")
+    return orjson.loads(data)
+
+
+def _parse_json(data: bytes, cap: int, max_values: int, *, base64_fallback: bool):
     """The JSON of the payload; failing that, as PostHog's Django capture does, its base64 decoding
     (padding optional), and CESU-8 surrogate pairs (old posthog-js's emoji) read as the characters they encode."""
     # orjson (>= 3.9.15, setup.cfg) refuses nesting past 1,024 levels itself.
     try:
-        return orjson.loads(data)
+        return _loads(data, max_values)
     except orjson.JSONDecodeError as e:
         error = e
     candidates = []
@@ -316,7 +328,7 @@ def _parse_json(data: bytes, cap: int, *, base64_fallback: bool):
             if attempt is None:
                 continue
             try:
-                return orjson.loads(attempt)
+                return _loads(attempt, max_values)
             except orjson.JSONDecodeError:
                 pass
     raise errors.BadRequest(f"failed to parse request: {error}", code="invalid_payload") from None

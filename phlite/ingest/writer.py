@@ -4,8 +4,11 @@ Request threads call `submit()`: the record (phlite/ingest/record.py) is appende
 spool, queued, and the request is answered 200. The writer thread drains the queue in group
 commits (phlite/ingest/batch.py: normalise, person and group effects in event order, store,
 and record the spool position in the same transaction). Nothing else writes events. While
-the store refuses writes, submit() answers 503 and the batch is retried; a record this code
-cannot process is set aside in spool/rejected.log.
+the store refuses writes, submit() answers 503 and the batch is retried. An event this code cannot
+store is quarantined alone (its neighbours are stored); a record that cannot be decoded at all is set
+aside in spool/rejected.log (docs/reliability.md "One bad value"). A group commit holds at most
+commit_events events: a bigger record is split, its progress kept beside the spool position
+(docs/reliability.md "Poison records").
 
 Other writes that must be ordered with ingestion (deleting a person, say) go through
 `call(fn)`, which runs fn in the writer thread. Tests use `flush()` instead of sleeping.
@@ -19,7 +22,8 @@ import time
 
 from phlite import errors
 from phlite.ingest import batch, record
-from phlite.store import DatabaseError
+from phlite.ingest.spool import SpoolLost
+from phlite.store import WRITE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,10 @@ def _queue_full():
     return errors.Unavailable("Ingestion queue is full; retry shortly.", retry_after=1)
 
 
+# spool/rejected.log (records that cannot even be decoded) grows to this, then starts again with
+# one older generation kept as rejected.log.1.
+REJECTED_LOG_BYTES = 64 * 1024 * 1024
+
 # On shutdown, how long the writer keeps retrying a store that refuses writes (a passing
 # lock, say) before it leaves the rest in the spool for the next start.
 STOP_RETRY_SECONDS = 5
@@ -67,12 +75,13 @@ class _Call:
 
 
 class Writer:
-    def __init__(self, store, spool, *, max_bytes=32 * 1024 * 1024, batch_events=5000,
+    def __init__(self, store, spool, *, max_bytes=32 * 1024 * 1024, batch_events=5000, commit_events=5000,
                  clock=time.time, retry_delay=1.0, persons=None):
         self.store = store
         self.spool = spool
         self.max_bytes = max_bytes
         self.batch_events = batch_events
+        self.commit_events = max(1, commit_events)
         self.clock = clock
         self.retry_delay = retry_delay
         self.persons = persons  # the PersonProcessor; None stores events without person processing
@@ -81,12 +90,16 @@ class Writer:
         self.queued_bytes = 0
         self.memory_bytes = 0  # of queued records held in memory
         self.failure = None  # the last store error; while set, submit() answers 503
+        self.spool_fault = None  # why the spool cannot keep what is appended; while set, 503 too
+        self.in_flight = 0  # records at the head of the queue that the writer thread is storing
         self.stopping = False
         self.thread = None
         self.dropped = collections.Counter()
         self.stored = 0
         with store.db.connection_context():
-            self.committed = store.spool_position()
+            # done_events: events of the record after `committed` already stored (a record split
+            # over several group commits, docs/reliability.md "Poison records").
+            self.committed, self.done_events = store.spool_position()
         self.appended = self.committed
         for position, payload in spool.recover(self.committed):
             self.queue.append((position, payload))
@@ -116,12 +129,21 @@ class Writer:
         with self.cond:
             if self.stopping:
                 raise errors.Unavailable("phlite is shutting down; retry shortly.", retry_after=2)
-            if self.failure is not None:
-                raise errors.Unavailable(f"Storage is refusing writes ({self.failure}); retry later.", retry_after=5)
+            refusal = self._refusal()
+            if refusal:
+                raise errors.Unavailable(f"{refusal}; retry later.", retry_after=5)
             if self.queue and self.queued_bytes + len(data) > self.max_bytes:
                 raise _queue_full()
             try:
                 position = self.spool.append(data)
+            except SpoolLost as e:
+                # This record (and any queued one) sits in a file recovery would not find: refuse it,
+                # and copy the queued ones into a new segment so that nothing acknowledged is
+                # only in memory.
+                log.error("%s", e)
+                self.spool_fault = str(e)
+                self._respool()
+                raise errors.Unavailable(f"Cannot keep data on disk ({e}); retry later.", retry_after=5)
             except OSError as e:
                 log.error("spool append failed: %s", e)
                 raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
@@ -133,6 +155,60 @@ class Writer:
             self.queued_bytes += len(data)
             self.appended = position
             self.cond.notify_all()
+
+    def _refusal(self):
+        """Why submit() must answer 503 rather than acknowledge, or None. Caller holds cond."""
+        if self.spool_fault is not None and not self._respool():
+            return f"Cannot keep data on disk ({self.spool_fault})"
+        if self.failure is not None:
+            return f"Storage is refusing writes ({self.failure})"
+        if self.thread is not None and not self.thread.is_alive():
+            return "The writer thread is not running"
+        return None
+
+    def _respool(self):
+        """Copy every queued record the writer is not storing right now into a new segment, with
+        its new position, and clear spool_fault. False (fault kept) if that fails. Caller holds cond.
+
+        A record the writer thread is storing keeps its old position: its commit records that one."""
+        try:
+            self.spool.reopen()
+            moved = collections.deque()
+            for i, (position, item) in enumerate(self.queue):
+                if position is not None and i >= self.in_flight:
+                    payload = self._payload(position, item)
+                    position = self.spool.append(payload)
+                    if not isinstance(item, bytes):
+                        item = _InSpool(len(payload))
+                moved.append((position, item))
+        except OSError as e:
+            self.spool_fault = str(e)
+            log.error("cannot move queued requests to a new spool segment: %s", e)
+            return False
+        self.queue = moved
+        if moved and moved[-1][0] is not None:
+            self.appended = max(self.appended, moved[-1][0])
+        log.warning("spool: moved %d queued requests to a new segment", len(moved) - self.in_flight)
+        self.spool_fault = None
+        return True
+
+    def health(self):
+        """{"status": "ok" | "unavailable", "writer": state, "reason": text or None}."""
+        with self.cond:
+            if self.spool_fault is None:
+                lost = self.spool.check() if self.spool.fd is not None else None
+                if lost:
+                    self.spool_fault = lost
+            reason = self._refusal()
+            if self.stopping:
+                state, reason = "stopping", reason or "phlite is shutting down"
+            elif self.thread is None:
+                state = "not started"
+            elif not self.thread.is_alive():
+                state = "stopped"
+            else:
+                state = "failing" if reason else "running"
+        return {"status": "unavailable" if reason else "ok", "writer": state, "reason": reason}
 
     def call(self, fn, timeout=30):
         """Run fn() in the writer thread, ordered after everything already queued."""
@@ -205,15 +281,21 @@ class Writer:
                 if not self.queue:
                     return
                 items = self._take()
+                self.in_flight = len(items)
             try:
                 ok = self._process(items)
-            except Exception:
+            except Exception as e:
                 # Nothing may end this thread while records wait: requests would still be
-                # acknowledged (spooled) but never stored until a restart. Log and retry.
+                # acknowledged (spooled) but never stored until a restart. Log, answer 503
+                # until a commit succeeds, and retry.
                 log.exception("writer error; retrying")
                 ok = False
                 with self.cond:
+                    self.failure = f"writer error: {e!r}"[:300]
                     self.cond.wait(self.retry_delay)
+            finally:
+                with self.cond:
+                    self.in_flight = 0
             if ok:
                 failing_since = None
                 continue
@@ -229,8 +311,12 @@ class Writer:
         while self.queue:
             with self.cond:
                 items = self._take()
-            if not self._process(items) and self.failure is not None:
-                return
+                self.in_flight = len(items)
+            try:
+                if not self._process(items) and self.failure is not None:
+                    return
+            finally:
+                self.in_flight = 0
 
     def _process(self, items):
         if items[0][0] is None:
@@ -247,7 +333,7 @@ class Writer:
             return True
         try:
             self._store(items)
-        except DatabaseError as e:
+        except WRITE_ERRORS as e:
             with self.cond:
                 if self.failure is None:
                     log.error("store refused a write, answering 503 until it recovers: %s", e)
@@ -255,32 +341,19 @@ class Writer:
                 if not self.stopping or self.thread is not None:
                     self.cond.wait(self.retry_delay)
             return False
-        except Exception:
-            # A record this code cannot process must not block the queue forever, nor be
-            # lost: set it aside in the spool directory for a human, then go on.
-            log.exception("could not process %d queued requests; trying one by one", len(items))
-            for item in items:
-                try:
-                    self._store([item])
-                except DatabaseError:
-                    return False
-                except Exception:
-                    self._quarantine(item)
-                else:
-                    self._done([item])
-            return True
-        self._done(items)
         return True
 
-    def _done(self, items):
-        """Items at the head of the queue are stored: dequeue them and wake flush()."""
+    def _advance(self, records, committed, done_events):
+        """`records` records at the head of the queue are stored, and the store's spool position is
+        now (committed, done_events): dequeue them and wake flush()."""
         with self.cond:
-            for _ in items:
+            for _ in range(records):
                 _, item = self.queue.popleft()
                 self.queued_bytes -= len(item)
                 if isinstance(item, bytes):
                     self.memory_bytes -= len(item)
-            self.committed = items[-1][0]
+            self.in_flight = max(0, self.in_flight - records)
+            self.committed, self.done_events = committed, done_events
             if self.failure is not None:
                 log.warning("store accepts writes again")
             self.failure = None
@@ -290,20 +363,95 @@ class Writer:
     def _payload(self, position, item):
         return item if isinstance(item, bytes) else self.spool.read(position, len(item))
 
-    def _quarantine(self, item):
-        position, payload = item
-        payload = self._payload(position, payload)
+    def _reject(self, position, payload, reason):
+        """A record that cannot even be decoded: keep its bytes in spool/rejected.log (bounded) for a human."""
         path = self.spool.dir / "rejected.log"
-        log.error("set aside a request the writer could not process in %s", path)
+        log.error("set aside a spool record the writer cannot read (%s) in %s", reason, path)
+        try:
+            if path.stat().st_size + len(payload) > REJECTED_LOG_BYTES:
+                path.replace(path.with_suffix(".log.1"))  # one older generation, then gone
+        except FileNotFoundError:
+            pass
         with open(path, "ab") as f:
             f.write(payload + b"\n")
-        with self.store.transaction():
-            self.store.set_spool_position(position)
-        self._done([item])
+        self.dropped["rejected_record"] += 1
 
     def _store(self, items):
-        items = [(position, self._payload(position, payload)) for position, payload in items]
-        result = batch.commit(self.store, self.persons, items, int(self.clock() * 1000))
+        """Store the records of `items` in group commits of at most commit_events events; a record
+        with more is split, its progress recorded beside the spool position (done_events)."""
+        now_ms = int(self.clock() * 1000)
+        pending = collections.deque()
+        for position, item in items:
+            payload = self._payload(position, item)
+            try:
+                pending.append((position, record.decode(payload)))
+            except Exception as e:  # noqa: BLE001 - any decoding failure: this record is unreadable
+                pending.append((position, None))
+                self._reject(position, payload, f"{type(e).__name__}: {e}")
+        start = self.done_events
+        while pending:
+            parts, count, finished, mark = [], 0, 0, None
+            committed = self.committed
+            while pending and count < self.commit_events:
+                position, rec = pending[0]
+                n = 0 if rec is None else len(rec.events)
+                stop = min(n, start + self.commit_events - count)
+                parts.append((position, rec, start, stop))  # rec None: rejected, only its position moves
+                count += stop - start
+                if stop < n:
+                    mark = (committed, stop)
+                    start = stop
+                    break
+                pending.popleft()
+                finished += 1
+                committed, start = position, 0
+                mark = (position, 0)
+            if self._commit(parts, mark, now_ms):
+                self._advance(finished, *mark)
+
+    def _commit(self, parts, mark, now_ms):
+        """Store `parts` in one transaction (True), or else one event per transaction, advancing
+        as each is done (False)."""
+        try:
+            self._record(batch.commit(self.store, self.persons, [p[1:] for p in parts if p[1] is not None],
+                                      mark, now_ms))
+            return True
+        except WRITE_ERRORS:
+            raise
+        except Exception:
+            log.exception("could not store %d events together; storing them one by one", sum(p[3] - p[2] for p in parts))
+        # One event per transaction: the spool position moves with each (in the store and here), so a
+        # crash or a store error resumes after the last one done, and an event that fails alone is
+        # quarantined alone.
+        committed = self.committed
+        for position, rec, start, stop in parts:
+            if rec is None:
+                self._record(batch.commit(self.store, self.persons, [], (position, 0), now_ms))
+                self._advance(1, position, 0)
+                committed = position
+                continue
+            n = len(rec.events)
+            if n == 0:
+                self._record(batch.commit(self.store, self.persons, [], (position, 0), now_ms))
+                self._advance(1, position, 0)
+                committed = position
+                continue
+            for i in range(start, stop):
+                step = (position, 0) if i + 1 == n else (committed, i + 1)
+                try:
+                    self._record(batch.commit(self.store, self.persons, [(rec, i, i + 1)], step, now_ms))
+                except WRITE_ERRORS:
+                    raise
+                except Exception as e:
+                    log.error("quarantined event %d of a request to project %s: %r", i, rec.project_id, e)
+                    batch.quarantine(self.store, rec, i, f"{type(e).__name__}: {e}", step, now_ms)
+                    self.dropped["quarantined"] += 1
+                self._advance(1 if i + 1 == n else 0, *step)
+                if i + 1 == n:
+                    committed = position
+        return False
+
+    def _record(self, result):
         self.stored += result.stored
         if result.dropped:
             self.dropped.update(result.dropped)

@@ -12,15 +12,21 @@ import peewee
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
+from phlite.store.lifecycle import LifecycleMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
+from phlite.store.query import QueryMixin
 
 # The errors callers may need to catch, without importing peewee themselves.
 DatabaseError = peewee.DatabaseError
 OperationalError = peewee.OperationalError
+# What means "the store refuses writes now" (retry the same work later), as opposed to "this data
+# cannot be stored": peewee's errors, and the driver's OperationalError (locked, full, I/O) from code
+# that writes through the raw connection (executemany).
+WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)
@@ -40,6 +46,7 @@ class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin):
         return _Transaction(self.db.atomic("IMMEDIATE"))
 
     def close(self):
+        self.close_query_connections()
         self.db.close()
 
 

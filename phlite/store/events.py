@@ -11,6 +11,10 @@ INSERT_EVENT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+# The quarantine keeps this many events (the newest), whatever their size: each is one spooled
+# event, bounded by the request limits (README "Keys, limits and failures").
+QUARANTINE_ROWS = 10_000
+
 
 def _uuid_text(raw):
     """16 stored bytes as the canonical uuid string: str(uuid.UUID(bytes=raw)) at a third of
@@ -42,11 +46,34 @@ class EventsMixin:
         return conn.total_changes - before
 
     def spool_position(self):
-        row = self.db.execute_sql("SELECT segment, offset FROM spool_state WHERE id = 1").fetchone()
-        return (row[0], row[1])
+        """((segment, offset) of the end of the last wholly stored record, events of the next one stored)."""
+        row = self.db.execute_sql("SELECT segment, offset, done_events FROM spool_state WHERE id = 1").fetchone()
+        return (row[0], row[1]), row[2]
 
-    def set_spool_position(self, position):
-        self.db.execute_sql("UPDATE spool_state SET segment = ?, offset = ? WHERE id = 1", position)
+    def set_spool_position(self, position, done_events=0):
+        self.db.execute_sql("UPDATE spool_state SET segment = ?, offset = ?, done_events = ? WHERE id = 1",
+                            (*position, done_events))
+
+    def quarantine_event(self, project_id, received_at, now_ms, reason, event_json, keep=QUARANTINE_ROWS):
+        """Keep an event the writer could not store, with why; only the newest `keep` rows are kept."""
+        cur = self.db.execute_sql(
+            "INSERT INTO ingest_quarantine (project_id, received_at, quarantined_at, reason, event)"
+            " VALUES (?, ?, ?, ?, ?)", (project_id, received_at, now_ms, reason[:1000], event_json))
+        if cur.lastrowid > keep:
+            self.db.execute_sql("DELETE FROM ingest_quarantine WHERE id <= ?", (cur.lastrowid - keep,))
+
+    def quarantined(self, project_id, limit=100):
+        """The newest quarantined events of a project: [{"reason", "event" (as sent), "operations" (its
+        Mixpanel operations or None), "received_at", "quarantined_at"}]."""
+        rows = self.db.execute_sql(
+            "SELECT reason, event, received_at, quarantined_at FROM ingest_quarantine WHERE project_id = ?"
+            " ORDER BY id DESC LIMIT ?", (project_id, limit)).fetchall()
+        out = []
+        for reason, text, received_at, quarantined_at in rows:
+            kept = orjson.loads(text)
+            out.append({"reason": reason, "event": kept.get("event"), "operations": kept.get("operations"),
+                        "received_at": received_at, "quarantined_at": quarantined_at})
+        return out
 
     def list_events(self, project_id, *, event=None, distinct_ids=None, after=None, before=None,
                     cursor=None, limit=100, properties=None):

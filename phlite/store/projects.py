@@ -71,6 +71,8 @@ class ProjectsMixin:
                     "UPDATE project SET " + ", ".join(f"{c} = ?" for c, _ in sets) + " WHERE id = ?",
                     [v for _, v in sets] + [project_id],
                 )
+            if timezone is not None:
+                self._flags_changed(project_id)  # flag date operators read naive dates in this zone
         return self.get_project(project_id)
 
     def project_for_token(self, token):

@@ -8,16 +8,18 @@ included, is JSON unless a client needs otherwise (Mixpanel's bare `1`, config.j
 
 import bottle
 
-from phlite.web import browser, capture, capture_v1, flag_api, flags, persons, private
-from phlite.web.common import install
+from phlite.web import browser, capture, capture_v1, flag_api, flags, ops, persons, private, query
+from phlite.web.common import body_limit, install, max_body_limit
+
+__all__ = ["body_limit", "create_app", "max_body_limit"]
 
 # The modules that own routes, in registration order.
-ROUTE_MODULES = [capture, capture_v1, private, persons, flag_api, flags, browser]
+ROUTE_MODULES = [capture, capture_v1, private, persons, flag_api, flags, browser, query, ops]
 
 
 def create_app(app):
     web = bottle.Bottle(catchall=True, autojson=False)
-    install(web)
+    install(web, trust_proxy=app.config.trust_proxy)
     for module in ROUTE_MODULES:
         module.register(web, app)
     return web

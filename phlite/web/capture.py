@@ -8,7 +8,8 @@ refused only when it cannot be decoded or has no valid project key.
 import bottle
 
 from phlite import errors, ingest
-from phlite.web.common import client_ip, header, is_preflight, preflight, query, read_body, route
+from phlite.codec import parse_int64
+from phlite.web.common import body_limit, client_ip, header, is_preflight, preflight, query, read_body, route
 
 POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch", "/report"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
@@ -24,7 +25,7 @@ def resolve_project(store, token, project_id):
         if record is None:
             raise errors.invalid_personal_key()
         try:
-            pid = int(project_id)
+            pid = parse_int64(project_id)
         except (TypeError, ValueError):
             raise errors.invalid_project()
         allowed = record["project_ids"]
@@ -44,10 +45,9 @@ def register(web, app):
         req = bottle.request
         path = req.path
         post = method == "POST"
-        limit = config.max_batch_body_bytes if path.startswith(("/batch", "/i/v0/ai")) else config.max_body_bytes
         # The size check comes first: an oversized body must get its 413 even when the queue is full,
         # or a client would retry it forever on the 503.
-        body = read_body(limit) if post else b""
+        body = read_body(body_limit(path, config)) if post else b""
         ingestion.refuse_if_full(len(body))
         q = query()
         payload = ingest.decode_request(
@@ -56,6 +56,8 @@ def register(web, app):
             content_encoding=header("Content-Encoding", ""),
             query=q,
             max_decompressed=config.max_decompressed_bytes,
+            max_values=config.max_json_values,
+            max_events=config.max_request_events,
         )
         project_id = resolve_project(store, payload.token, payload.project_id)
         if app.limiter is not None and payload.events:

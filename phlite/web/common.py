@@ -7,13 +7,15 @@ private API routes get no CORS headers at all.
 
 import io
 import logging
+import re
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import bottle
 import orjson
 
 from phlite import errors
+from phlite.codec import parse_int64
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,18 @@ def _utf8_headers():
                 env[k] = v.encode("latin1", "replace").decode("utf8", "replace").encode("utf8").decode("latin1")
 
 
-def install(web):
+def _row_id(text):
+    # bottle's `:int` path filter, kept, except that a number SQLite cannot hold (>= 2^63) names no
+    # row: it reads as -1, an id no row has, so the route answers its usual 404 instead of a 500.
+    try:
+        return parse_int64(text)
+    except ValueError:
+        return -1
+
+
+def install(web, trust_proxy=False):
+    web.config["phlite.trust_proxy"] = trust_proxy
+    web.router.add_filter("int", lambda conf: (r"-?\d+", _row_id, lambda x: str(int(x))))
     web.add_hook("before_request", _utf8_headers)
     web.install(_JsonPlugin())
     # bottle's own error pages are HTML; phlite answers JSON on every path.
@@ -150,6 +163,9 @@ def install(web):
     web.error(405)(_bottle_error(405, "invalid_request", "method_not_allowed", "Method not allowed."))
     web.error(413)(_bottle_error(413, "validation_error", "payload_too_large", "Request body too large."))
     web.error(500)(_bottle_error(500, "server_error", "error", "Internal server error."))
+    # bottle.static_file's own answers (`/static`): a Range it cannot serve, a file it may not read.
+    web.error(416)(_bottle_error(416, "validation_error", "range_not_satisfiable", "Requested range not satisfiable."))
+    web.error(403)(_bottle_error(403, "authentication_error", "permission_denied", "Permission denied."))
 
 
 def route(web, paths, methods, callback, public=False, slash=True):
@@ -195,6 +211,24 @@ def query():
             name, _, value = part.partition("=")
             out[name] = value
     return out
+
+
+JSON_BODY_LIMIT = 2 * 1024 * 1024  # private-API JSON bodies (flag, cohort definitions)
+BATCH_PATHS = ("/batch", "/i/v0/ai")
+
+
+def body_limit(path, config):
+    """The largest body a request to `path` may send. The HTTP server applies it to Content-Length before
+    reading the body (phlite/httpserver.py); read_body applies it again to what arrives."""
+    if path.startswith(BATCH_PATHS):
+        return config.max_batch_body_bytes
+    if path.startswith("/api/"):
+        return JSON_BODY_LIMIT
+    return config.max_body_bytes
+
+
+def max_body_limit(config):
+    return max(config.max_batch_body_bytes, config.max_body_bytes, JSON_BODY_LIMIT)
 
 
 def read_body(limit):
@@ -243,7 +277,28 @@ def iso_ms(ms):
         return None
     # Integer arithmetic and isoformat: half the cost of fromtimestamp(ms / 1000).strftime
     # (twice per row of an events list), and exact at the extremes (no float rounding).
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    try:
+        return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    except OverflowError:
+        return _iso_any_year(ms)
+
+
+def _iso_any_year(ms):
+    """iso_ms beyond datetime's years 1-9999: rows an older phlite stored (it kept year 0) still read."""
+    days, rest = divmod(ms, 86_400_000)
+    z = days + 719_468  # civil-from-days (H. Hinnant), proleptic Gregorian
+    era, doe = divmod(z, 146_097)
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (m <= 2)
+    h, rest = divmod(rest, 3_600_000)
+    mi, rest = divmod(rest, 60_000)
+    s, frac = divmod(rest, 1000)
+    year = f"{y:04d}" if 0 <= y <= 9999 else f"{y:+07d}"  # ISO 8601's expanded years
+    return f"{year}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{frac:03d}Z"
 
 
 def parse_time_param(value, name):
@@ -264,7 +319,7 @@ def int_param(q, name, default, lo=1, hi=1000):
     if raw in (None, ""):
         return default
     try:
-        v = int(raw)
+        v = int(raw)  # any size: the bounds below refuse what SQLite could not hold
     except ValueError:
         raise errors.BadRequest(f"'{name}' must be an integer.", attr=name)
     if not lo <= v <= hi:
@@ -272,15 +327,39 @@ def int_param(q, name, default, lo=1, hi=1000):
     return v
 
 
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def _host(value):
+    value = (value or "").split(",")[0].strip()
+    return value if _HOST.fullmatch(value) else None
+
+
+def base_url():
+    """scheme://host of this server as the client reached it, for links in answers. X-Forwarded-Proto and
+    -Host count only with trust_proxy; the Host header only if it is a host name or address (a port at most),
+    so no header can turn a link into another scheme or a path (`javascript://`)."""
+    env = bottle.request.environ
+    scheme = "https" if env.get("wsgi.url_scheme") == "https" else "http"
+    host = _host(env.get("HTTP_HOST"))
+    if bottle.request.app.config.get("phlite.trust_proxy"):
+        proto = (env.get("HTTP_X_FORWARDED_PROTO") or "").split(",")[0].strip().lower()
+        scheme = proto if proto in ("http", "https") else scheme
+        host = _host(env.get("HTTP_X_FORWARDED_HOST")) or host
+    if host is None:
+        name, port = env.get("SERVER_NAME", "localhost"), env.get("SERVER_PORT", "80")
+        host = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+    return f"{scheme}://{host}"
+
+
 def url_with(params):
     """This request's URL with query parameters replaced (for `next` links)."""
-    parts = bottle.request.urlparts
     q = query()
     q.update({k: v for k, v in params.items() if v is not None})
-    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(q)}"
+    return f"{base_url()}{quote(bottle.request.path)}?{urlencode(q)}"
 
 
-def json_body(limit=2 * 1024 * 1024):
+def json_body(limit=JSON_BODY_LIMIT):
     """A private-API JSON object body."""
     raw = read_body(limit)
     if not raw.strip():
@@ -359,7 +438,7 @@ def project_for_key(store, record, project_ref):
             raise errors.Forbidden("This personal API key has no project.", code="permission_denied")
         return allowed[0]
     try:
-        pid = int(project_ref)
+        pid = parse_int64(project_ref)
     except ValueError:
         raise errors.NotFound("Project not found.")
     if pid not in allowed:

@@ -54,13 +54,16 @@ def register(web, app):
 
     def create_flag(project):
         record, pid = auth(project)
-        fields = flags.clean_flag(json_body())
+        warnings: list = []
+        fields = flags.clean_flag(json_body(), warnings=warnings)
+        found: list = []
 
         def check():
             rows, cohorts = store.load_flag_definitions(pid)
-            flags.check_filters(fields["filters"], None, fields["key"], set(cohorts), rows)
+            found[:] = flags.check_filters(fields["filters"], None, fields["key"], set(cohorts), rows)
 
-        return _created(flags.flag_json(store.create_flag(pid, fields, record["id"], check=check)))
+        row = store.create_flag(pid, fields, record["id"], check=check)
+        return _created({**flags.flag_json(row), "warnings": warnings + found})
 
     def get_flag(project, flag_id):
         _, pid = auth(project)
@@ -73,9 +76,11 @@ def register(web, app):
         record, pid = auth(project)
         body = json_body()
         put = bottle.request.method == "PUT"
+        warnings: list = []
 
         def change(current):
-            fields = flags.clean_flag(body, current, require_key=put)
+            warnings.clear()  # the store may retry the transaction
+            fields = flags.clean_flag(body, current, require_key=put, warnings=warnings)
             after = {**current, **fields}
             if after["deleted"]:
                 if not current["deleted"]:
@@ -87,13 +92,13 @@ def register(web, app):
                         )
             elif "filters" in fields or "key" in fields or current["deleted"]:
                 rows, cohorts = store.load_flag_definitions(pid)
-                flags.check_filters(after["filters"], current["id"], after["key"], set(cohorts), rows)
+                warnings.extend(flags.check_filters(after["filters"], current["id"], after["key"], set(cohorts), rows))
             return fields
 
         row = store.update_flag(pid, flag_id, change, record["id"])
         if row is None:
             raise errors.NotFound("Feature flag not found.")
-        return flags.flag_json(row)
+        return {**flags.flag_json(row), "warnings": warnings}
 
     def flag_activity(project, flag_id=None):
         _, pid = auth(project)

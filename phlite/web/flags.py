@@ -102,6 +102,7 @@ def register(web, app):
             content_encoding=header("Content-Encoding", ""),
             compression=q.get("compression"),
             cap=config.max_decompressed_bytes,
+            max_values=config.max_json_values,
         )
         fr = flags.parse_flags_request(obj)
         shape, with_config = flags.response_format(endpoint, q)

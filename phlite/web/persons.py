@@ -7,7 +7,7 @@ import uuid as uuidlib
 import bottle
 
 from phlite import errors
-from phlite.codec import truthy
+from phlite.codec import parse_int64, truthy
 from phlite.web.common import int_param, iso_ms, personal_key, project_for_key, query, route, url_with
 
 
@@ -46,7 +46,7 @@ def _cursor(q):
     if not raw:
         return None
     try:
-        return int(raw)
+        return parse_int64(raw)
     except ValueError:
         raise errors.BadRequest("'cursor' is not a cursor this server gave out.", attr="cursor")
 

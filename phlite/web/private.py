@@ -1,11 +1,32 @@
 """The private API (Bearer personal API key): projects and the events list."""
 
+import zoneinfo
+
 import orjson
 
 from phlite import errors
+from phlite.codec import parse_int64
 from phlite.web.common import (
-    int_param, iso_ms, key_project_ids, parse_time_param, personal_key, project_for_key, query, route, url_with,
+    int_param, iso_ms, json_body, key_project_ids, parse_time_param, personal_key, project_for_key, query, route,
+    url_with,
 )
+
+
+def project_json(p):
+    return {"id": p["id"], "name": p["name"], "api_token": p["api_token"], "created_at": iso_ms(p["created_at"]),
+            "timezone": p["timezone"]}
+
+
+def clean_timezone(value) -> str:
+    """An IANA zone name PostHog's team timezone setting takes (e.g. "Europe/Berlin")."""
+    if isinstance(value, str) and value:
+        try:
+            zoneinfo.ZoneInfo(value)
+            return value
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    raise errors.BadRequest("'timezone' must be an IANA time zone name such as \"UTC\" or \"Europe/Berlin\".",
+                            attr="timezone")
 
 
 def event_json(row):
@@ -37,7 +58,7 @@ def parse_cursor(raw):
         return None
     try:
         ts, rowid = raw.split("_")
-        return int(ts), int(rowid)
+        return parse_int64(ts), parse_int64(rowid)
     except ValueError:
         raise errors.BadRequest("'cursor' is not a cursor this server gave out.", attr="cursor")
 
@@ -48,16 +69,19 @@ def register(web, app):
     def list_projects():
         record = personal_key(store)
         ids = key_project_ids(store, record)
-        results = [
-            {"id": p["id"], "name": p["name"], "api_token": p["api_token"], "created_at": iso_ms(p["created_at"])}
-            for p in store.list_projects(ids=set(ids))
-        ]
+        results = [project_json(p) for p in store.list_projects(ids=set(ids))]
         return {"count": len(results), "next": None, "previous": None, "results": results}
 
     def get_project(project):
         pid = project_for_key(store, personal_key(store), project)
-        p = store.get_project(pid)
-        return {"id": p["id"], "name": p["name"], "api_token": p["api_token"], "created_at": iso_ms(p["created_at"])}
+        return project_json(store.get_project(pid))
+
+    def update_project(project):
+        pid = project_for_key(store, personal_key(store), project)
+        body = json_body()
+        timezone = clean_timezone(body["timezone"]) if "timezone" in body else None
+        # Other fields are read-only here; the flags' date operators read the new zone at once.
+        return project_json(store.update_project(pid, timezone=timezone))
 
     def list_events(project):
         pid = project_for_key(store, personal_key(store), project)
@@ -86,4 +110,5 @@ def register(web, app):
 
     route(web, "/api/projects", ["GET"], list_projects)
     route(web, "/api/projects/<project>", ["GET"], get_project)
+    route(web, "/api/projects/<project>", ["PATCH"], update_project)
     route(web, "/api/projects/<project>/events", ["GET"], list_events)

@@ -54,7 +54,10 @@ class Cohorts:
         self._matchers: dict[int, CohortMatcher] = {}
         for cid, root in roots.items():
             behavioural = any(leaf.get("type") == "behavioral" for leaf in cohort_leaves(root))
-            if cid in unusable or behavioural or not _is_group(root):
+            if root == {}:
+                # An empty group ({"properties": {}}) has no criteria: like any empty group, everyone.
+                self._matchers[cid] = lambda props, env: True
+            elif cid in unusable or behavioural or not _is_group(root):
                 self._matchers[cid] = lambda props, env: False
             else:
                 self._matchers[cid] = self._group(root)
@@ -108,6 +111,9 @@ class Cohorts:
             for child in node["values"]
             if isinstance(child, dict)
         )
+        if not children:
+            # An empty group, AND or OR, places no condition (as the server and SDKs read it).
+            return lambda props, env: True
         if node.get("type") == "OR":
 
             def any_of(props, env):

@@ -11,7 +11,7 @@ from datetime import tzinfo
 from . import dates
 from .cohorts import Cohorts
 from .operators import Matcher, compile_filter, flag_value_matches, property_key
-from ..filters import walk
+from ..filters import effective_filters, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,7 @@ def _holdout(filters: dict) -> tuple[str, float | None] | None:
 
 
 def _compile_flag(row: dict, by_key, by_id, cohorts, tz) -> Flag:
-    filters = _dict(row.get("filters"))
+    filters = effective_filters(row.get("filters"), row.get("rollout_percentage"))
     key = row["key"]
     flag_level = _aggregation(filters.get("aggregation_group_type_index"))
     variants = _variants(filters)

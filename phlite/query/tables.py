@@ -1,0 +1,58 @@
+"""The tables a HogQL query may read, each as a subquery over phlite's store filtered to one project.
+
+Pure: SQL text only (the store executes it). Every table reference in a query becomes one of these
+subqueries, so a query cannot see another project's rows nor any other table
+(docs/insights.md "What a HogQL query can read").
+"""
+
+DT, DATE, STR, INT, FLOAT, BOOL, ANY = "DateTime", "Date", "String", "Int", "Float", "Bool", None
+
+# name -> {field: type}; `properties` is JSON text. Order is the order of `SELECT *`.
+FIELDS = {
+    "events": {"uuid": STR, "event": STR, "properties": STR, "timestamp": DT, "distinct_id": STR,
+               "elements_chain": STR, "created_at": DT, "$session_id": STR, "$window_id": STR, "person_id": STR},
+    "persons": {"id": STR, "created_at": DT, "properties": STR, "is_identified": BOOL},
+    "person_distinct_ids": {"distinct_id": STR, "person_id": STR},
+    "groups": {"index": INT, "key": STR, "created_at": DT, "updated_at": DT, "properties": STR},
+}
+# Fields a query may name that `SELECT *` leaves out (lazy joins in PostHog).
+HIDDEN = {"events": {"__person_properties": STR, "__person_created_at": DT, "team_id": INT}}
+
+
+def subquery(table, project_id):
+    """The SELECT standing in for `table`, for project `project_id` (an int, never text)."""
+    pid = int(project_id)
+    if table == "events":
+        # The person of an event is the current person of its distinct id, so after a merge every
+        # distinct id of a person (past events included) counts as that person.
+        # The LEFT JOINs are on unique keys: SQLite drops them when a query uses no person field.
+        return (
+            "SELECT e.id AS __rowid, ph_uuid(e.uuid) AS uuid, e.event AS event, CAST(e.properties AS TEXT) AS properties,"
+            " e.timestamp AS timestamp, e.distinct_id AS distinct_id,"
+            " coalesce(ph_prop(CAST(e.properties AS TEXT) -> '$.\"$elements_chain\"'), '') AS elements_chain,"
+            " e.created_at AS created_at,"
+            " ph_prop(CAST(e.properties AS TEXT) -> '$.\"$session_id\"') AS \"$session_id\","
+            " ph_prop(CAST(e.properties AS TEXT) -> '$.\"$window_id\"') AS \"$window_id\","
+            " p.uuid AS person_id, p.properties AS __person_properties, p.created_at AS __person_created_at,"
+            f" {pid} AS team_id"
+            " FROM event e"
+            " LEFT JOIN person_distinct_id pdi ON pdi.project_id = e.project_id AND pdi.distinct_id = e.distinct_id"
+            " LEFT JOIN person p ON p.id = pdi.person_id"
+            f" WHERE e.project_id = {pid}"
+        )
+    if table == "persons":
+        return ("SELECT p.uuid AS id, p.created_at AS created_at, p.properties AS properties,"
+                f" p.is_identified AS is_identified FROM person p WHERE p.project_id = {pid}")
+    if table == "person_distinct_ids":
+        return ("SELECT d.distinct_id AS distinct_id, p.uuid AS person_id FROM person_distinct_id d"
+                f" JOIN person p ON p.id = d.person_id WHERE d.project_id = {pid}")
+    if table == "groups":
+        return ("SELECT g.group_type_index AS \"index\", g.group_key AS key, g.created_at AS created_at,"
+                " g.created_at AS updated_at, g.properties AS properties"
+                f" FROM group_ g WHERE g.project_id = {pid}")
+    raise KeyError(table)
+
+
+# The store tables those subqueries read: the read-only connection's authorizer allows no other.
+# json_each is SQLite's table-valued JSON function (arrayJoin), reading no stored table.
+STORE_TABLES = frozenset({"event", "person", "person_distinct_id", "group_", "json_each"})
