@@ -143,6 +143,7 @@ def test_mixpanel_python_merge(project):
     mp = Mixpanel(project.token, consumer=Consumer(**urls))
     mp.people_set("mp-a", {"name": "A"})
     mp.people_set("mp-b", {"plan": "pro"})
+    project.flush()
     assert person(project, "mp-a")["uuid"] != person(project, "mp-b")["uuid"]
     mp.merge("mp-api-key", "mp-a", "mp-b", api_secret="mp-secret")
     project.flush()
