@@ -5,16 +5,19 @@ addresses with ports, no added properties, 413 before 503, and the private API's
 import base64
 import gzip
 import json
+import shutil
+import subprocess
 from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
 import pytest
 
 from phlite.ingest.wire import decode_request
-from support import Project, assert_error, http
+from support import ROOT, Project, assert_error, http, person
 from test_reliability import Gate
 
 TOKEN = "phc_test"
+JS = ROOT / "tests" / "js"
 
 
 def js(obj):
@@ -181,3 +184,139 @@ def test_authorization_without_bearer_says_what_is_expected(project):
     r = http("GET", f"{project.url}/api/projects/{project.id}/events/", headers={"Authorization": project.key})
     body = assert_error(r, 401, type="authentication_error")
     assert "Bearer" in body["detail"]
+
+
+# --- capture v1 -----------------------------------------------------------------------------------------
+
+
+def v1(project, batch, headers=None, token=None, **body):
+    data = gzip.compress(js({"created_at": "2026-01-01T00:00:00Z", "batch": batch, **body}))
+    h = {"Authorization": f"Bearer {token or project.token}", "Content-Type": "application/json",
+         "Content-Encoding": "gzip", "PostHog-Sdk-Info": "posthog-go/1.6.0", **(headers or {})}
+    return http("POST", project.url + "/i/v1/analytics/events", data, h)
+
+
+def test_capture_v1_answers_per_event_and_stores_what_it_accepted(project):
+    batch = [
+        {"event": "ok", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000001", "distinct_id": "d",
+         "timestamp": "2026-01-01T00:00:00Z", "options": {"disable_skew_correction": True},
+         "properties": {"a": 1, "$set": {"x": 1}}, "session_id": "s1"},
+        {"event": "", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000002", "distinct_id": "d", "properties": {}},
+        {"event": "no-id", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000003", "properties": {}},
+    ]
+    r = v1(project, batch)
+    assert r.status == 200, r.body
+    results = r.json()["results"]
+    assert results["0190a4e1-7d2b-7c3a-8e4f-000000000001"] == {"result": "ok"}
+    assert results["0190a4e1-7d2b-7c3a-8e4f-000000000002"]["result"] == "drop"
+    assert results["0190a4e1-7d2b-7c3a-8e4f-000000000003"]["result"] == "drop"
+    (stored,) = project.events()
+    assert stored["id"] == "0190a4e1-7d2b-7c3a-8e4f-000000000001"
+    assert stored["timestamp"].startswith("2026-01-01T00:00:00")
+    assert stored["properties"] == {"a": 1, "$set": {"x": 1}, "$ignore_sent_at": True, "$session_id": "s1",
+                                    "$lib": "posthog-go", "$lib_version": "1.6.0", "$ip": "127.0.0.1"}
+
+
+def test_capture_v1_errors_are_json(project):
+    ok = [{"event": "e", "uuid": "0190a4e1-7d2b-7c3a-8e4f-000000000009", "distinct_id": "d"}]
+    assert_error(v1(project, ok, token="phc_unknown"), 401, "invalid_api_key")
+    r = http("POST", project.url + "/i/v1/analytics/events", js({"batch": ok}), {"Content-Type": "application/json"})
+    assert_error(r, 401, "invalid_api_key")
+    r = http("POST", project.url + "/i/v1/analytics/events", b"{nope",
+             {"Authorization": f"Bearer {project.token}"})
+    assert_error(r, 400, "invalid_payload")
+    r = http("POST", project.url + "/i/v1/analytics/events", b"(zstd)",
+             {"Authorization": f"Bearer {project.token}", "Content-Encoding": "zstd"})
+    assert_error(r, 415, "unsupported_encoding")
+
+
+# --- posthog-node's captureLog (OTLP JSON logs) ---------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (JS / "node_modules" / "posthog-node").is_dir(),
+                    reason="node or tests/js/node_modules missing (tests/run.sh installs them)")
+def test_posthog_node_capture_log_is_stored_as_log_events(project):
+    out = subprocess.run(["node", "node_logs.mjs", project.url, project.token], cwd=JS,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    logs = {e["properties"]["$log_body"]: e for e in project.events(event="$log")}
+    assert set(logs) == {"payment failed", "order placed"}
+    failed = logs["payment failed"]["properties"]
+    assert (failed["$log_severity_text"], failed["$log_severity_number"]) == ("ERROR", 17)
+    assert {k: failed["$log_attributes"][k] for k in ("code", "amount")} == {"code": "E001", "amount": 12}
+    assert failed["$log_resource"]["service.name"] == "checkout-api"
+    assert logs["payment failed"]["distinct_id"] == "checkout-api"  # no person in context: the service
+    assert logs["order placed"]["distinct_id"] == "log-user"
+    assert person(project, "log-user") is None  # logs never create persons
+
+
+def test_logs_endpoint_errors(project):
+    assert_error(http("POST", project.url + "/i/v1/logs", js({"resourceLogs": []})), 401, "invalid_api_key")
+    r = http("POST", f"{project.url}/i/v1/logs?token={project.token}", b"\x0a\x02protobuf",
+             {"Content-Type": "application/x-protobuf"})
+    assert_error(r, 415)
+
+
+# --- CSP violation reports ------------------------------------------------------------------------------
+
+
+REPORT_URI = {"csp-report": {"document-uri": "https://shop.example/cart", "violated-directive": "script-src",
+                             "blocked-uri": "https://evil.example/x.js", "original-policy": "script-src 'self'"}}
+REPORT_TO = [{"type": "csp-violation", "url": "https://shop.example/", "user_agent": "UA/1",
+              "body": {"documentURL": "https://shop.example/", "effectiveDirective": "img-src",
+                       "blockedURL": "https://img.example/a.png", "disposition": "enforce"}},
+             {"type": "deprecation", "body": {}}]
+
+
+@pytest.mark.parametrize("path", ["/report/", "/e/"])
+def test_csp_reports_become_csp_violation_events(project, path):
+    q = f"?token={project.token}&distinct_id=csp-user&session_id=s-1&v=3"
+    r = http("POST", project.url + path + q, js(REPORT_URI), {"Content-Type": "application/csp-report"})
+    assert r.status == 200, r.body
+    r = http("POST", project.url + path + q, js(REPORT_TO), {"Content-Type": "application/reports+json"})
+    assert r.status == 200, r.body
+    events = project.events(event="$csp_violation")
+    assert len(events) == 2 and {e["distinct_id"] for e in events} == {"csp-user"}
+    by_directive = {e["properties"]["$csp_violated_directive"]: e["properties"] for e in events}
+    uri, to = by_directive["script-src"], by_directive["img-src"]
+    assert uri["$current_url"] == "https://shop.example/cart" and uri["$csp_blocked_url"] == "https://evil.example/x.js"
+    assert uri["$session_id"] == "s-1" and uri["$csp_version"] == "3" and uri["$process_person_profile"] is False
+    assert to["$csp_blocked_url"] == "https://img.example/a.png" and to["$csp_user_agent"] == "UA/1"
+    assert person(project, "csp-user") is None
+    r = http("POST", project.url + path + q, js({"not": "a report"}), {"Content-Type": "application/csp-report"})
+    assert_error(r, 400, "invalid_csp_payload")
+
+
+# --- events API: property filters -----------------------------------------------------------------------
+
+
+def test_events_api_filters_by_posthog_property_filters(project):
+    from support import send, ev as sev
+    send(project, sev("a", "d", plan="pro", n=5, ok=True, url="https://Shop.example/cart"),
+         sev("b", "d", plan="free", n=12, ok=False), sev("c", "d", plan="pro", n="7"), sev("d", "d"))
+
+    def names(filters):
+        r = project.api("GET", f"/api/projects/@project/events/?properties={quote(json.dumps(filters))}")
+        assert r.status == 200, r.body
+        return sorted(e["event"] for e in r.json()["results"])
+
+    assert names([{"key": "plan", "value": "pro", "operator": "exact", "type": "event"}]) == ["a", "c"]
+    assert names([{"key": "plan", "value": ["pro", "free"]}]) == ["a", "b", "c"]
+    assert names([{"key": "plan", "value": "pro", "operator": "is_not"}]) == ["b", "d"]
+    assert names([{"key": "n", "value": "5"}]) == ["a"] and names([{"key": "n", "value": 7}]) == ["c"]
+    assert names([{"key": "ok", "value": "true"}]) == ["a"] and names([{"key": "ok", "value": False}]) == ["b"]
+    assert names([{"key": "url", "value": "shop.EXAMPLE", "operator": "icontains"}]) == ["a"]
+    assert names([{"key": "url", "value": "shop", "operator": "not_icontains"}]) == ["b", "c", "d"]
+    assert names([{"key": "n", "value": 6, "operator": "gt"}]) == ["b"]  # "7" is a string: not a number
+    assert names([{"key": "n", "value": "12", "operator": "lte"}]) == ["a", "b"]
+    assert names([{"key": "plan", "operator": "is_set"}]) == ["a", "b", "c"]
+    assert names([{"key": "plan", "operator": "is_not_set"}]) == ["d"]
+    assert names([{"key": "plan", "value": "pro"}, {"key": "n", "value": 5}]) == ["a"]
+    assert names({"type": "OR", "values": [{"key": "n", "value": 12}, {"key": "n", "value": "7"}]}) == ["b", "c"]
+    assert names([{"key": "plan", "value": "100%_"}]) == []
+    for bad in ([{"key": "plan", "value": "x", "operator": "regex_maybe"}], [{"key": "email", "value": "x", "type": "person"}],
+                [{"value": "x"}], [{"key": "n", "value": "many", "operator": "gt"}], "nope"):
+        r = project.api("GET", f"/api/projects/@project/events/?properties={quote(json.dumps(bad))}")
+        assert_error(r, 400, attr="properties")
+    r = project.api("GET", "/api/projects/@project/events/?properties=%7Bnot-json")
+    assert_error(r, 400, attr="properties")

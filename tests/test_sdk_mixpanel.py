@@ -131,3 +131,23 @@ def test_mixpanel_python(project):
     assert p["properties"]["first_seen"] == "2026-01-01"
     assert person(project, "mpp-2")["properties"]["name"] == "Buffered"
     assert group(project, "company", "py-co")["group_properties"] == {"name": "Py Co"}
+
+
+def test_mixpanel_python_merge(project):
+    """mixpanel-python's merge(): /import with {"event": "$merge", "properties": {"$distinct_ids": [a, b]}}
+    joins the two ids into one person, even when both were already identified."""
+    from mixpanel import Consumer, Mixpanel
+
+    urls = {f"{kind}_url": f"{project.url}/{path}" for kind, path in
+            [("events", "track"), ("people", "engage"), ("groups", "groups"), ("import", "import")]}
+    mp = Mixpanel(project.token, consumer=Consumer(**urls))
+    mp.people_set("mp-a", {"name": "A"})
+    mp.people_set("mp-b", {"plan": "pro"})
+    project.flush()
+    assert person(project, "mp-a")["uuid"] != person(project, "mp-b")["uuid"]
+    mp.merge("mp-api-key", "mp-a", "mp-b", api_secret="mp-secret")
+    project.flush()
+    merged = person(project, "mp-a")
+    assert merged == person(project, "mp-b")
+    assert sorted(merged["distinct_ids"]) == ["mp-a", "mp-b"]
+    assert {k: merged["properties"][k] for k in ("name", "plan")} == {"name": "A", "plan": "pro"}

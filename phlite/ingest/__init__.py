@@ -1,6 +1,8 @@
 """Ingestion: request bytes -> decoded record -> spool -> writer -> persons/groups -> store.
 
     wire.py       capture request bytes -> raw events (+ mixpanel.py for Mixpanel's shapes)
+    capture_v1.py the v1 protocol (/i/v1/analytics/events) -> the same raw events, and per-event results;
+                  OTLP logs (/i/v1/logs) -> `$log` events (reports.py, which also reads CSP reports)
     record.py     the versioned spool record;  spool.py  the write-ahead log it is appended to
     writer.py     the queue and its one thread (admission, retry, stop)
     batch.py      one group commit: normalize.py, then persons.py / groups.py (rules.py: pure rules)
@@ -13,13 +15,14 @@ import time
 import uuid
 
 from phlite import errors
+from phlite.ingest.capture_v1 import decode_logs, decode_v1
 from phlite.ingest.mixpanel import track_event as mixpanel_track_event
 from phlite.ingest.persons import PersonProcessor
 from phlite.ingest.spool import Spool
 from phlite.ingest.wire import Payload, decode_request
 from phlite.ingest.writer import Writer
 
-__all__ = ["Ingestion", "Payload", "decode_request", "mixpanel_track_event"]
+__all__ = ["Ingestion", "Payload", "decode_logs", "decode_request", "decode_v1", "mixpanel_track_event"]
 
 
 class Ingestion:

@@ -89,7 +89,7 @@ def group_event(obj: dict) -> tuple[dict, dict]:
 
 
 def track_event(event: dict, token: str | None) -> None:
-    """/track and /import: `properties.time` -> timestamp, `properties.$insert_id` -> a stable uuid."""
+    """/track and /import: `properties.time` -> timestamp, `$insert_id` -> a stable uuid, `$merge` -> a merge."""
     props = event.get("properties")
     if not isinstance(props, dict):
         return
@@ -99,8 +99,21 @@ def track_event(event: dict, token: str | None) -> None:
             event["timestamp"] = iso
     insert_id = props.get("$insert_id")
     if not event.get("uuid") and insert_id not in (None, ""):
-        # Same token + insert id -> same uuid, so a retried Mixpanel request dedupes like a PostHog one.
-        event["uuid"] = str(uuid.uuid5(_INSERT_ID_NAMESPACE, f"{token or ''}:{text(insert_id)}"))
+        # Mixpanel deduplicates on event name, distinct id, time to the second and $insert_id together
+        # (docs/protocol.md "Mixpanel clients"): the same five (with the token) give the same uuid, which
+        # the writer stores once.
+        distinct_id = props.get("distinct_id", event.get("distinct_id"))
+        ms = _epoch_ms(props.get("time"))
+        second = "" if ms is None else str(ms // 1000)
+        key = ":".join((token or "", text(event.get("event")), text(distinct_id), second, text(insert_id)))
+        event["uuid"] = str(uuid.uuid5(_INSERT_ID_NAMESPACE, key))
+    ids = props.get("$distinct_ids")
+    if event.get("event") == "$merge" and isinstance(ids, list) and len(ids) == 2 and all(
+            isinstance(i, (str, int)) and not isinstance(i, bool) and str(i) for i in ids):
+        # mixpanel-python's merge(): join the two ids whatever they are, which is PostHog's $merge_dangerously.
+        event["event"] = "$merge_dangerously"
+        event.setdefault("distinct_id", str(ids[0]))
+        props.setdefault("alias", str(ids[1]))
 
 
 def _copy_token(obj: dict, event: dict) -> None:
@@ -117,8 +130,8 @@ def _copy_time(obj: dict, event: dict) -> None:
             event["timestamp"] = iso
 
 
-def _epoch_to_iso(value) -> str | None:
-    """Mixpanel time: float seconds, or integer ms (told apart by magnitude) -> ISO 8601 UTC."""
+def _epoch_ms(value) -> int | None:
+    """Mixpanel time: float seconds, or integer ms (told apart by magnitude) -> epoch ms."""
     if isinstance(value, str):
         try:
             value = float(value)
@@ -126,7 +139,14 @@ def _epoch_to_iso(value) -> str | None:
             return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    ms = int(value) if abs(value) > 1e11 else round(value * 1000)
+    return int(value) if abs(value) > 1e11 else round(value * 1000)
+
+
+def _epoch_to_iso(value) -> str | None:
+    """Mixpanel time -> ISO 8601 UTC."""
+    ms = _epoch_ms(value)
+    if ms is None:
+        return None
     try:
         when = _EPOCH + timedelta(milliseconds=ms)
     except OverflowError:

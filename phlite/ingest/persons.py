@@ -11,16 +11,23 @@ property rules are in rules.py and mixpanel.py, all SQL in phlite.store.persons.
 
 import collections
 import logging
+import uuid
 
 from phlite.ingest.groups import GroupBatch, GroupTypes
 from phlite.ingest.mixpanel import apply_operations
-from phlite.ingest.normalize import uuid7
-from phlite.ingest.rules import (PERSON_CHANGE_KEYS, apply_updates, has_person_changes, is_illegal_id,
-                                 merge_other_id, person_updates)
+from phlite.ingest.rules import (PERSON_CHANGE_KEYS, PERSON_EVENTS, apply_updates, has_person_changes,
+                                 is_illegal_id, merge_other_id, person_updates)
 
 log = logging.getLogger(__name__)
 
 MERGE_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously"})
+# PostHog's namespace for person uuids: uuid5(namespace, "<project id>:<first distinct id>"), so a person
+# keeps its id through an export into PostHog (docs/protocol.md "Persons: property updates").
+PERSON_UUID_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
+
+
+def person_uuid(project_id, distinct_id):
+    return str(uuid.uuid5(PERSON_UUID_NAMESPACE, f"{project_id}:{distinct_id}"))
 # Dropped (not stored) when they carry `$process_person_profile: false`.
 PERSON_ONLY_EVENTS = MERGE_EVENTS | {"$groupidentify"}
 
@@ -192,7 +199,7 @@ class _Batch:
                 continue
             if other is None and not changes:  # the common case, short: the person's id, created if new
                 pid = ids.get(ev.distinct_id)
-                ev.person_id = self._create(ev.distinct_id, ev.timestamp).id if pid is None else pid
+                ev.person_id = self._create(ev.distinct_id, ev).id if pid is None else pid
                 if "$groups" in ev.properties or ev.event == "$groupidentify":
                     self.groups.attach(ev)
                 out.append(ev)
@@ -203,7 +210,7 @@ class _Batch:
             if person is None:
                 pid = self.ids.get(ev.distinct_id)
                 if pid is None:
-                    person = self._create(ev.distinct_id, ev.timestamp)
+                    person = self._create(ev.distinct_id, ev)
                     pid = person.id
                 elif changes:
                     person = self._person(pid)
@@ -243,10 +250,12 @@ class _Batch:
             person = self.persons[pid]
         return person
 
-    def _create(self, distinct_id, timestamp, is_identified=False):
+    def _create(self, distinct_id, ev, is_identified=False):
+        """A new person for distinct_id, created by event ev (recorded as `$creator_event_uuid`, as PostHog does)."""
         if self.next_id is None:
             self.next_id = self.store.max_person_id() + 1
-        person = _Person(self.next_id, uuid7(timestamp), {}, timestamp, is_identified, new=True)
+        person = _Person(self.next_id, person_uuid(self.project_id, distinct_id), {"$creator_event_uuid": ev.uuid},
+                         ev.timestamp, is_identified, new=True)
         self.next_id += 1
         self.persons[person.id] = person
         self._assign(distinct_id, person.id)
@@ -272,7 +281,8 @@ class _Batch:
     def _apply(self, person, ev):
         set_, set_once, unset = person_updates(ev)
         props = person.properties
-        changed = apply_updates(props, set_once, set_, unset)
+        changed = apply_updates(props, set_once, set_, unset,
+                                skip_auto_only=not person.new and ev.event not in PERSON_EVENTS)
         if ev.mixpanel:
             changed = apply_operations(props, ev.mixpanel) or changed
         if changed:
@@ -301,7 +311,7 @@ class _Batch:
             return None
         tid, oid = self.ids.get(target), self.ids.get(other)
         if tid is None and oid is None:
-            person = self._create(target, ev.timestamp, is_identified=True)
+            person = self._create(target, ev, is_identified=True)
             self._assign(other, person.id)
             return person
         if tid is None:

@@ -12,13 +12,20 @@ from phlite.ingest.normalize import clean_distinct_id
 
 # Events that get no automatic person properties (docs/protocol.md "Automatic person properties").
 NO_AUTO_PROPERTIES = frozenset({"$snapshot", "$performance_event", "$groupidentify"})
+# Events that never change their person (PostHog handles them in other pipelines, unordered with
+# person updates): docs/protocol.md "Persons: property updates".
+NO_PERSON_UPDATE_EVENTS = frozenset({"$exception", "$$heatmap"})
+# Events whose person updates are always written; on other events a change of automatic properties
+# alone is not (docs/protocol.md "Automatic person properties").
+PERSON_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously", "$set"})
 
 # docs/protocol.md "Automatic person properties": event properties copied to the person ($set) and as $initial_* ($set_once).
 AUTO_PERSON_PROPERTIES = (
     "$app_build", "$app_name", "$app_namespace", "$app_version", "$browser", "$browser_version",
     "$device_type", "$current_url", "$pathname", "$os", "$os_version", "$referring_domain", "$referrer",
     "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_name", "utm_term",
-    "gclid", "gad_source", "gbraid", "wbraid", "fbclid", "msclkid",
+    "gclid", "gad_source", "gclsrc", "dclid", "gbraid", "wbraid", "fbclid", "msclkid", "twclid", "li_fat_id",
+    "mc_cid", "igshid", "ttclid", "rdt_cid",
 )
 _INITIAL = {k: "$initial_" + k.removeprefix("$") for k in AUTO_PERSON_PROPERTIES}
 _AUTO_SET = frozenset(AUTO_PERSON_PROPERTIES)
@@ -65,28 +72,50 @@ def unset_keys(value) -> list:
     return []
 
 
-def apply_updates(props: dict, set_once: dict | None, set_: dict | None, unset=None) -> bool:
+def _filtered(key: str) -> bool:
+    # Keys that change on nearly every event: alone, their change is not worth a person write.
+    return key in _AUTO_SET or key.startswith("$geoip_")
+
+
+def apply_updates(props: dict, set_once: dict | None, set_: dict | None, unset=None, *,
+                  skip_auto_only: bool = False) -> bool:
     """docs/protocol.md "Persons: property updates", in place: $set_once, then $set, then $unset, each judged against the
-    properties before this event. Returns whether anything changed."""
-    before = set(props) if unset else None
-    changed = False
+    properties before this event. Returns whether anything changed.
+
+    With skip_auto_only (an existing person, an event outside PERSON_EVENTS), changes that touch only
+    automatic properties ($current_url, $browser...) or $geoip_* are not applied, as PostHog's ingestion
+    does; any other change brings them along."""
+    writes, removes = {}, []
     if set_once:
         for k, v in set_once.items():
             if k not in props:
-                props[k] = v
-                changed = True
+                writes[k] = v
     if set_:
         for k, v in set_.items():
             old = props.get(k, _MISSING)
             if old is _MISSING or not _same(old, v):
-                props[k] = v
-                changed = True
+                writes[k] = v
     if unset:
-        for k in unset:
-            if k in before and k in props:
-                del props[k]
-                changed = True
-    return changed
+        removes = [k for k in dict.fromkeys(unset) if k in props]
+    if not writes and not removes:
+        return False
+    if skip_auto_only and not removes and all(_filtered(k) for k in writes):
+        return False
+    props.update(writes)
+    for k in removes:
+        del props[k]
+    return True
+
+
+def sanitize(value):
+    """U+0000 in strings (keys too) -> U+FFFD, as PostHog stores person properties; other values as they are."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {sanitize(k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitize(v) for v in value]
+    return value
 
 
 def person_updates(ev) -> tuple[dict, dict, list]:
@@ -109,7 +138,7 @@ def person_updates(ev) -> tuple[dict, dict, list]:
                 v = props[k]
                 set_.setdefault(k, v)
                 set_once.setdefault(_INITIAL[k], v)
-    return set_, set_once, unset_keys(props.get("$unset"))
+    return sanitize(set_), sanitize(set_once), unset_keys(props.get("$unset"))
 
 
 # --- events -------------------------------------------------------------------------
@@ -130,7 +159,8 @@ def merge_other_id(ev):
 
 def has_person_changes(ev) -> bool:
     """Whether an event may change its person's properties (explicit keys or automatic ones, docs/protocol.md "Automatic person properties")."""
-    if ev.event == "$groupidentify":  # never touches person properties (docs/protocol.md "Groups: $groupidentify")
+    if ev.event == "$groupidentify" or ev.event in NO_PERSON_UPDATE_EVENTS:
+        # never touch person properties (docs/protocol.md "Groups: $groupidentify", "Persons: property updates")
         return False
     if ev.mixpanel:  # an /engage update's operations
         return True

@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from phlite import codec, errors
-from phlite.ingest import lzstring, mixpanel
+from phlite.ingest import lzstring, mixpanel, reports
 
 _MIB = 1024 * 1024
 _UTC = timezone.utc
@@ -93,6 +93,11 @@ def decode_request(
     obj = _parse_json(data, max_decompressed, max_values, base64_fallback=data is undecoded and not was_base64)
 
     batch: dict = {}
+    if content_type.split(";", 1)[0].strip().lower() in reports.CSP_MIMES:
+        # A browser's CSP violation report (on /report/ or /e/): PostHog's $csp_violation events.
+        obj = reports.csp_events(obj, query)
+        if not obj:
+            raise errors.BadRequest("Invalid CSP report properties provided", code="invalid_csp_payload")
     if isinstance(obj, list):
         items = obj
     elif isinstance(obj, dict) and "batch" in obj:
@@ -388,7 +393,11 @@ def _first_text(form: Mapping, query: Mapping) -> str | None:
 
 
 def _batch_sent_at(batch: dict) -> datetime | None:
-    value = batch.get("sent_at")
+    return parse_sent_at(batch.get("sent_at"))
+
+
+def parse_sent_at(value) -> datetime | None:
+    """An ISO 8601 send time (a batch's `sent_at`, capture v1's `created_at`) as aware UTC, or None."""
     if not isinstance(value, str):
         return None
     try:

@@ -3,6 +3,8 @@ the spool position recorded in the same transaction as the events it produced.""
 
 import orjson
 
+from phlite.store.event_filters import property_condition
+
 INSERT_EVENT = (
     "INSERT OR IGNORE INTO event"
     " (project_id, uuid, event, distinct_id, properties, timestamp, created_at, person_id)"
@@ -74,11 +76,16 @@ class EventsMixin:
         return out
 
     def list_events(self, project_id, *, event=None, distinct_ids=None, after=None, before=None,
-                    cursor=None, limit=100):
-        """Newest first. `cursor` is (timestamp, id) of the last row of the previous page.
-        Returns (rows, next_cursor or None); each row's properties is an orjson.Fragment."""
+                    cursor=None, limit=100, properties=None):
+        """Newest first. `cursor` is (timestamp, id) of the last row of the previous page; `properties` is
+        PostHog property filters (phlite/store/event_filters.py). Returns (rows, next_cursor or None);
+        each row's properties is an orjson.Fragment."""
         where = ["project_id = ?"]
         params = [project_id]
+        if properties:
+            cond, extra = property_condition(properties)
+            where.append(cond)
+            params.extend(extra)
         if event is not None:
             where.append("event = ?")
             params.append(event)

@@ -11,7 +11,7 @@ from phlite import errors, ingest
 from phlite.codec import parse_int64
 from phlite.web.common import body_limit, client_ip, header, is_preflight, preflight, query, read_body, route
 
-POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch"]
+POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch", "/report"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
 OK = {"status": 1}
 

@@ -2,6 +2,8 @@
 
 import zoneinfo
 
+import orjson
+
 from phlite import errors
 from phlite.codec import parse_int64
 from phlite.web.common import (
@@ -36,6 +38,19 @@ def event_json(row):
         "timestamp": iso_ms(row["timestamp"]),
         "created_at": iso_ms(row["created_at"]),
     }
+
+
+def property_filters(raw):
+    """`?properties=` as PostHog sends it: JSON text of a filter list or a property group."""
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.BadRequest("'properties' must be JSON: a list of property filters.", attr="properties")
+    if not isinstance(value, (list, dict)):
+        raise errors.BadRequest("'properties' must be a list of property filters.", attr="properties")
+    return value
 
 
 def parse_cursor(raw):
@@ -86,6 +101,7 @@ def register(web, app):
             before=parse_time_param(q.get("before"), "before"),
             cursor=parse_cursor(q.get("cursor")),
             limit=int_param(q, "limit", 100, 1, 1000),
+            properties=property_filters(q.get("properties")),
         )
         return {
             "results": [event_json(r) for r in rows],
