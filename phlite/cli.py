@@ -92,6 +92,21 @@ def build_parser():
     p = key.add_parser("revoke", parents=[settings], help="Revoke a personal API key by id.")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", parents=[settings],
+                       help="Write a project's events, persons, groups, flags and cohorts to files.")
+    p.add_argument("--project", type=int, help="Project id (default: the only project).")
+    p.add_argument("--after", help="First day or time to export (UTC unless it says), e.g. 2024-01-01.")
+    p.add_argument("--before", help="Export events before this day or time (excluded).")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                   help="jsonl: gzip JSON lines (default); csv: plain CSV for spreadsheets.")
+    p.add_argument("--out", default=None, help="Output directory (default: export-<project id>).")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("import", parents=[settings],
+                       help="Import events from phlite, PostHog or Mixpanel export files (stop the server first).")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--project", type=int, help="Project id (default: the only project).")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -134,6 +149,72 @@ def run_admin(args, config):
         return 0
     finally:
         store.close()
+
+
+def _project(store, wanted):
+    projects = store.list_projects()
+    if wanted is not None:
+        match = [p for p in projects if p["id"] == wanted]
+        if not match:
+            raise SystemExit(f"phlite: no project with id {wanted}")
+        return match[0]
+    if len(projects) != 1:
+        raise SystemExit("phlite: say which project with --project ID"
+                         f" ({len(projects)} projects: see `python app.py project list`)")
+    return projects[0]
+
+
+def run_export(args, config):
+    from pathlib import Path
+
+    from phlite import lifecycle
+    from phlite.app import open_store
+
+    store = open_store(config)
+    try:
+        project = _project(store, args.project)
+        after = lifecycle.parse_when(args.after) if args.after else None
+        before = lifecycle.parse_when(args.before) if args.before else None
+        out = Path(args.out or f"export-{project['id']}")
+        bar = lifecycle.Progress(sys.stderr, "exporting events",
+                                 store.count_events_between(project["id"], after, before))
+        written = lifecycle.export(store, project["id"], out, after=after, before=before, fmt=args.format,
+                                   progress=bar.update)
+        bar.finish()
+    finally:
+        store.close()
+    _print({"directory": str(out), "files": written}, args.json,
+           "\n".join(f"{out / name}\t{n} rows" for name, n in written.items()))
+    return 0
+
+
+def run_import(args, config):
+    from pathlib import Path
+
+    from phlite import lifecycle
+    from phlite.app import open_app
+
+    paths = [Path(f) for f in args.files]
+    for p in paths:
+        if not p.is_file():
+            raise SystemExit(f"phlite: no such file: {p}")
+    # Import runs a writer over the data dir's spool, as the server does: never both at once.
+    datadir.prepare(config.data_dir)
+    lock = datadir.DataDirLock(config.data_dir).acquire()
+    app = open_app(config)
+    try:
+        project = _project(app.store, args.project)
+        bar = lifecycle.Progress(sys.stderr, "importing", sum(p.stat().st_size for p in paths), " B")
+        summary = lifecycle.import_files(app.ingestion, project, paths, progress=bar.update)
+        bar.finish()
+    finally:
+        app.close()
+        lock.release()
+    dropped = ", ".join(f"{k}: {v}" for k, v in summary["dropped"].items()) or "none"
+    _print(summary, args.json, f"read {summary['read']} objects: stored {summary['stored']},"
+           f" deduplicated {summary['deduplicated']} (already stored), dropped {sum(summary['dropped'].values())}"
+           f" ({dropped})")
+    return 0
 
 
 def first_start(app, url):
@@ -257,6 +338,10 @@ def main(argv=None):
         configure_logging(config)
         if args.command in (None, "serve"):
             sys.exit(serve(config))
+        if args.command == "export":
+            sys.exit(run_export(args, config))
+        if args.command == "import":
+            sys.exit(run_import(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

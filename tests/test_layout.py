@@ -21,6 +21,7 @@ PURE = [
     "phlite/ingest/rules.py", "phlite/ingest/record.py", "phlite/ingest/lzstring.py",
     "phlite/flags/wire.py", "phlite/flags/definitions.py", "phlite/flags/filters.py",
     "phlite/flags/eval/*.py",
+    "phlite/lifecycle/formats.py",
     "phlite/query/*.py",
 ]
 # Until the flags side moves into phlite/flags/ (with the evaluator in flags/eval/), the
@@ -107,7 +108,7 @@ def test_framework_imports_have_one_owner():
 def test_web_uses_only_the_app_and_the_package_faces():
     # The faces: a package's __init__, never its submodules. store's face gives DatabaseError.
     faces = {"phlite.app", "phlite.errors", "phlite.codec", "phlite.ingest", "phlite.flags", "phlite.store",
-             "phlite.query", "phlite.console"} | OLD_FLAG_MODULES
+             "phlite.query", "phlite.console", "phlite.lifecycle"} | OLD_FLAG_MODULES
     for path in (PKG / "web").rglob("*.py"):
         for name in phlite_imports(path):
             assert name in faces or under(name, "phlite.web"), f"{rel(path)} imports {name}"
@@ -121,6 +122,15 @@ def test_the_pipelines_do_not_import_each_other_nor_web():
         for path in (PKG / own).rglob("*.py"):
             for name in phlite_imports(path):
                 assert not any(under(name, o) for o in others), f"{rel(path)} imports {name}"
+
+
+def test_lifecycle_uses_only_the_package_faces():
+    # Export, import (and later migrate, forwarding, retention) sit beside the pipelines: they use
+    # ingestion, flags and the store through their faces, and never HTTP or the app.
+    allowed = {"phlite.errors", "phlite.codec", "phlite.ingest", "phlite.flags", "phlite.store"}
+    for path in (PKG / "lifecycle").rglob("*.py"):
+        for name in phlite_imports(path):
+            assert name in allowed or under(name, "phlite.lifecycle"), f"{rel(path)} imports {name}"
 
 
 def test_store_imports_only_errors():

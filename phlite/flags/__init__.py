@@ -4,6 +4,7 @@
 definitions with their ETag, remote config. Beside it, the pure parts they call by name: the
 /flags wire format (`wire`), flag and cohort checking and JSON (`definitions`). Inside:
 `cache` (compiled definitions per project, rebuilt when the store's flag generation moves),
+`answers` (recent evaluations, keyed on everything they were computed from),
 `serve` (one request's store work), `filters` (the one walker of stored filters), and `eval/`
 (the pure evaluator).
 """
@@ -12,6 +13,7 @@ import time
 
 from phlite import errors
 from phlite.flags import remote_config as _remote_config
+from phlite.flags.answers import AnswerCache
 from phlite.flags.cache import FlagCache
 from phlite.flags.definitions import (
     activity_json, check_filters, clean_cohort, clean_flag, cohort_json, dependents, flag_json, flags_using_cohort,
@@ -37,10 +39,11 @@ class FlagService:
     next request with no invalidation call.
     """
 
-    def __init__(self, store, clock=time.time):
+    def __init__(self, store, clock=time.time, cache_answers=True):
         self._store = store
         self._clock = clock
         self._cache = FlagCache(store)
+        self.answers = AnswerCache() if cache_answers else None
 
     def evaluate(self, project_id: int, request: FlagRequest, *, runtime: str | None = None,
                  survey_only: bool = False, stored_person: bool = True) -> Evaluation:
@@ -49,7 +52,8 @@ class FlagService:
         A failing store never raises: the flags that needed it come back failed (`errors`).
         """
         return evaluate_request(self._store, self._cache, project_id, request, now=self._clock(),
-                                runtime=runtime, survey_only=survey_only, stored_person=stored_person)
+                                runtime=runtime, survey_only=survey_only, stored_person=stored_person,
+                                answers=self.answers)
 
     def definitions(self, project_id: int) -> tuple[bytes, str]:
         """(local-evaluation JSON, its weak ETag) of the project.

@@ -8,14 +8,18 @@
 `Ingestion` is the package's face: the web layer and the app use only it.
 """
 
+import collections
+import time
 import uuid
 
+from phlite import errors
+from phlite.ingest.mixpanel import track_event as mixpanel_track_event
 from phlite.ingest.persons import PersonProcessor
 from phlite.ingest.spool import Spool
 from phlite.ingest.wire import Payload, decode_request
 from phlite.ingest.writer import Writer
 
-__all__ = ["Ingestion", "Payload", "decode_request"]
+__all__ = ["Ingestion", "Payload", "decode_request", "mixpanel_track_event"]
 
 
 class Ingestion:
@@ -43,6 +47,26 @@ class Ingestion:
         """Spool a decoded request's events (durably) for the writer. Raises Unavailable."""
         self.writer.submit(project_id, payload.events, sent_at=payload.sent_at, ip=ip,
                            token=payload.token or "", operations=payload.operations)
+
+    def submit_historical(self, project_id, events, *, token="", timeout=600):
+        """Spool imported events (`python app.py import`): no sent_at and no client address, so
+        their timestamps and properties are kept as they are, and no rate limit. While the queue
+        is full it waits for the writer instead of answering 503; raises Unavailable only when the
+        store refuses writes, phlite is stopping, or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.writer.submit(project_id, events, token=token)
+                return
+            except errors.Unavailable:
+                if self.writer.failure is not None or self.writer.stopping or time.monotonic() > deadline:
+                    raise
+                self.writer.flush(timeout=max(0.1, deadline - time.monotonic()))
+
+    def totals(self):
+        """(events stored, Counter of events dropped by reason) since this Ingestion started."""
+        with self.writer.cond:
+            return self.writer.stored, collections.Counter(self.writer.dropped)
 
     # --- persons (ordered with ingestion: run in the writer thread) ---
 

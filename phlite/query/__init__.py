@@ -11,13 +11,16 @@ from datetime import datetime, timedelta, timezone
 from phlite import errors
 from phlite.query.runner import run_hogql
 from phlite.query.events_query import run_events
+from phlite.query.funnels import run_funnels
+from phlite.query.retention import run_retention
 from phlite.query.trends import run_trends
 
 REFRESH = {"blocking", "async", "lazy_async", "async_except_on_cache_miss", "force_blocking", "force_async",
            "force_cache", True, False}
 REQUEST_FIELDS = {"query", "refresh", "async", "client_query_id", "filters_override", "variables_override",
                   "name", "limit_context"}
-RUNNERS = {"HogQLQuery": run_hogql, "TrendsQuery": run_trends, "EventsQuery": run_events}
+RUNNERS = {"HogQLQuery": run_hogql, "TrendsQuery": run_trends, "EventsQuery": run_events,
+           "FunnelsQuery": run_funnels, "RetentionQuery": run_retention}
 
 
 def _iso(ms):
