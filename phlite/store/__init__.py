@@ -9,6 +9,7 @@ import threading
 
 import peewee
 
+from phlite.store.console import ConsoleMixin
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
@@ -26,7 +27,7 @@ OperationalError = peewee.OperationalError
 WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin, ConsoleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)
