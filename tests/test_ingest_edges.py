@@ -152,3 +152,16 @@ def test_events_per_request_are_bounded_before_the_200(make_server):
     assert_error(r, 413, code="payload_too_large", detail="request holds 1001 events; at most 1000 per request")
     r = http("POST", p.url + "/batch/", {"api_key": p.token, "batch": batch[:1000]})
     assert r.status == 200
+
+
+def test_junk_group_types_take_no_slot_and_do_not_sink_the_event(project):
+    junk = {"": "k", " ": "k", "a\x00b": "k", "x" * 401: "k", "nul-key": None, "empty-key": ""}
+    send(project, ev("junk", "u1", **{"$groups": {**junk, "company": "acme"}}),
+         ev("$groupidentify", "u1", **{"$group_type": "", "$group_key": "k", "$group_set": {"a": 1}}))
+    types = _page(project, "/api/projects/@project/groups_types/")
+    assert [t["group_type"] for t in types] == ["company"]
+    [e] = [e for e in project.events() if e["event"] == "junk"]
+    assert e["properties"]["$groups"] == {"company": "acme"} and e["properties"]["$group_0"] == "acme"
+    # The four slots left are still there for real types.
+    send(project, ev("real", "u2", **{"$groups": {f"t{i}": "k" for i in range(4)}}))
+    assert len(_page(project, "/api/projects/@project/groups_types/")) == 5

@@ -170,3 +170,48 @@ print(s2.recv(2).decode())
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", (out.stdout, out.stderr)
+
+
+def test_a_writer_call_that_times_out_before_it_starts_never_runs_later(tmp_path):
+    srv = InProcessServer(Config(data_dir=tmp_path))
+    try:
+        writer = srv.app.ingestion.writer
+        gate = _gate(srv)
+        ran = []
+        from phlite import errors
+
+        with pytest.raises(errors.Unavailable):
+            writer.call(lambda: ran.append("late"), timeout=0.05)
+        gate.set()
+        srv.flush()
+        assert writer.call(lambda: "now") == "now"
+        assert ran == []  # before: answered 503, then applied anyway
+    finally:
+        srv.close()
+
+
+@pytest.mark.slow
+def test_a_lock_timeout_on_the_private_api_is_a_503_and_changes_nothing(tmp_path):
+    import sqlite3
+
+    srv = InProcessServer(Config(data_dir=tmp_path))
+    try:
+        p = Project(srv)
+        r = p.api("POST", "/api/projects/@project/feature_flags/", {"key": "f", "filters": {"groups": [
+            {"properties": [], "rollout_percentage": 10}]}})
+        assert r.status in (200, 201), r.body
+        flag_id = r.json()["id"]
+        con = sqlite3.connect(srv.store.path, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")  # a long writer transaction holds the lock past the busy timeout
+        try:
+            r = p.api("PATCH", f"/api/projects/@project/feature_flags/{flag_id}/",
+                      {"filters": {"groups": [{"properties": [], "rollout_percentage": 90}]}})
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        assert_error(r, 503, code="service_unavailable")
+        assert r.headers["Retry-After"] == "2"
+        r = p.api("GET", f"/api/projects/@project/feature_flags/{flag_id}/")
+        assert r.json()["filters"]["groups"][0]["rollout_percentage"] == 10
+    finally:
+        srv.close()

@@ -10,7 +10,7 @@
 import logging
 
 from phlite.ingest.mixpanel import apply_operations
-from phlite.ingest.rules import apply_updates, unset_keys
+from phlite.ingest.rules import apply_updates, unset_keys, valid_group_type
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,12 @@ class GroupBatch:
         props = ev.properties
         groups = props.get("$groups")
         if isinstance(groups, dict) and groups:
+            junk = [t for t, key in groups.items() if not valid_group_type(t) or key is None or key == ""]
+            if junk:  # dropped from the stored event too: only the valid groups are kept
+                self.warnings["invalid_group_type_or_key"] += len(junk)
+                groups = {t: key for t, key in groups.items() if t not in junk}
+                props["$groups"] = groups
             for group_type, key in groups.items():
-                if key is None:
-                    continue
                 index = self.types.index(self.store, self.project_id, group_type)
                 if index is not None:
                     props[f"$group_{index}"] = key
@@ -85,7 +88,8 @@ class GroupBatch:
     def _identify(self, ev):
         props = ev.properties
         group_type, key = props.get("$group_type"), props.get("$group_key")
-        if not isinstance(group_type, str) or not group_type or key is None or key == "":
+        if not valid_group_type(group_type) or key is None or key == "":
+            self.warnings["invalid_group_type_or_key"] += 1
             return
         key = key if isinstance(key, str) else str(key)
         index = self.types.index(self.store, self.project_id, group_type)

@@ -141,6 +141,20 @@ def person_updates(ev) -> tuple[dict, dict, list]:
     return sanitize(set_), sanitize(set_once), unset_keys(props.get("$unset"))
 
 
+# --- groups ---
+
+MAX_GROUP_TYPE_CHARS = 400  # PostHog's column for the name
+_CONTROL = frozenset(map(chr, [*range(32), 127]))
+
+
+def valid_group_type(name) -> bool:
+    """Whether a `$groups` / `$group_type` name may take one of the project's five group-type slots
+    (docs/protocol.md "Groups: group types"): text of 1-400 characters, not only whitespace, no
+    control characters. A junk name must not use up a slot that is never freed."""
+    return (isinstance(name, str) and 0 < len(name) <= MAX_GROUP_TYPE_CHARS and not name.isspace()
+            and _CONTROL.isdisjoint(name))
+
+
 # --- events -------------------------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ start, records after the stored position are replayed. So a 200 is never lost an
 Layout: data/spool/<segment>.log, each record = magic, length, crc32, payload (the payload's
 format is phlite/ingest/record.py). A record
 cut short by a crash fails its length or CRC check and is ignored (it was never
-acknowledged). Segments wholly behind the stored position are deleted.
+acknowledged); a damaged record in the middle is skipped and recovery resumes at the next valid
+one. Segments wholly behind the stored position are deleted.
 """
 
 import logging
@@ -16,10 +17,44 @@ import os
 import struct
 import zlib
 
+from phlite.errors import StartupError
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sII")  # magic, payload length, crc32 of payload
+
+
+# spool/damaged.log (bytes recovery skipped) grows to this, then starts again, one older generation kept.
+DAMAGED_LOG_BYTES = 64 * 1024 * 1024
+
+
+class SpoolError(StartupError):
+    """The spool directory cannot be used as it is (a file where the directory should be, a
+    directory named like a segment): a one-line start-up error for the operator."""
+
+
+def _record_at(data, pos):
+    """(payload, end) of a valid record starting at pos, or (None, None)."""
+    magic, length, crc = HEADER.unpack_from(data, pos)
+    end = pos + HEADER.size + length
+    if magic != MAGIC or end > len(data):
+        return None, None
+    payload = data[pos + HEADER.size:end]
+    if zlib.crc32(payload) != crc:
+        return None, None
+    return payload, end
+
+
+def _next_record(data, pos):
+    """The offset of the next valid record at or after pos, or None."""
+    while True:
+        pos = data.find(MAGIC, pos)
+        if pos < 0 or pos + HEADER.size > len(data):
+            return None
+        if _record_at(data, pos)[0] is not None:
+            return pos
+        pos += 1
 
 
 class SpoolLost(OSError):
@@ -31,6 +66,9 @@ class Spool:
     def __init__(self, directory, segment_bytes=64 * 1024 * 1024):
         self.dir = directory
         self.segment_bytes = segment_bytes
+        self.damaged = 0
+        if self.dir.exists() and not self.dir.is_dir():
+            raise SpoolError(f"{self.dir} is not a directory: phlite keeps its spool there (move that file away)")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fd = None
         # Every segment this process appended to and has not released, open for reading: a queued
@@ -55,33 +93,56 @@ class Spool:
 
     def recover(self, committed):
         """Records after `committed` ((segment, offset)) as [(position, payload)], then
-        open a fresh segment for new appends."""
+        open a fresh segment for new appends.
+
+        A damaged record (bad magic, length or CRC: a flipped bit, a torn page) does not end the
+        segment: recovery resynchronises on the next valid record and copies the damaged bytes to
+        spool/damaged.log (bounded), so only the damaged record is lost."""
         records = []
+        self.damaged = 0  # damaged stretches found (each: at least one record lost)
         for seg in self._segments():
             if seg < committed[0]:
                 continue
             start = committed[1] if seg == committed[0] else 0
-            with open(self._path(seg), "rb") as f:
-                data = f.read()
+            path = self._path(seg)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except IsADirectoryError:
+                raise SpoolError(f"{path} is a directory, not a spool file: move it out of {self.dir}") from None
             pos = start
             while pos + HEADER.size <= len(data):
-                magic, length, crc = HEADER.unpack_from(data, pos)
-                end = pos + HEADER.size + length
-                if magic != MAGIC or end > len(data):
-                    break
-                payload = data[pos + HEADER.size:end]
-                if zlib.crc32(payload) != crc:
-                    break
-                records.append(((seg, end), payload))
-                pos = end
+                payload, end = _record_at(data, pos)
+                if payload is not None:
+                    records.append(((seg, end), payload))
+                    pos = end
+                    continue
+                resume = _next_record(data, pos + 1)
+                if resume is None:
+                    break  # the tail: a record cut short by a crash, never acknowledged
+                self._keep_damaged(path, pos, data[pos:resume])
+                pos = resume
             if pos < len(data):
                 log.warning("spool %s: ignoring %d bytes of an unacknowledged, cut-short record",
-                            self._path(seg).name, len(data) - pos)
+                            path.name, len(data) - pos)
         segments = self._segments()
         self._open(max(segments[-1] if segments else 0, committed[0]) + 1)
         if records:
             log.info("spool: replaying %d accepted requests not yet stored", len(records))
         return records
+
+    def _keep_damaged(self, path, pos, data):
+        self.damaged += 1
+        log.error("spool %s: %d damaged bytes at offset %d skipped (kept in damaged.log); resuming at the next"
+                  " valid record", path.name, len(data), pos)
+        out = self.dir / "damaged.log"
+        try:
+            if out.exists() and out.stat().st_size + len(data) > DAMAGED_LOG_BYTES:
+                out.replace(out.with_suffix(".log.1"))
+            with open(out, "ab") as f:
+                f.write(b"%s %d %d\n" % (path.name.encode(), pos, len(data)) + data + b"\n")
+        except OSError as e:  # keeping the evidence must not stop the replay of the rest
+            log.error("cannot write %s: %s", out, e)
 
     def _open(self, segment):
         # Open the new segment before letting go of the old one: if the open fails (EMFILE, no

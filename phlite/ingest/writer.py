@@ -72,6 +72,7 @@ class _Call:
         self.done = threading.Event()
         self.result = None
         self.error = None
+        self.state = "queued"  # -> "running" -> done, or "cancelled" (changed under the writer's cond)
 
 
 class Writer:
@@ -219,7 +220,13 @@ class Writer:
             self.queue.append((None, c))
             self.cond.notify_all()
         if not c.done.wait(timeout):
-            raise errors.Unavailable("The writer is busy; retry shortly.", retry_after=2)
+            with self.cond:
+                if c.state == "queued":
+                    # Never answer an error for a change that is then applied: a call that has not
+                    # started is withdrawn, so the 503 is true.
+                    c.state = "cancelled"
+                    raise errors.Unavailable("The writer is busy; retry shortly.", retry_after=2)
+            c.done.wait()  # running: its answer is the truth, and a group commit is bounded
         if c.error is not None:
             raise c.error
         return c.result
@@ -321,9 +328,13 @@ class Writer:
     def _process(self, items):
         if items[0][0] is None:
             call = items[0][1]
+            with self.cond:
+                run = call.state == "queued"
+                call.state = "running" if run else call.state
             try:
-                with self.store.db.connection_context() if self.thread is None else contextlib.nullcontext():
-                    call.result = call.fn()
+                if run:
+                    with self.store.db.connection_context() if self.thread is None else contextlib.nullcontext():
+                        call.result = call.fn()
             except BaseException as e:  # delivered to the caller
                 call.error = e
             with self.cond:

@@ -16,6 +16,7 @@ import orjson
 
 from phlite import errors
 from phlite.codec import parse_int64
+from phlite.store import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,15 @@ class _JsonPlugin:
                 rv = error_response(e)
             except bottle.HTTPResponse as r:
                 rv = r
+            except OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    log.exception("error while serving %s %s", bottle.request.method, bottle.request.path)
+                    rv = error_response(errors.PhliteError("Internal server error.", code="server_error"))
+                else:
+                    # SQLite's lock wait ran out (a long writer transaction): nothing was changed, and
+                    # the client may retry (the transaction rolled back).
+                    log.warning("database locked while serving %s %s", bottle.request.method, bottle.request.path)
+                    rv = error_response(errors.Unavailable("The database is busy; retry shortly.", retry_after=2))
             except Exception:
                 log.exception("error while serving %s %s", bottle.request.method, bottle.request.path)
                 rv = error_response(errors.PhliteError("Internal server error.", code="server_error"))
