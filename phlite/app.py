@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from phlite.config import Config
+from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.query import QueryService
@@ -23,6 +24,7 @@ class App:
     ingestion: Ingestion
     flags: FlagService
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
+    console: Console
     queries: QueryService
     clock: Callable[[], float] = time.time
 
@@ -36,6 +38,12 @@ def open_store(config):
     return Store(config.db_path)
 
 
+def open_console(config):
+    """The console over the store alone, for the `user` commands: (console, store to close)."""
+    store = open_store(config)
+    return Console(store), store
+
+
 def open_app(config, clock=time.time, start_writer=True):
     store = Store(config.db_path)
     ingestion = Ingestion(store, config, clock)
@@ -44,4 +52,4 @@ def open_app(config, clock=time.time, start_writer=True):
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               queries=queries, clock=clock)
+               queries=queries, console=Console(store, clock=clock), clock=clock)

@@ -35,9 +35,11 @@ def _flag(s):
 BOOL_FLAGS = {_flag(s) for s in configmod.SETTINGS if isinstance(s.default, bool)}
 
 
-def _settings_parser():
+def _settings_parser(exclude=()):
     parent = argparse.ArgumentParser(add_help=False)
     for s in configmod.SETTINGS:
+        if s.name in exclude:
+            continue
         boolean = _flag(s) in BOOL_FLAGS
         parent.add_argument(_flag(s), dest=s.name, default=argparse.SUPPRESS,
                             metavar="BOOL" if boolean else s.name.upper(),
@@ -93,6 +95,19 @@ def build_parser():
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
 
+    user = sub.add_parser("user", help="Manage console accounts.").add_subparsers(dest="action", required=True)
+    p = user.add_parser("create", parents=[settings], help="Create a console account; prints a one-time link to set its password.")
+    p.add_argument("email")
+    p.add_argument("--admin", action="store_true", help="Make it an admin (default: member).")
+    p.add_argument("--json", action="store_true")
+    p = user.add_parser("list", parents=[settings], help="List console accounts.")
+    p.add_argument("--json", action="store_true")
+    p = user.add_parser("delete", parents=[settings], help="Delete a console account (signs it out).")
+    p.add_argument("email")
+    p.add_argument("--json", action="store_true")
+    p = user.add_parser("reset-password", parents=[settings], help="Print a one-time link that sets a new password.")
+    p.add_argument("email")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("export", parents=[settings],
                        help="Write a project's events, persons, groups, flags and cohorts to files.")
     p.add_argument("--project", type=int, help="Project id (default: the only project).")
@@ -107,6 +122,20 @@ def build_parser():
     p.add_argument("files", nargs="+")
     p.add_argument("--project", type=int, help="Project id (default: the only project).")
     p.add_argument("--json", action="store_true")
+
+    # --host here is the destination, as in PostHog's own tools, so the listen-address setting is left out.
+    migrate = sub.add_parser("migrate", help="Move a project into PostHog.").add_subparsers(dest="action",
+                                                                                           required=True)
+    p = migrate.add_parser("posthog", parents=[_settings_parser(exclude=("host",))],
+                           help="Flags, cohorts and every event into a PostHog project (docs/lifecycle.md).")
+    p.add_argument("--host", dest="destination", required=True, help="The PostHog URL, e.g. https://us.i.posthog.com.")
+    p.add_argument("--project-api-key", required=True, help="The destination project's phc_ key.")
+    p.add_argument("--personal-api-key", required=True, help="A phx_ key with flag, cohort and query access.")
+    p.add_argument("--project", type=int, help="Source project id (default: the only project).")
+    p.add_argument("--checkpoint", help="Checkpoint file (default: <data dir>/migrate-<project>.json).")
+    p.add_argument("--batch-size", type=int, default=1000, help="Events per /batch/ request (default 1000).")
+    p.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -118,7 +147,53 @@ def _print(obj, as_json, text):
     print(json.dumps(obj) if as_json else text, flush=True)
 
 
+def _base_url(config):
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    return f"http://{host}:{config.port}"
+
+
+def run_user(args, config):
+    from phlite.app import open_console
+    from phlite.console import SignInError
+
+    datadir.prepare(config.data_dir)
+    console, store = open_console(config)
+    base = _base_url(config)
+    try:
+        if args.action == "create":
+            try:
+                user, token = console.create_user(args.email, "admin" if args.admin else "member")
+            except SignInError as e:
+                print(f"phlite: {e.message}", file=sys.stderr)
+                return 1
+            link = f"{base}/console/link/{token}"
+            _print({"id": user["id"], "email": user["email"], "role": user["role"], "link": link}, args.json,
+                   f"created {user['role']} {user['email']}; to set the password open (once, within 24 h): {link}")
+        elif args.action == "list":
+            rows = [{"id": u["id"], "email": u["email"], "role": u["role"], "created_at": u["created_at"]}
+                    for u in console.list_users()]
+            _print(rows, args.json, "\n".join(f"{r['id']}\t{r['email']}\t{r['role']}" for r in rows))
+        elif args.action == "delete":
+            if not console.delete_user(args.email):
+                print(f"phlite: no account {args.email}", file=sys.stderr)
+                return 1
+            _print({"email": args.email, "deleted": True}, args.json, f"deleted {args.email}")
+        elif args.action == "reset-password":
+            token = console.reset_link(args.email)
+            if token is None:
+                print(f"phlite: no account {args.email}", file=sys.stderr)
+                return 1
+            link = f"{base}/console/link/{token}"
+            _print({"email": args.email, "link": link}, args.json,
+                   f"to set a new password for {args.email} open (once, within 24 h): {link}")
+        return 0
+    finally:
+        store.close()
+
+
 def run_admin(args, config):
+    if args.command == "user":
+        return run_user(args, config)
     # Admin commands open the store alone (SQLite lets them run beside the server): no data dir lock.
     from phlite.app import open_store
 
@@ -149,6 +224,15 @@ def run_admin(args, config):
         return 0
     finally:
         store.close()
+
+
+def console_link(app, port):
+    """While no console account exists, print a one-time link that creates the first admin."""
+    token = app.console.first_start_link()
+    if token:
+        host = "127.0.0.1" if app.config.host in ("0.0.0.0", "::", "") else app.config.host
+        print(f"Open the console and create the first account (one-time link, 24 h):"
+              f" http://{host}:{port}/console/link/{token}", flush=True)
 
 
 def _project(store, wanted):
@@ -217,6 +301,31 @@ def run_import(args, config):
     return 0
 
 
+def run_migrate(args, config):
+    from pathlib import Path
+
+    from phlite import lifecycle
+    from phlite.app import open_store
+
+    store = open_store(config)
+    try:
+        project = _project(store, args.project)
+        path = Path(args.checkpoint or Path(config.data_dir) / f"migrate-{project['id']}.json")
+        summary = lifecycle.migrate_posthog(
+            store, project["id"], args.destination, args.project_api_key, args.personal_api_key,
+            checkpoint_path=path, dry_run=args.dry_run, rate=config.migrate_rate_limit, batch_events=args.batch_size,
+            progress_stream=sys.stderr, log=(lambda m: None) if args.json else print,
+            kill_after_batches=configmod.environ_get("PHLITE_MIGRATE_KILL_AFTER_BATCHES"))
+    except lifecycle.MigrationError as e:
+        print(f"phlite: migration stopped: {e} (run the same command again to resume)", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    return 0 if summary.get("dry_run") or summary["verification"]["ok"] else 1
+
+
 def first_start(app, url):
     """On an empty data dir: create the default project and a personal key, and say how to use them."""
     store = app.store
@@ -282,6 +391,7 @@ def _run(server, app, config):
     try:
         # Announce readiness inside the try: a SIGTERM that arrives right after the line
         # (a supervisor or a test reacting to it) must still run the drain below.
+        console_link(app, server.effective_port)
         print(f"phlite {__version__} listening on http://{config.host}:{server.effective_port}"
               f" (data in {config.data_dir})", flush=True)
         server.run()
@@ -342,6 +452,8 @@ def main(argv=None):
             sys.exit(run_export(args, config))
         if args.command == "import":
             sys.exit(run_import(args, config))
+        if args.command == "migrate":
+            sys.exit(run_migrate(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

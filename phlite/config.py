@@ -82,6 +82,8 @@ SETTINGS = (
     Setting("rate_limit", 0, int, "Per-project events per second, then 429. 0 = off."),
     # PostHog's published limit for one query is 10 s of execution.
     Setting("query_timeout", 10.0, float, "Seconds one `/query/` request may run before it is stopped (400)."),
+    # PostHog asks migrations to stay under a few thousand events/s (docs/lifecycle.md "Migrate to PostHog").
+    Setting("migrate_rate_limit", 1000, int, "Events per second `migrate posthog` sends at most. 0 = no limit."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )

@@ -1,10 +1,12 @@
--- migrations applied: [1, 2, 3, 4, 8]
+-- migrations applied: [1, 2, 3, 4, 5, 8]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
 CREATE INDEX cohort_project ON cohort (project_id, id);
 -- index cohort_static_member_distinct_id
 CREATE INDEX cohort_static_member_distinct_id ON cohort_static_member (project_id, distinct_id);
+-- index console_session_user
+CREATE INDEX console_session_user ON console_session (user_id);
 -- index event_distinct_id
 CREATE INDEX event_distinct_id ON event (project_id, distinct_id, timestamp);
 -- index event_name
@@ -26,11 +28,17 @@ CREATE INDEX person_project ON person (project_id, id);
 -- index personal_key_lookup
 CREATE INDEX personal_key_lookup ON personal_key (lookup);
 -- table activity_log
-CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT );
+CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT , user_id INTEGER);
 -- table cohort
 CREATE TABLE cohort ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '', filters TEXT NOT NULL DEFAULT '{}', is_static INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table cohort_static_member
 CREATE TABLE cohort_static_member ( project_id INTEGER NOT NULL, cohort_id INTEGER NOT NULL, distinct_id TEXT NOT NULL, PRIMARY KEY (cohort_id, distinct_id) ) WITHOUT ROWID;
+-- table console_link
+CREATE TABLE console_link ( token_hash TEXT PRIMARY KEY, user_id INTEGER, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER );
+-- table console_session
+CREATE TABLE console_session ( token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL );
+-- table console_user
+CREATE TABLE console_user ( id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT, role TEXT NOT NULL CHECK (role IN ('admin', 'member')), created_at INTEGER NOT NULL );
 -- table event
 CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER );
 -- table feature_flag

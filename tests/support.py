@@ -239,3 +239,78 @@ def stored_uuids(db_path, project_id=None):
     rows = con.execute(sql, (project_id,) if project_id else ()).fetchall()
     con.close()
     return [str(uuid.UUID(bytes=r[0])) for r in rows]
+
+
+# --- the console -------------------------------------------------------------------------------------
+
+
+class ConsoleClient:
+    """A cookie-keeping client of the console's HTML pages that does not follow redirects;
+    posts carry the page's CSRF token and this server's Origin, as a browser on the page sends them."""
+
+    def __init__(self, url):
+        self.url = url
+        self.cookies = {}
+        self.csrf = None
+
+    def request(self, method, path, fields=None, headers=None, raw=None):
+        h = {"Origin": self.url, **(headers or {})}
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if fields is not None:
+            if self.csrf and "csrf" not in fields:
+                fields = {**fields, "csrf": self.csrf}
+            body = urlencode(fields, doseq=True).encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        if raw is not None:
+            body = raw
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **k):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=h)
+        try:
+            with opener.open(req, timeout=30) as r:
+                resp = Response(r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            resp = Response(e.code, e.headers, e.read())
+        for raw in resp.headers.get_all("Set-Cookie") or []:
+            name, _, rest = raw.partition("=")
+            value = rest.split(";")[0]
+            if "Max-Age=0" in raw or not value:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        m = re.search(rb'name="csrf" value="([^"]+)"', resp.body or b"")
+        if m:
+            self.csrf = m.group(1).decode()
+        return resp
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, fields, **kw):
+        return self.request("POST", path, fields or {}, **kw)
+
+    def text(self, path):
+        r = self.get(path)
+        assert r.status == 200, (r.status, r.body[:500])
+        return r.body.decode()
+
+    def sign_in(self, email, password):
+        r = self.post("/console/login", {"email": email, "password": password, "next": "/"})
+        assert r.status == 303, (r.status, r.body[:500])
+        self.get("/console/projects")  # picks up the session's CSRF token
+        return r
+
+
+def console_user(srv, role="member", password="correct horse battery"):
+    """A new console account on a running server and a client signed in as it."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    srv.app.console.create_user(email, role, password)
+    client = ConsoleClient(srv.url)
+    client.sign_in(email, password)
+    return client

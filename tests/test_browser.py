@@ -36,6 +36,7 @@ PAGE_FILES = {
     "/mixpanel.html": JS / "pages" / "mixpanel.html",
     "/away.html": JS / "pages" / "away.html",
     "/snippet.html": JS / "pages" / "snippet.html",
+    "/csrf.html": JS / "pages" / "csrf.html",  # tests/test_console_browser.py
     "/posthog-js.js": MODULES / "posthog-js" / "dist" / "module.js",
     "/mixpanel-browser.js": MODULES / "mixpanel-browser" / "dist" / "mixpanel.module.js",
 }

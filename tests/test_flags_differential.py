@@ -14,6 +14,7 @@ import random
 from datetime import datetime, timezone
 
 from posthog.feature_flags import (
+    PROPERTY_OPERATORS,
     InconclusiveMatchError,
     RequiresServerEvaluation,
     match_feature_flag_properties,
@@ -253,6 +254,9 @@ def random_flag(rng, index, earlier):
            "ensure_experience_continuity": False, "version": 1, "filters": filters}  # fmt: skip
     if rng.random() < 0.1:
         row["bucketing_identifier"] = "device_id"
+    # filters.early_exit from a side generator, so the main stream (and every other case) stays as it was.
+    if random.Random(SEED * 31 + index * 7919 + len(earlier)).random() < 0.25:
+        filters["early_exit"] = True
     return row
 
 
@@ -327,10 +331,18 @@ def excluded(flag, by_key, cohorts, case):
     # docs/flags-protocol.md "SDK local evaluators": with a key missing, the SDK skips an inconclusive condition and may match a later one,
     # where the server decides the earlier one (e.g. is_not on a missing key is true). The value
     # can then only differ if conditions carry different variant overrides or bucket differently.
+    prop_sets = [case["person_properties"], *case["group_properties"].values()]
+    missing = any(key not in props for key in _referenced_keys(closure, cohorts) for props in prop_sets)
+    # With filters.early_exit the SDK skips an inconclusive condition (a missing key, an operator it
+    # lacks) and may match a later one, where the server may have stopped at it: false.
+    if any(f["filters"].get("early_exit") for f in closure):
+        if missing or any(p.get("operator", "exact") not in PROPERTY_OPERATORS
+                          for f in closure for c in f["filters"]["groups"] for p in c["properties"]
+                          if p.get("type") not in ("cohort", "flag")):
+            return True
     if not any(_order_sensitive(f) for f in closure):
         return False
-    prop_sets = [case["person_properties"], *case["group_properties"].values()]
-    return any(key not in props for key in _referenced_keys(closure, cohorts) for props in prop_sets)
+    return missing
 
 
 # --- the test ---------------------------------------------------------------------------------

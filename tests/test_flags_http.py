@@ -343,8 +343,11 @@ def test_one_person_lookup_and_one_per_group(project, server, monkeypatch):
     assert all(f["enabled"] for f in body["flags"].values())
     assert sorted(calls) == ["get_group", "get_group", "get_person_by_distinct_id", "group_type_mapping"]
     calls.clear()
-    flags(project, {"groups": {"company": "c", "team": "t"}})
+    flags(project, {"distinct_id": "user-2", "groups": {"company": "c", "team": "t"}})
     assert sorted(calls) == ["get_group", "get_group", "get_person_by_distinct_id"]
+    calls.clear()
+    flags(project, {"distinct_id": "user-2", "groups": {"company": "c", "team": "t"}})
+    assert calls == []  # the same request again: the cached answer (phlite/flags/answers.py)
 
 
 def test_cohort_flags_dynamic_and_static(project):

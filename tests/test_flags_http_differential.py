@@ -124,6 +124,12 @@ def test_flags_over_http_agree_with_the_evaluator_and_posthog_python(server):
 
     with ThreadPoolExecutor(WORKERS) as pool:
         answers = list(pool.map(ask, jobs))
+        # Asked again: the same answers, the cacheable ones from the answer cache (phlite/flags/answers.py).
+        hits = server.app.flags.answers.hits
+        again = list(pool.map(ask, jobs))
+    assert again == answers
+    # Not every answer is cacheable (errors, relative dates), but most are.
+    assert server.app.flags.answers.hits - hits >= len(jobs) // 2
 
     total = conclusive = 0
     differs_from_evaluator, differs_from_sdk = [], []

@@ -16,6 +16,7 @@ STDLIB = sys.stdlib_module_names
 PURE_THIRD_PARTY = {"orjson", "regex", "sqlglot"}
 PURE_PHLITE = {"phlite.errors", "phlite.codec"}
 PURE = [
+    "phlite/console/auth.py", "phlite/console/home.py", "phlite/console/forms.py", "phlite/console/history.py",
     "phlite/codec.py",
     "phlite/ingest/wire.py", "phlite/ingest/mixpanel.py", "phlite/ingest/normalize.py",
     "phlite/ingest/rules.py", "phlite/ingest/record.py", "phlite/ingest/lzstring.py",
@@ -32,7 +33,7 @@ if not FLAGS_MOVED:
 OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flagserve", "phlite.flagcache",
                                                "phlite.flagdefs"}
 # The services of a running phlite, built only in phlite/app.py.
-SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService"}  # FlagService builds its own FlagCache
+SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
 INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
 
@@ -192,3 +193,22 @@ def test_no_top_level_pipeline_modules_left():
         old |= {"flagrequest", "flagserve", "flagcache", "flagdefs"}
     leftovers = top & old
     assert not leftovers, f"pipeline modules at the top level: {sorted(leftovers)}"
+
+
+def test_console_has_its_rooms():
+    # phlite/console/ is the console's logic behind its face; it reaches data only through the store's
+    # face and never HTTP. phlite/web/console/ is its HTTP side: bottle there, and only package faces.
+    for path in (PKG / "console").rglob("*.py"):
+        for name in phlite_imports(path):
+            assert under(name, "phlite.console") or name in {"phlite.errors", "phlite.codec", "phlite.store"}, (
+                f"{rel(path)} imports {name}")
+        top = {n.split(".")[0] for n in imports(path)[0]}
+        assert not top & {"bottle", "waitress", "peewee", "sqlite3"}, f"{rel(path)} imports {top}"
+    for path in (PKG / "web" / "console").rglob("*.py"):
+        for name in phlite_imports(path):
+            assert not under(name, "phlite.console") or name == "phlite.console", f"{rel(path)} imports {name}"
+    # jinja2 renders only in phlite/console/render.py, with autoescaping for every template.
+    for path in modules():
+        if "jinja2" in {n.split(".")[0] for n in imports(path)[0]}:
+            assert rel(path) == "phlite/console/render.py", f"{rel(path)} imports jinja2"
+    assert "autoescape=True" in (PKG / "console" / "render.py").read_text()

@@ -245,8 +245,8 @@ def test_flags_answer_200_with_errors_while_computing_flags_when_the_store_fails
                                              "properties": {"$set": {"email": "a@b.c"}}}).status == 200
     p.flush()
 
-    def ask(version="2"):
-        return http("POST", f"{p.url}/flags/?v={version}", {"token": p.token, "distinct_id": "u1"})
+    def ask(version="2", **body):
+        return http("POST", f"{p.url}/flags/?v={version}", {"token": p.token, "distinct_id": "u1", **body})
 
     r = ask()
     assert r.status == 200 and r.json()["errorsWhileComputingFlags"] is False
@@ -266,12 +266,18 @@ def test_flags_answer_200_with_errors_while_computing_flags_when_the_store_fails
     db.execute_sql = failing
     answers = []
     try:
+        # The request answered before the failure is answered from the answer cache: nothing
+        # it was computed from can have changed while the store refuses writes.
+        r = ask()
+        answers.append(r.status)
+        assert r.status == 200 and r.json()["errorsWhileComputingFlags"] is False
+        assert r.json()["flags"]["by-email"]["enabled"] is True
         for version in ("2", "1", "3", "4"):
-            r = ask(version)
+            r = ask(version, person_properties={"asked": version})  # a new request: evaluated
             answers.append(r.status)
             assert r.status == 200, r.body
             assert r.json()["errorsWhileComputingFlags"] is True, r.body
-        r = http("POST", p.url + "/decide/?v=3", {"token": p.token, "distinct_id": "u1"})
+        r = http("POST", p.url + "/decide/?v=3", {"token": p.token, "distinct_id": "u2"})
         answers.append(r.status)
         assert r.status == 200 and r.json()["errorsWhileComputingFlags"] is True
         # A flag that needs no stored data is still answered.

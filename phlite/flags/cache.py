@@ -35,6 +35,9 @@ class ProjectFlags:
     static_flags: frozenset  # keys of the flags that do
     uses_person: bool  # some active flag reads person properties or cohorts
     continuity: frozenset  # keys of active flags with ensure_experience_continuity
+    # Whether /flags answers may be cached (phlite.flags.answers): no continuity flag (evaluating
+    # it writes hash keys). Answers that read the clock are left out one by one (Evaluation.read_clock).
+    cacheable: bool = False
     # Per-request answers that depend only on these definitions, filled lazily by phlite.flags.serve
     # (e.g. the flags each runtime may not see). Entries are replaced whole, so this goes with them.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -111,6 +114,7 @@ def build(generation, rows, cohorts, timezone_name="UTC") -> ProjectFlags:
         static_flags=static_flags,
         uses_person=person,
         continuity=frozenset(r["key"] for r in rows if r["active"] and r["ensure_experience_continuity"]),
+        cacheable=not any(r["active"] and r["ensure_experience_continuity"] for r in rows),
     )
 
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from phlite.flags.answers import request_key
 from phlite.flags.wire import FlagRequest, runtime_allows
 from phlite.flags.eval import Context, errors_while_computing, evaluate, person_props_for_flags
 from phlite.flags.eval.evaluate import with_dependencies
@@ -27,6 +28,7 @@ SURVEY_PREFIX = "survey-targeting-"
 class Evaluation:
     results: dict  # flag key -> phlite.flags.FlagResult
     errors: bool  # errorsWhileComputingFlags
+    read_clock: bool = False  # some answer depended on the time (a relative date): not cacheable
 
 
 def _failed(result, code, description):
@@ -65,7 +67,7 @@ def _group_key(value):
 
 
 def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: float, runtime: str | None = None,
-                     survey_only: bool = False, stored_person: bool = True) -> Evaluation:
+                     survey_only: bool = False, stored_person: bool = True, answers=None) -> Evaluation:
     """Evaluate the project's flags for one decoded request (see the module docstring).
 
     :param runtime: "client", "server", "all" or None (unknown): which flags the request may see.
@@ -81,6 +83,24 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
     compiled = project.compiled
     if not compiled.flags:
         return Evaluation({}, False)
+    key = None
+    if answers is not None and project.cacheable:
+        # The persons generation is read before the lookups: a write committing after this
+        # read moves it, so an answer computed from older rows is never stored under a newer one.
+        rkey = request_key(req, runtime, survey_only, stored_person)
+        if rkey is not None:
+            key = (project_id, project.generation, store.persons_generation(), rkey)
+            hit = answers.get(key)
+            if hit is not None:
+                return hit
+    outcome = _evaluate(store, cache, project, project_id, req, now, runtime, survey_only, stored_person)
+    if key is not None and not outcome.errors and not outcome.read_clock:
+        answers.put(key, outcome)
+    return outcome
+
+
+def _evaluate(store, cache, project, project_id, req, now, runtime, survey_only, stored_person) -> Evaluation:
+    compiled = project.compiled
     errors = False
     excluded = _excluded(project, runtime, req.evaluation_contexts, survey_only)
     # Only continuity and static-cohort flags need the set of flags this request evaluates.
@@ -161,8 +181,9 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
         device_id=req.device_id,
         person_created_at=created_at,
     )
+    report: dict = {}
     try:
-        results = evaluate(compiled, ctx, req.flag_keys, excluded=excluded)
+        results = evaluate(compiled, ctx, req.flag_keys, excluded=excluded, report=report)
     except Exception:
         # An evaluator bug must not turn into a 500 the SDKs read as "no flags, retry later".
         log.exception("flag evaluation failed for project %s", project_id)
@@ -170,7 +191,7 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
     for key, (code, description) in failed.items():
         if key in results:
             results[key] = _failed(results[key], code, description)
-    return Evaluation(results, errors or errors_while_computing(results))
+    return Evaluation(results, errors or errors_while_computing(results), report.get("read_clock", False))
 
 
 def _hash_key_overrides(store, project_id, person, req, continuity):

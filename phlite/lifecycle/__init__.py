@@ -1,8 +1,10 @@
-"""A project's data in and out: export to files, import from files.
+"""A project's data in and out: export to files, import from files, migrate to PostHog.
 
     formats.py    the file formats (pure): PostHog's batch-export schema out, PostHog/Mixpanel shapes in
     exporter.py   export: streamed pages of the store into gzip JSONL or CSV files
     importer.py   import: files -> raw events -> Ingestion (spool, writer, dedupe by uuid)
+    migrate.py    migrate posthog: flags, cohorts, events into a PostHog-compatible destination
+    client.py     that destination over HTTP (retries, 429 and Retry-After)
     progress.py   the progress line of long commands
 
 What each command does and the formats: docs/lifecycle.md.
@@ -11,6 +13,7 @@ What each command does and the formats: docs/lifecycle.md.
 from phlite.lifecycle.exporter import export
 from phlite.lifecycle.formats import parse_when
 from phlite.lifecycle.importer import import_files
+from phlite.lifecycle.migrate import MigrationError, migrate_posthog
 from phlite.lifecycle.progress import Progress
 
-__all__ = ["Progress", "export", "import_files", "parse_when"]
+__all__ = ["MigrationError", "Progress", "export", "import_files", "migrate_posthog", "parse_when"]

@@ -9,6 +9,7 @@ import threading
 
 import peewee
 
+from phlite.store.console import ConsoleMixin
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
@@ -26,7 +27,7 @@ OperationalError = peewee.OperationalError
 WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin, ConsoleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)
@@ -43,7 +44,7 @@ class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, Li
 
     def transaction(self):
         """A write transaction taking SQLite's write lock at BEGIN."""
-        return _Transaction(self.db.atomic("IMMEDIATE"))
+        return _Transaction(self.db.atomic("IMMEDIATE"), self)
 
     def close(self):
         self.close_query_connections()
@@ -55,13 +56,21 @@ class _Transaction:
     # peewee's ROLLBACK then fails with "cannot rollback - no transaction is active", which
     # stood in for the error that matters in the writer's log and 503 answer. Raise that one,
     # as peewee's type (store code that uses the raw connection raises the driver's).
-    def __init__(self, atomic):
+    def __init__(self, atomic, store):
         self._atomic = atomic
+        self._store = store
 
     def __enter__(self):
         return self._atomic.__enter__()
 
     def __exit__(self, exc_type, exc, tb):
+        try:
+            return self._exit(exc_type, exc, tb)
+        finally:
+            if not self._atomic.db.in_transaction():
+                self._store._after_transaction()  # committed (or rolled back): persons may have moved
+
+    def _exit(self, exc_type, exc, tb):
         try:
             return self._atomic.__exit__(exc_type, exc, tb)
         except peewee.OperationalError as e:

@@ -91,31 +91,32 @@ class FlagsMixin:
         with self._flag_generation_lock:
             self._flag_generations[project_id] = self._flag_generations.get(project_id, 0) + 1
 
-    def _log_activity(self, project_id, scope, item_id, activity, key_id, before, after, now):
+    def _log_activity(self, project_id, scope, item_id, activity, key_id, before, after, now, user_id=None):
+        # key_id: the personal API key of an API change; user_id: the console user of a console change.
         self.db.execute_sql(
-            "INSERT INTO activity_log (project_id, scope, item_id, activity, key_id, created_at, before, after)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO activity_log (project_id, scope, item_id, activity, key_id, created_at, before, after,"
+            " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (project_id, scope, item_id, activity, key_id, now,
-             None if before is None else _dumps(before), None if after is None else _dumps(after)),
+             None if before is None else _dumps(before), None if after is None else _dumps(after), user_id),
         )
 
     def list_activity(self, project_id, scope, item_id=None, limit=100, offset=0):
         """Newest first: ([{"id", "scope", "item_id", "activity", "key_id", "created_at", "before",
-        "after"}], total count)."""
+        "after", "user_id"}], total count)."""
         where, params = "project_id = ? AND scope = ?", [project_id, scope]
         if item_id is not None:
             where += " AND item_id = ?"
             params.append(item_id)
         count = self.db.execute_sql(f"SELECT count(*) FROM activity_log WHERE {where}", params).fetchone()[0]
         rows = self.db.execute_sql(
-            "SELECT id, scope, item_id, activity, key_id, created_at, before, after FROM activity_log"
+            "SELECT id, scope, item_id, activity, key_id, created_at, before, after, user_id FROM activity_log"
             f" WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         ).fetchall()
         out = [
             {"id": r[0], "scope": r[1], "item_id": r[2], "activity": r[3], "key_id": r[4], "created_at": r[5],
              "before": None if r[6] is None else orjson.loads(r[6]),
-             "after": None if r[7] is None else orjson.loads(r[7])}
+             "after": None if r[7] is None else orjson.loads(r[7]), "user_id": r[8]}
             for r in rows
         ]
         return out, count
@@ -149,7 +150,7 @@ class FlagsMixin:
         ).fetchall()
         return [_flag(r) for r in rows], count
 
-    def create_flag(self, project_id, fields, key_id, check=None):
+    def create_flag(self, project_id, fields, key_id, check=None, user_id=None):
         """Insert a flag (fields: the FLAG_EDITABLE columns) and its "created" activity; returns the row.
 
         `check()`, if given, runs inside the write transaction first (validation that reads other
@@ -168,13 +169,13 @@ class FlagsMixin:
                     [project_id, *(_column_value(c, fields[c]) for c in columns), 1, now, now, key_id, key_id],
                 )
                 flag = self.get_flag(project_id, cur.lastrowid)
-                self._log_activity(project_id, "FeatureFlag", flag["id"], "created", key_id, None, flag, now)
+                self._log_activity(project_id, "FeatureFlag", flag["id"], "created", key_id, None, flag, now, user_id)
         except peewee.IntegrityError:
             raise _duplicate_key()
         self._flags_changed(project_id)
         return flag
 
-    def update_flag(self, project_id, flag_id, change, key_id):
+    def update_flag(self, project_id, flag_id, change, key_id, user_id=None):
         """Apply `change(current row) -> {column: new value}` atomically; returns the new row.
 
         Nothing is written (and the version stays) when no value actually changes. Otherwise the
@@ -202,7 +203,7 @@ class FlagsMixin:
                 )
                 after = self.get_flag(project_id, flag_id)
                 activity = "deleted" if updates.get("deleted") else "restored" if restoring else "updated"
-                self._log_activity(project_id, "FeatureFlag", flag_id, activity, key_id, before, after, now)
+                self._log_activity(project_id, "FeatureFlag", flag_id, activity, key_id, before, after, now, user_id)
         except peewee.IntegrityError:
             raise _duplicate_key()
         self._flags_changed(project_id)
@@ -259,7 +260,7 @@ class FlagsMixin:
             return {**cohort, "distinct_ids": self.static_members(cohort["id"])}
         return cohort
 
-    def create_cohort(self, project_id, prepare, key_id):
+    def create_cohort(self, project_id, prepare, key_id, user_id=None):
         """Insert a cohort, its static members and its activity; returns the row.
 
         `prepare() -> ({COHORT_EDITABLE column: value}, static distinct ids or None)` runs inside the
@@ -278,11 +279,11 @@ class FlagsMixin:
                 self._set_static_members(project_id, cohort_id, distinct_ids)
             cohort = self.get_cohort(project_id, cohort_id)
             self._log_activity(project_id, "Cohort", cohort_id, "created", key_id, None,
-                               self._cohort_snapshot(cohort), now)
+                               self._cohort_snapshot(cohort), now, user_id)
         self._flags_changed(project_id)
         return cohort
 
-    def update_cohort(self, project_id, cohort_id, change, key_id):
+    def update_cohort(self, project_id, cohort_id, change, key_id, user_id=None):
         """Apply `change(current) -> ({column: value}, distinct_ids or None)` atomically; returns the row."""
         now = _now_ms()
         with self.transaction():
@@ -313,7 +314,7 @@ class FlagsMixin:
             activity = "deleted" if updates.get("deleted") else "restored" if updates.get("deleted") is False \
                 else "updated"
             self._log_activity(project_id, "Cohort", cohort_id, activity, key_id, snapshot_before,
-                               self._cohort_snapshot(after), now)
+                               self._cohort_snapshot(after), now, user_id)
         self._flags_changed(project_id)
         return after
 

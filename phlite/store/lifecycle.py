@@ -58,6 +58,26 @@ class LifecycleMixin:
             " WHERE g.project_id = ? AND g.rowid > ? ORDER BY g.rowid LIMIT ?", (project_id, cursor, limit),
         ).fetchall()
 
+    def migrate_events_page(self, project_id, *, after_id=0, limit=1000):
+        """Events in stored order (by id, the order ingestion processed them), after event id
+        `after_id`: [(id, uuid text, event, distinct_id, properties JSON text, timestamp ms)]."""
+        rows = self.db.execute_sql(
+            "SELECT id, uuid, event, distinct_id, properties, timestamp FROM event"
+            " WHERE project_id = ? AND id > ? ORDER BY id LIMIT ?", (project_id, after_id, limit),
+        ).fetchall()
+        return [(r[0], _uuid_text(r[1]), *r[2:]) for r in rows]
+
+    def count_events_after(self, project_id, after_id=0):
+        return self.db.execute_sql(
+            "SELECT count(*) FROM event WHERE project_id = ? AND id > ?", (project_id, after_id)).fetchone()[0]
+
+    def count_events_by_day(self, project_id):
+        """{"YYYY-MM-DD" (UTC): events}."""
+        rows = self.db.execute_sql(
+            "SELECT date(timestamp / 1000, 'unixepoch') AS day, count(*) FROM event WHERE project_id = ?"
+            " GROUP BY day", (project_id,)).fetchall()
+        return dict(rows)
+
 
 def _range(project_id, after, before, alias=""):
     where, params = f"{alias}project_id = ?", [project_id]

@@ -5,6 +5,8 @@ Person and group writes happen only in the writer thread (phlite/persons.py deci
 nothing here decides person semantics.
 """
 
+import threading
+
 import orjson
 
 # Well under SQLite's 32,766 bound parameters per statement.
@@ -50,6 +52,27 @@ def _icontains(haystack, needle):
 class PersonsMixin:
     def _init_cache(self):
         self.db.register_function(_icontains, "phlite_icontains", 2, deterministic=True)
+        self._persons_generation = 0
+        self._persons_dirty = threading.local()  # per thread: a transaction belongs to one
+
+    # --- change tracking --------------------------------------------------------------
+
+    def persons_generation(self):
+        """A number that moves after every committed write of persons, distinct ids, groups or
+        group types (any project): what a cached /flags answer read is then possibly stale."""
+        return self._persons_generation
+
+    def _persons_touched(self):
+        self._persons_dirty.value = True
+
+    def _after_transaction(self):
+        # Called when this thread's outermost transaction has ended: only then is the write
+        # visible to readers, so only then may a reader's cached answer become stale. (A write
+        # outside any transaction would be bumped at the thread's next one; writers use one.)
+        if getattr(self._persons_dirty, "value", False):
+            self._persons_dirty.value = False
+            with self._lock:
+                self._persons_generation += 1
 
     # --- reads flag evaluation uses (keep signatures and shapes) ---------------------
 
@@ -123,6 +146,7 @@ class PersonsMixin:
 
     def insert_persons(self, rows):
         """rows: (id, project_id, uuid, properties dict, created_at, is_identified)"""
+        self._persons_touched()
         self.db.connection().executemany(
             "INSERT INTO person (id, project_id, uuid, properties, created_at, is_identified) VALUES (?, ?, ?, ?, ?, ?)",
             [(r[0], r[1], r[2], _dumps(r[3]), r[4], int(r[5])) for r in rows],
@@ -130,6 +154,7 @@ class PersonsMixin:
 
     def update_persons(self, rows):
         """rows: (id, properties dict, created_at, is_identified)"""
+        self._persons_touched()
         self.db.connection().executemany(
             "UPDATE person SET properties = ?, created_at = ?, is_identified = ?, version = version + 1 WHERE id = ?",
             [(_dumps(r[1]), r[2], int(r[3]), r[0]) for r in rows],
@@ -137,6 +162,7 @@ class PersonsMixin:
 
     def set_distinct_ids(self, project_id, pairs):
         """pairs: (distinct_id, person id); an existing mapping is replaced."""
+        self._persons_touched()
         self.db.connection().executemany(
             "INSERT OR REPLACE INTO person_distinct_id (project_id, distinct_id, person_id) VALUES (?, ?, ?)",
             [(project_id, d, p) for d, p in pairs],
@@ -146,6 +172,7 @@ class PersonsMixin:
         """Move every distinct id and flag hash-key override of person `source_id` to
         `target_id` (the target's own overrides win), then delete the source person.
         Returns the distinct ids moved."""
+        self._persons_touched()
         conn = self.db.connection()
         moved = [r[0] for r in conn.execute(
             "UPDATE person_distinct_id SET person_id = ? WHERE project_id = ? AND person_id = ?"
@@ -163,6 +190,7 @@ class PersonsMixin:
 
     def delete_person_rows(self, project_id, person_id):
         """Delete a person with its distinct ids and hash-key overrides; returns the distinct ids."""
+        self._persons_touched()
         conn = self.db.connection()
         gone = [r[0] for r in conn.execute(
             "DELETE FROM person_distinct_id WHERE project_id = ? AND person_id = ? RETURNING distinct_id",
@@ -186,6 +214,7 @@ class PersonsMixin:
         return conn.total_changes - before
 
     def insert_group_type(self, project_id, group_type_index, group_type):
+        self._persons_touched()
         self.db.execute_sql(
             "INSERT OR IGNORE INTO group_type (project_id, group_type_index, group_type) VALUES (?, ?, ?)",
             (project_id, group_type_index, group_type),
@@ -193,6 +222,7 @@ class PersonsMixin:
 
     def upsert_groups(self, project_id, rows):
         """rows: (group_type_index, group_key, properties dict, created_at); replaces what is stored."""
+        self._persons_touched()
         self.db.connection().executemany(
             "INSERT INTO group_ (project_id, group_type_index, group_key, properties, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, group_type_index, group_key)"
@@ -202,6 +232,7 @@ class PersonsMixin:
 
     def delete_groups(self, project_id, keys):
         """keys: (group_type_index, group_key)"""
+        self._persons_touched()
         self.db.connection().executemany(
             "DELETE FROM group_ WHERE project_id = ? AND group_type_index = ? AND group_key = ?",
             [(project_id, i, k) for i, k in keys],

@@ -1,8 +1,8 @@
 """The private flag API (Bearer personal key), PostHog-shaped: feature flags, their activity
 log, and cohorts. Deleting is `PATCH {"deleted": true}`; DELETE answers 405.
 
-Checking bodies and shaping answers is phlite.flags (the definitions names); every write goes
-through one store transaction that re-reads what validation depends on.
+Checking bodies and shaping answers is phlite.flags: writes go through FlagService's create_flag /
+update_flag / create_cohort / update_cohort (phlite/flags/edits.py), which the console uses too.
 """
 
 import bottle
@@ -54,16 +54,8 @@ def register(web, app):
 
     def create_flag(project):
         record, pid = auth(project)
-        warnings: list = []
-        fields = flags.clean_flag(json_body(), warnings=warnings)
-        found: list = []
-
-        def check():
-            rows, cohorts = store.load_flag_definitions(pid)
-            found[:] = flags.check_filters(fields["filters"], None, fields["key"], set(cohorts), rows)
-
-        row = store.create_flag(pid, fields, record["id"], check=check)
-        return _created({**flags.flag_json(row), "warnings": warnings + found})
+        row, warnings = app.flags.create_flag(pid, json_body(), key_id=record["id"])
+        return _created({**flags.flag_json(row), "warnings": warnings})
 
     def get_flag(project, flag_id):
         _, pid = auth(project)
@@ -74,28 +66,8 @@ def register(web, app):
 
     def update_flag(project, flag_id):
         record, pid = auth(project)
-        body = json_body()
-        put = bottle.request.method == "PUT"
-        warnings: list = []
-
-        def change(current):
-            warnings.clear()  # the store may retry the transaction
-            fields = flags.clean_flag(body, current, require_key=put, warnings=warnings)
-            after = {**current, **fields}
-            if after["deleted"]:
-                if not current["deleted"]:
-                    rows, _ = store.load_flag_definitions(pid)
-                    users = flags.dependents(rows, current)
-                    if users:
-                        raise errors.BadRequest(
-                            f"Cannot delete this flag: other flags depend on it ({', '.join(users)}).", attr="deleted"
-                        )
-            elif "filters" in fields or "key" in fields or current["deleted"]:
-                rows, cohorts = store.load_flag_definitions(pid)
-                warnings.extend(flags.check_filters(after["filters"], current["id"], after["key"], set(cohorts), rows))
-            return fields
-
-        row = store.update_flag(pid, flag_id, change, record["id"])
+        row, warnings = app.flags.update_flag(pid, flag_id, json_body(), key_id=record["id"],
+                                              put=bottle.request.method == "PUT")
         if row is None:
             raise errors.NotFound("Feature flag not found.")
         return {**flags.flag_json(row), "warnings": warnings}
@@ -121,13 +93,7 @@ def register(web, app):
 
     def create_cohort(project):
         record, pid = auth(project)
-        body = json_body()
-
-        def prepare():
-            # Inside the write transaction: the cohorts referenced are the ones committed against.
-            return flags.clean_cohort(body, None, store.load_flag_definitions(pid)[1])
-
-        return _created(cohort_out(store.create_cohort(pid, prepare, record["id"])))
+        return _created(cohort_out(app.flags.create_cohort(pid, json_body(), key_id=record["id"])))
 
     def get_cohort(project, cohort_id):
         _, pid = auth(project)
@@ -141,20 +107,7 @@ def register(web, app):
 
     def update_cohort(project, cohort_id):
         record, pid = auth(project)
-        body = json_body()
-
-        def change(current):
-            rows, cohorts = store.load_flag_definitions(pid)
-            fields, ids = flags.clean_cohort(body, current, cohorts)
-            if fields.get("deleted") and not current["deleted"]:
-                users = flags.flags_using_cohort(rows, cohort_id)
-                if users:
-                    raise errors.BadRequest(
-                        f"Cannot delete this cohort: flags use it ({', '.join(users)}).", attr="deleted"
-                    )
-            return fields, ids
-
-        row = store.update_cohort(pid, cohort_id, change, record["id"])
+        row = app.flags.update_cohort(pid, cohort_id, json_body(), key_id=record["id"])
         if row is None:
             raise errors.NotFound("Cohort not found.")
         return cohort_out(row)

@@ -99,11 +99,13 @@ def evaluate(
     flag_keys: list[str] | None = None,
     *,
     excluded: frozenset[str] | set[str] = frozenset(),
+    report: dict | None = None,
 ) -> dict[str, FlagResult]:
     """Evaluate every active flag (or only `flag_keys` plus what they depend on) for one request.
 
     Inactive and deleted flags are absent from the result. `excluded` names flags the request may
     not see (runtime, evaluation tags): absent too, and false to the flags that depend on them.
+    :param report: if given, gets "read_clock": whether some answer depended on `now`.
     """
     env = Env(ctx.now, ctx.static_cohorts, _person_metadata(ctx))
     groups = _group_contexts(compiled, ctx) if compiled.group_indexes else {}
@@ -132,6 +134,8 @@ def evaluate(
                     result = _outcome_result(flag, outcome, env)
         values[key] = result.value
         results[key] = result
+    if report is not None:
+        report["read_clock"] = env.read_clock
     return results
 
 

@@ -36,13 +36,14 @@ OPERATORS = frozenset(
 class Env:
     """Per-request state the matchers may read or set; one per evaluate() call, never shared."""
 
-    __slots__ = ("now", "error", "static_cohorts", "cohort_memo", "values", "person_metadata")
+    __slots__ = ("now", "error", "static_cohorts", "cohort_memo", "values", "person_metadata", "read_clock")
 
     def __init__(self, now: datetime, static_cohorts=frozenset(), person_metadata=None):
         self.now = now
         # What `type: person_metadata` filters read: the stored person's own fields (created_at),
         # never its properties; empty when no person is stored.
         self.person_metadata: dict = person_metadata or {}
+        self.read_clock = False  # set when a relative date was resolved against `now`
         self.error: str | None = None  # set by a filter that failed (regex timeout)
         self.static_cohorts = static_cohorts
         self.cohort_memo: dict = {}
@@ -381,6 +382,8 @@ def _date_matcher(key: str, value, operator: str, tz: tzinfo) -> Matcher:
         found = props.get(key, MISSING)
         if found is MISSING:
             return False
+        if relative is not None or (isinstance(found, str) and dates.parse_relative(found) is not None):
+            env.read_clock = True  # this answer moves with the clock: it must not be cached
         moment = dates.parse_property_date(found, env.now, tz)
         bound = fixed if relative is None else dates.resolve_relative(*relative, env.now, tz)
         return moment is not None and bound is not None and compare(moment, bound)
