@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 import bottle
 
 from phlite import errors
+from phlite.console import SESSION_SECONDS
 from phlite.web.common import client_ip
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,7 @@ class Ui:
 
     def set_session_cookie(self, resp, session):
         resp.set_cookie(COOKIE, session.token, path="/", httponly=True, samesite="lax", secure=self.secure(),
-                        max_age=self.console_session_seconds())
-
-    def console_session_seconds(self):
-        from phlite.console import SESSION_SECONDS
-
-        return SESSION_SECONDS
+                        max_age=SESSION_SECONDS)
 
     def clear_session_cookie(self, resp):
         resp.set_cookie(COOKIE, "", path="/", httponly=True, samesite="lax", secure=self.secure(), max_age=0)
