@@ -12,6 +12,7 @@ from phlite.config import Config
 from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
+from phlite.lifecycle import Deleter
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -26,9 +27,11 @@ class App:
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
     console: Console
     queries: QueryService
+    deleter: Deleter
     clock: Callable[[], float] = time.time
 
     def close(self):
+        self.deleter.stop()
         self.ingestion.stop()
         self.store.close()
 
@@ -51,5 +54,8 @@ def open_app(config, clock=time.time, start_writer=True):
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
+    deleter = Deleter(store, ingestion, clock=clock, interval=config.retention_interval)
+    if start_writer and config.retention_interval > 0:
+        deleter.start()
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               queries=queries, console=Console(store, clock=clock), clock=clock)
+               queries=queries, console=Console(store, clock=clock), deleter=deleter, clock=clock)

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from phlite import __version__, config as configmod, datadir
+from phlite import __version__, cli_deletion, config as configmod, datadir
 from phlite.codec import parse_bool
 from phlite.errors import StartupError
 
@@ -82,6 +82,7 @@ def build_parser():
     p = project.add_parser("create", parents=[settings], help="Create a project with its own phc_ token.")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
+    cli_deletion.add_parsers(sub, project, settings)
 
     key = sub.add_parser("key", help="Manage personal API keys.").add_subparsers(dest="action", required=True)
     p = key.add_parser("create", parents=[settings], help="Create a personal API key (shown once).")
@@ -473,6 +474,8 @@ def main(argv=None):
             sys.exit(run_import(args, config))
         if args.command == "migrate":
             sys.exit(run_migrate(args, config))
+        if cli_deletion.handles(args):
+            sys.exit(cli_deletion.run(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

@@ -84,6 +84,9 @@ SETTINGS = (
     Setting("query_timeout", 10.0, float, "Seconds one `/query/` request may run before it is stopped (400)."),
     # PostHog asks migrations to stay under a few thousand events/s (docs/lifecycle.md "Migrate to PostHog").
     Setting("migrate_rate_limit", 1000, int, "Events per second `migrate posthog` sends at most. 0 = no limit."),
+    # Retention is by the day: an hourly pass keeps the database within an hour of the setting.
+    Setting("retention_interval", 3600.0, float,
+            "Seconds between background deletion passes (retention, then giving space back). 0 = never."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )

@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 8]
+-- migrations applied: [1, 2, 3, 4, 5, 7, 8]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -7,6 +7,8 @@ CREATE INDEX cohort_project ON cohort (project_id, id);
 CREATE INDEX cohort_static_member_distinct_id ON cohort_static_member (project_id, distinct_id);
 -- index console_session_user
 CREATE INDEX console_session_user ON console_session (user_id);
+-- index deletion_job_project
+CREATE INDEX deletion_job_project ON deletion_job (project_id, id);
 -- index event_distinct_id
 CREATE INDEX event_distinct_id ON event (project_id, distinct_id, timestamp);
 -- index event_name
@@ -39,6 +41,8 @@ CREATE TABLE console_link ( token_hash TEXT PRIMARY KEY, user_id INTEGER, create
 CREATE TABLE console_session ( token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL );
 -- table console_user
 CREATE TABLE console_user ( id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT, role TEXT NOT NULL CHECK (role IN ('admin', 'member')), created_at INTEGER NOT NULL );
+-- table deletion_job
+CREATE TABLE deletion_job ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, filter TEXT NOT NULL, max_event_id INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0, expected INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')), error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER );
 -- table event
 CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER );
 -- table feature_flag
@@ -49,6 +53,8 @@ CREATE TABLE flag_hash_key_override ( project_id INTEGER NOT NULL, person_id INT
 CREATE TABLE group_ ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_key TEXT NOT NULL, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, PRIMARY KEY (project_id, group_type_index, group_key) );
 -- table group_type
 CREATE TABLE group_type ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_type TEXT NOT NULL, PRIMARY KEY (project_id, group_type_index), UNIQUE (project_id, group_type) );
+-- table id_counter
+CREATE TABLE id_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 -- table ingest_quarantine
 CREATE TABLE ingest_quarantine ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, received_at INTEGER NOT NULL, quarantined_at INTEGER NOT NULL, reason TEXT NOT NULL, event TEXT NOT NULL );
 -- table person
@@ -58,7 +64,7 @@ CREATE TABLE person_distinct_id ( project_id INTEGER NOT NULL, distinct_id TEXT 
 -- table personal_key
 CREATE TABLE personal_key ( id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT '', lookup TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, project_ids TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER );
 -- table project
-CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL , timezone TEXT NOT NULL DEFAULT 'UTC', week_start_day INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL , timezone TEXT NOT NULL DEFAULT 'UTC', week_start_day INTEGER NOT NULL DEFAULT 0, retention_days INTEGER, deleted_at INTEGER);
 -- table schema_migration
 CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 -- table spool_state

@@ -34,7 +34,7 @@ if not FLAGS_MOVED:
 OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flagserve", "phlite.flagcache",
                                                "phlite.flagdefs"}
 # The services of a running phlite, built only in phlite/app.py.
-SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console"}  # FlagService builds its own FlagCache
+SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "Deleter"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
 INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
 

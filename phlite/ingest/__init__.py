@@ -78,6 +78,10 @@ class Ingestion:
         return self.writer.call(
             lambda: self.persons.delete_person(self.store, project_id, person_uuid, delete_events))
 
+    def forget_persons(self):
+        """Drop the writer's person and group-type caches (after a project's rows were deleted), in its thread."""
+        return self.writer.call(lambda: self.persons.forget(None))
+
     def person_distinct_ids(self, project_id, person_uuid):
         """The distinct ids of the person with this uuid (any form uuid.UUID reads), or None."""
         try:

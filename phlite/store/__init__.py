@@ -12,6 +12,7 @@ import peewee
 from phlite.store.backup import backup_database, verify_database  # noqa: F401 (the face)
 from phlite.store.console import ConsoleMixin
 from phlite.store.db import migrate, open_database
+from phlite.store.deletion import DeletionMixin
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
 from phlite.store.lifecycle import LifecycleMixin
@@ -28,7 +29,8 @@ OperationalError = peewee.OperationalError
 WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin, ConsoleMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin, ConsoleMixin,
+            DeletionMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)

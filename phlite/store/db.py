@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 # synchronous=NORMAL in WAL survives a process crash (kill -9) without an fsync per
 # commit; a power cut may lose the last commits, but never corrupts (docs/design.md "Durability costs").
 PRAGMAS = {
+    # First, so that it is set before a new database's first table: freed pages can then be given back
+    # a few at a time (docs/lifecycle.md "Giving the space back"). On an existing database it is a no-op.
+    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",
     "cache_size": -16000,  # 16 MB per connection: RSS matters on a small VPS.

@@ -19,6 +19,9 @@ def _hash_key(salt, key):
     return hashlib.sha256((salt + key).encode()).hexdigest()
 
 
+_UNSET = object()
+
+
 def _now_ms():
     return int(time.time() * 1000)
 
@@ -35,21 +38,27 @@ class ProjectsMixin:
     def create_project(self, name):
         token = _random_token("phc_")
         with self.transaction():
-            cur = self.db.execute_sql(
-                "INSERT INTO project (name, api_token, created_at) VALUES (?, ?, ?)", (name, token, _now_ms())
-            )
+            # A deleted project's id is never given again (id_counter, docs/lifecycle.md "Deleting a project").
+            pid = self.db.execute_sql(
+                "UPDATE id_counter SET value = max(value, (SELECT coalesce(max(id), 0) FROM project)) + 1"
+                " WHERE name = 'project' RETURNING value").fetchone()[0]
+            self.db.execute_sql(
+                "INSERT INTO project (id, name, api_token, created_at) VALUES (?, ?, ?, ?)",
+                (pid, name, token, _now_ms()))
         self._token_cache.clear()
-        return {"id": cur.lastrowid, "name": name, "api_token": token}
+        return {"id": pid, "name": name, "api_token": token}
 
-    _PROJECT_COLUMNS = "id, name, api_token, created_at, timezone, week_start_day"
+    _PROJECT_COLUMNS = "id, name, api_token, created_at, timezone, week_start_day, retention_days"
 
     @staticmethod
     def _project_row(r):
         return {"id": r[0], "name": r[1], "api_token": r[2], "created_at": r[3],
-                "timezone": r[4], "week_start_day": r[5]}
+                "timezone": r[4], "week_start_day": r[5], "retention_days": r[6]}
 
     def list_projects(self, ids=None):
-        rows = self.db.execute_sql(f"SELECT {self._PROJECT_COLUMNS} FROM project ORDER BY id").fetchall()
+        # A project being deleted (deleted_at set) is gone for every reader at once.
+        rows = self.db.execute_sql(
+            f"SELECT {self._PROJECT_COLUMNS} FROM project WHERE deleted_at IS NULL ORDER BY id").fetchall()
         out = [self._project_row(r) for r in rows]
         if ids is not None:
             out = [p for p in out if p["id"] in ids]
@@ -57,18 +66,21 @@ class ProjectsMixin:
 
     def get_project(self, project_id):
         row = self.db.execute_sql(
-            f"SELECT {self._PROJECT_COLUMNS} FROM project WHERE id = ?", (project_id,)
+            f"SELECT {self._PROJECT_COLUMNS} FROM project WHERE id = ? AND deleted_at IS NULL", (project_id,)
         ).fetchone()
         return row and self._project_row(row)
 
-    def update_project(self, project_id, *, name=None, timezone=None, week_start_day=None):
-        """Change the given settings (callers validate them); the updated project, or None if absent."""
+    def update_project(self, project_id, *, name=None, timezone=None, week_start_day=None, retention_days=_UNSET):
+        """Change the given settings (callers validate them); the updated project, or None if absent.
+        retention_days None keeps events forever."""
         sets = [(c, v) for c, v in (("name", name), ("timezone", timezone), ("week_start_day", week_start_day))
                 if v is not None]
+        if retention_days is not _UNSET:
+            sets.append(("retention_days", retention_days))
         if sets:
             with self.transaction():
                 self.db.execute_sql(
-                    "UPDATE project SET " + ", ".join(f"{c} = ?" for c, _ in sets) + " WHERE id = ?",
+                    "UPDATE project SET " + ", ".join(f"{c} = ?" for c, _ in sets) + " WHERE id = ? AND deleted_at IS NULL",
                     [v for _, v in sets] + [project_id],
                 )
             if timezone is not None:
@@ -80,7 +92,7 @@ class ProjectsMixin:
         pid = self._token_cache.get(token)
         if pid is not None:
             return pid
-        row = self.db.execute_sql("SELECT id FROM project WHERE api_token = ?", (token,)).fetchone()
+        row = self.db.execute_sql("SELECT id FROM project WHERE api_token = ? AND deleted_at IS NULL", (token,)).fetchone()
         if row is None:
             return None
         with self._token_lock:

@@ -6,6 +6,7 @@ import orjson
 
 from phlite import errors
 from phlite.codec import parse_int64
+from phlite.lifecycle import clean_retention_days
 from phlite.web.common import (
     int_param, iso_ms, json_body, key_project_ids, parse_time_param, personal_key, project_for_key, query, route,
     url_with,
@@ -14,7 +15,7 @@ from phlite.web.common import (
 
 def project_json(p):
     return {"id": p["id"], "name": p["name"], "api_token": p["api_token"], "created_at": iso_ms(p["created_at"]),
-            "timezone": p["timezone"]}
+            "timezone": p["timezone"], "retention_days": p["retention_days"]}
 
 
 def clean_timezone(value) -> str:
@@ -80,8 +81,9 @@ def register(web, app):
         pid = project_for_key(store, personal_key(store), project)
         body = json_body()
         timezone = clean_timezone(body["timezone"]) if "timezone" in body else None
+        changes = {"retention_days": clean_retention_days(body["retention_days"])} if "retention_days" in body else {}
         # Other fields are read-only here; the flags' date operators read the new zone at once.
-        return project_json(store.update_project(pid, timezone=timezone))
+        return project_json(store.update_project(pid, timezone=timezone, **changes))
 
     def list_events(project):
         pid = project_for_key(store, personal_key(store), project)
