@@ -420,6 +420,7 @@ def _run(server, app, config):
         log.info("shutting down: draining the ingestion queue")
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+        app.deleter.stop()  # a deletion batch in flight finishes; the rest waits for the next start
         drained = app.ingestion.stop()
         app.store.close()
         log.info("stopped%s", "" if drained else " (undrained events stay in the spool and are stored at next start)")

@@ -312,3 +312,69 @@ def test_cli_deletes_a_project_and_switches_an_old_database_to_incremental_vacuu
                                                                                     "status": "deleted"}
     assert [p["id"] for p in admin(data, "project", "list", "--json")] == [kept["id"]]
     assert sum(counts_by_table(data / "phlite.db", made["id"]).values()) == 0
+
+
+def test_console_data_page_sets_retention_previews_then_deletes_and_deletes_the_project(srv):
+    from support import console_user
+
+    p, other = Project(srv, "doomed <b>"), Project(srv, "other")
+    hostile = '<script>window.__pwned=1</script>'
+    for proj in (p, other):
+        send(proj, *[ev(hostile if i % 2 else "keep", f"u{i}", iso(BASE - i * 3600), n=i) for i in range(20)])
+    admin_ui, member_ui = console_user(srv, "admin"), console_user(srv, "member")
+    url = f"/project/{p.id}/data"
+    assert member_ui.get(url).status == 403
+    assert member_ui.post(url, {"action": "retention", "retention_days": "1"}).status == 403
+    r = admin_ui.post(url, {"action": "retention", "retention_days": "7"})
+    assert r.status == 303 and srv.store.get_project(p.id)["retention_days"] == 7
+    r = admin_ui.post(url, {"action": "retention", "retention_days": "-3"})
+    assert r.status == 200 and b'data-field="retention_days"' in r.body
+    assert srv.store.get_project(p.id)["retention_days"] == 7
+    fields = {"event": hostile, "prop_key": "n", "prop_operator": "lt", "prop_value": "9"}
+    r = admin_ui.post(url, {"action": "preview", **fields})
+    assert r.status == 200 and b'id="preview-count"><strong>4</strong>' in r.body, r.body
+    assert hostile.encode() not in r.body  # shown back escaped
+    assert srv.store.count_events(p.id) == 20  # a preview deletes nothing
+    r = admin_ui.post(url, {"action": "delete", **fields})
+    assert r.status == 303
+    srv.app.deleter.run_pending()
+    assert srv.store.count_events(p.id) == 16 and srv.store.count_events(other.id) == 20
+    page = admin_ui.text(url)
+    assert "4 of 4" in page and hostile not in page
+    r = admin_ui.post(url, {"action": "preview"})
+    assert r.status == 200 and b'data-field="event"' in r.body
+    r = admin_ui.post(url + "/delete-project", {"confirm": "doomed"})
+    assert r.status == 200 and srv.store.get_project(p.id) is not None
+    r = admin_ui.post(url + "/delete-project", {"confirm": "doomed <b>"})
+    assert r.status == 303 and srv.store.get_project(p.id) is None
+    assert admin_ui.get(url).status == 404
+    srv.app.deleter.run_pending()
+    assert sum(counts_by_table(srv.store.path, p.id).values()) == 0
+    assert srv.store.count_events(other.id) == 20
+
+
+@pytest.mark.slow
+def test_data_page_in_chromium(srv):
+    from test_browser import CHROMIUM, JS, MODULES
+
+    if not (MODULES / "playwright-core").is_dir() or not CHROMIUM.exists():
+        pytest.skip("tests/js/node_modules or /usr/bin/chromium missing (tests/run.sh installs them)")
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    p, other = Project(srv, hostile), Project(srv, "other")
+    for proj in (p, other):
+        send(proj, *[ev(hostile if i % 3 == 0 else "keep", f"u{i}") for i in range(30)])
+    email, password = "data-admin@example.com", "correct horse battery"
+    srv.app.console.create_user(email, "admin", password)
+    proc = subprocess.run(["node", "data_page.mjs", srv.url, str(p.id), hostile, email, password, hostile,
+                           str(ROOT / "tests" / "artifacts" / "console")],
+                          cwd=JS, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "error" not in out, out
+    assert out["pageErrors"] == [] and out["dialogs"] == [], out
+    assert all(s["pwned"] is None and s["injected"] == 0 and s["overflow"] <= 0 for s in out["pages"].values()), out
+    assert out["retention"] == "30" and out["preview"] == "10" and out["after"].endswith("/console/projects"), out
+    assert srv.store.get_project(p.id) is None  # hidden at once
+    srv.app.deleter.run_pending()
+    assert sum(counts_by_table(srv.store.path, p.id).values()) == 0
+    assert srv.store.count_events(other.id) == 30
