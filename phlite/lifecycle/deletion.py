@@ -217,7 +217,8 @@ class Deleter:
 
     def _run_job(self, job):
         store, pid, spec = self.store, job["project_id"], job["filter"]
-        cursor, upto = job["cursor"], job["max_event_id"]
+        # Ids below the oldest stored event hold nothing: start there (after retention that skips most of them).
+        cursor, upto = max(job["cursor"], store.min_event_id() - 1), job["max_event_id"]
         try:
             ids, scanned = [], 0
             while cursor < upto and not self._stopping:

@@ -71,6 +71,9 @@ class DeletionMixin:
     def max_event_id(self):
         return self.db.execute_sql("SELECT coalesce(max(id), 0) FROM event").fetchone()[0]
 
+    def min_event_id(self):
+        return self.db.execute_sql("SELECT coalesce(min(id), 0) FROM event").fetchone()[0]
+
     def count_events_matching(self, project_id, spec, max_event_id=None):
         where, params = event_filter_condition(project_id, spec)
         if max_event_id is not None:
