@@ -12,6 +12,7 @@ from phlite.config import Config
 from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
+from phlite.insights import InsightService
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -26,6 +27,7 @@ class App:
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
     console: Console
     queries: QueryService
+    insights: InsightService  # saved insights and dashboards (the API and the console)
     clock: Callable[[], float] = time.time
 
     def close(self):
@@ -52,4 +54,5 @@ def open_app(config, clock=time.time, start_writer=True):
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               queries=queries, console=Console(store, clock=clock), clock=clock)
+               queries=queries, insights=InsightService(store, queries, clock=clock),
+               console=Console(store, clock=clock), clock=clock)

@@ -25,6 +25,7 @@ PURE = [
     "phlite/flags/eval/*.py",
     "phlite/lifecycle/formats.py",
     "phlite/query/*.py",
+    "phlite/insights/shapes.py",
 ]
 # Until the flags side moves into phlite/flags/ (with the evaluator in flags/eval/), the
 # evaluator is phlite/flags/*.py and the flag-serving modules still sit at the top level.
@@ -34,7 +35,7 @@ if not FLAGS_MOVED:
 OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flagserve", "phlite.flagcache",
                                                "phlite.flagdefs"}
 # The services of a running phlite, built only in phlite/app.py.
-SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console"}  # FlagService builds its own FlagCache
+SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "InsightService"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
 INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
 
@@ -110,7 +111,7 @@ def test_framework_imports_have_one_owner():
 def test_web_uses_only_the_app_and_the_package_faces():
     # The faces: a package's __init__, never its submodules. store's face gives DatabaseError.
     faces = {"phlite.app", "phlite.errors", "phlite.codec", "phlite.ingest", "phlite.flags", "phlite.store",
-             "phlite.query", "phlite.console", "phlite.lifecycle"} | OLD_FLAG_MODULES
+             "phlite.query", "phlite.console", "phlite.lifecycle", "phlite.insights"} | OLD_FLAG_MODULES
     for path in (PKG / "web").rglob("*.py"):
         for name in phlite_imports(path):
             assert name in faces or under(name, "phlite.web"), f"{rel(path)} imports {name}"
@@ -120,7 +121,10 @@ def test_the_pipelines_do_not_import_each_other_nor_web():
     for own, others in (("ingest", ("phlite.flags", "phlite.web", "phlite.app")),
                         ("flags", ("phlite.ingest", "phlite.web", "phlite.app")),
                         # The query package translates; SQL runs only through the store it is handed.
-                        ("query", ("phlite.ingest", "phlite.flags", "phlite.web", "phlite.app", "phlite.store"))):
+                        ("query", ("phlite.ingest", "phlite.flags", "phlite.web", "phlite.app", "phlite.store")),
+                        # Saved insights run through the query API and the store they are handed.
+                        ("insights", ("phlite.ingest", "phlite.flags", "phlite.web", "phlite.app", "phlite.store",
+                                      "phlite.console"))):
         for path in (PKG / own).rglob("*.py"):
             for name in phlite_imports(path):
                 assert not any(under(name, o) for o in others), f"{rel(path)} imports {name}"

@@ -35,6 +35,11 @@ class QueryService:
         self.clock = clock
         self.timeout_s = timeout_s
 
+    @property
+    def kinds(self):
+        """The query kinds `run` takes."""
+        return frozenset(RUNNERS)
+
     def run(self, project_id, request, path_kind=None):
         if not isinstance(request, dict) or not isinstance(request.get("query"), dict):
             raise errors.BadRequest("The body needs a 'query' object with a 'kind'.", code="invalid", attr="query")

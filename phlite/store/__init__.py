@@ -14,6 +14,7 @@ from phlite.store.console import ConsoleMixin
 from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
+from phlite.store.insights import InsightsMixin
 from phlite.store.lifecycle import LifecycleMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
@@ -28,7 +29,8 @@ OperationalError = peewee.OperationalError
 WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin, ConsoleMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
+            ConsoleMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)

@@ -8,13 +8,15 @@ included, is JSON unless a client needs otherwise (Mixpanel's bare `1`, config.j
 
 import bottle
 
-from phlite.web import browser, capture, capture_v1, console, flag_api, flags, ops, persons, private, query
+from phlite.web import (
+    browser, capture, capture_v1, console, flag_api, flags, insights, ops, persons, private, query,
+)
 from phlite.web.common import body_limit, install, max_body_limit
 
 __all__ = ["body_limit", "create_app", "max_body_limit"]
 
 # The modules that own routes, in registration order.
-ROUTE_MODULES = [capture, capture_v1, private, persons, flag_api, flags, browser, query, ops, console]
+ROUTE_MODULES = [capture, capture_v1, private, persons, flag_api, flags, browser, query, insights, ops, console]
 
 
 def create_app(app):

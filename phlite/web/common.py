@@ -369,6 +369,31 @@ def url_with(params):
     return f"{base_url()}{quote(bottle.request.path)}?{urlencode(q)}"
 
 
+def page(results, count, limit, offset):
+    """DRF's limit/offset pagination: {"count", "next", "previous", "results"}."""
+    nxt = url_with({"limit": limit, "offset": offset + limit}) if offset + limit < count else None
+    prev = url_with({"limit": limit, "offset": max(offset - limit, 0)}) if offset > 0 else None
+    return {"count": count, "next": nxt, "previous": prev, "results": results}
+
+
+def page_limits():
+    """`?limit=` (default 100, at most 1000) and `?offset=` of a list endpoint."""
+    q = query()
+    return int_param(q, "limit", 100, 1, 1000), int_param(q, "offset", 0, 0, 10**9)
+
+
+def created(value):
+    return bottle.HTTPResponse(dumps(value), 201, {"Content-Type": JSON})
+
+
+def bool_query(q, name):
+    """A boolean query parameter: None if absent, else whether it reads as true."""
+    raw = q.get(name)
+    if raw in (None, ""):
+        return None
+    return raw.lower() in ("1", "true", "yes")
+
+
 def json_body(limit=JSON_BODY_LIMIT):
     """A private-API JSON object body."""
     raw = read_body(limit)
