@@ -17,6 +17,7 @@ PURE_THIRD_PARTY = {"orjson", "regex", "sqlglot"}
 PURE_PHLITE = {"phlite.errors", "phlite.codec"}
 PURE = [
     "phlite/console/auth.py", "phlite/console/home.py", "phlite/console/forms.py", "phlite/console/history.py",
+    "phlite/console/charts.py", "phlite/console/insights.py", "phlite/console/views.py",
     "phlite/codec.py",
     "phlite/ingest/wire.py", "phlite/ingest/mixpanel.py", "phlite/ingest/normalize.py",
     "phlite/ingest/rules.py", "phlite/ingest/record.py", "phlite/ingest/lzstring.py", "phlite/ingest/capture_v1.py",
