@@ -13,6 +13,7 @@ from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.insights import InsightService
+from phlite.monitor import Monitor
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -28,6 +29,7 @@ class App:
     console: Console
     queries: QueryService
     insights: InsightService  # saved insights and dashboards (the API and the console)
+    monitor: Monitor  # /healthz and /metrics
     clock: Callable[[], float] = time.time
 
     def close(self):
@@ -53,6 +55,7 @@ def open_app(config, clock=time.time, start_writer=True):
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
+    monitor = Monitor(config, ingestion, clock=clock)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
                queries=queries, insights=InsightService(store, queries, clock=clock),
-               console=Console(store, clock=clock), clock=clock)
+               console=Console(store, clock=clock), monitor=monitor, clock=clock)

@@ -36,7 +36,8 @@ if not FLAGS_MOVED:
 OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flagserve", "phlite.flagcache",
                                                "phlite.flagdefs"}
 # The services of a running phlite, built only in phlite/app.py.
-SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "InsightService"}  # FlagService builds its own FlagCache
+SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "InsightService",
+            "Monitor"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
 INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
 
@@ -112,7 +113,7 @@ def test_framework_imports_have_one_owner():
 def test_web_uses_only_the_app_and_the_package_faces():
     # The faces: a package's __init__, never its submodules. store's face gives DatabaseError.
     faces = {"phlite.app", "phlite.errors", "phlite.codec", "phlite.ingest", "phlite.flags", "phlite.store",
-             "phlite.query", "phlite.console", "phlite.lifecycle", "phlite.insights"} | OLD_FLAG_MODULES
+             "phlite.query", "phlite.console", "phlite.lifecycle", "phlite.insights", "phlite.monitor"} | OLD_FLAG_MODULES
     for path in (PKG / "web").rglob("*.py"):
         for name in phlite_imports(path):
             assert name in faces or under(name, "phlite.web"), f"{rel(path)} imports {name}"
@@ -138,6 +139,14 @@ def test_lifecycle_uses_only_the_package_faces():
     for path in (PKG / "lifecycle").rglob("*.py"):
         for name in phlite_imports(path):
             assert name in allowed or under(name, "phlite.lifecycle"), f"{rel(path)} imports {name}"
+
+
+def test_monitor_reads_the_services_it_is_handed():
+    # The monitor reads ingestion (and the forwarder) through what app.py hands it, never by import, so
+    # that /metrics adds no dependency between the pipelines.
+    names, _ = imports(PKG / "monitor.py")
+    assert {n for n in names if n.startswith("phlite")} <= {"phlite"}, names
+    assert all(n.split(".")[0] in STDLIB or n == "phlite" for n in names), names
 
 
 def test_store_imports_only_errors():

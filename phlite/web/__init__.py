@@ -21,7 +21,7 @@ ROUTE_MODULES = [capture, capture_v1, private, persons, flag_api, flags, browser
 
 def create_app(app):
     web = bottle.Bottle(catchall=True, autojson=False)
-    install(web, trust_proxy=app.config.trust_proxy)
+    install(web, trust_proxy=app.config.trust_proxy, monitor=app.monitor)
     for module in ROUTE_MODULES:
         module.register(web, app)
     return web
