@@ -107,6 +107,9 @@ def test_wrappers_and_kinds(project):
     bare = create(project, {"query": {"kind": "WebOverviewQuery", "dateRange": {"date_from": "-7d"},
                                       "properties": []}})
     assert [r["key"] for r in bare["result"]][:2] == ["visitors", "views"]
+    pages = create(project, {"query": {"kind": "DataTableNode", "source": {
+        "kind": "WebStatsTableQuery", "breakdownBy": "Browser", "dateRange": {"date_from": "-7d"}, "properties": []}}})
+    assert pages["columns"][0] == "context.columns.breakdown_value" and pages["result"] == []  # no sessions here
     empty = create(project, {"name": "draft"})
     assert empty["query"] is None and empty["result"] is None
 

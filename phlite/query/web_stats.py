@@ -2,10 +2,10 @@
 device type..., each a [current, previous] pair, in PostHog's row and column shapes
 (docs/insights.md "WebStatsTableQuery").
 
-Two HogQL queries: the sessions (their start, bounce and entry/exit values, read from all of their events,
-unfiltered, as PostHog's sessions table is), and the pageviews and screens that match the filters, grouped by
-session (and by the breakdown value for event-level breakdowns). A group counts in the period that holds
-its session's start.
+One scan gives the sessions (their start, bounce and entry/exit values, read from all of their events,
+unfiltered, as PostHog's sessions table is) and, for a session-level breakdown, their matching pageviews
+and screens; an event-level breakdown adds a second, of the matching pageviews and screens grouped by
+session and value. A group counts in the period that holds its session's start.
 """
 
 from phlite import errors
@@ -63,15 +63,26 @@ def _prop(name):
     return f"properties[{literal(name)}]"
 
 
-def _sessions(store, ctx, tz, lo, hi, extra, timeout_s):
-    """{session id: (start ms, is_bounce or None, {name: value})} of the sessions starting in [lo, hi];
-    `extra` names the entry/exit values to read ({name: (which, property)})."""
-    picks = []
-    for name, (which, prop) in extra.items():
+def _sessions(store, ctx, tz, lo, hi, picks, counts, timeout_s):
+    """{session id: (start ms, is_bounce or None, facts)} of the sessions starting in [lo, hi], from one scan.
+    `picks` {name: ("entry" | "exit", property)} puts the value at the session's first or last pageview in
+    facts; `counts` {name: HogQL condition} puts how many of its pageviews and screens in [lo, hi] match,
+    and for "counted" also "visitor", the person of those."""
+    in_span = f"{VIEW} AND timestamp >= {dates.ms_literal(lo, tz)}"
+    parts = []
+    for name, (which, prop) in picks.items():
         pick = "argMin" if which == "entry" else "argMax"
-        picks.append(f", {pick}({_prop(prop)}, if({VIEW}, timestamp, NULL)) AS `{name}`")
+        parts.append(f", {pick}({_prop(prop)}, if({VIEW}, timestamp, NULL)) AS `{name}`")
+    names = list(picks)
+    for name, condition in counts.items():
+        cond = f"{in_span} AND ({condition})" if condition else in_span
+        parts.append(f", countIf({cond}) AS `{name}`")
+        names.append(name)
+        if name == "counted":
+            parts.append(f", min(if({cond}, {ACTOR}, NULL)) AS visitor")
+            names.append("visitor")
     text = (f"SELECT $session_id AS s, min(timestamp) AS first, max(timestamp) AS last,"
-            f" countIf({VIEW}) AS views, countIf(event = '$autocapture') AS autocaptures{''.join(picks)}"
+            f" countIf({VIEW}) AS views, countIf(event = '$autocapture') AS autocaptures{''.join(parts)}"
             f" FROM events WHERE $session_id IS NOT NULL AND timestamp >= {dates.ms_literal(lo - LOOKBACK_MS, tz)}"
             f" AND timestamp <= {dates.ms_literal(hi, tz)} GROUP BY s LIMIT {INSIGHT_MAX_ROWS}")
     out = {}
@@ -80,20 +91,19 @@ def _sessions(store, ctx, tz, lo, hi, extra, timeout_s):
             continue
         duration = (last - first) // 1000
         bounce = None if not views else not (views > 1 or autocaptures > 0 or duration >= BOUNCE_SECONDS)
-        out[s] = (first, bounce, dict(zip(extra, values)))
+        out[s] = (first, bounce, dict(zip(names, values)))
     return out
 
 
 def _groups(store, ctx, tz, lo, hi, props, value, timeout_s):
-    """[(session id, value, visitor, views)]: the matching pageviews and screens in [lo, hi], by session
-    (and by `value`, a HogQL expression, if given)."""
+    """[(session id, value, visitor, views)]: the matching pageviews and screens in [lo, hi], by session and
+    by `value` (a HogQL expression)."""
     where = [VIEW, "$session_id IS NOT NULL", f"timestamp >= {dates.ms_literal(lo, tz)}",
              f"timestamp <= {dates.ms_literal(hi, tz)}"]
     if props:
         where.append(props)
-    by = "s, v" if value else "s"
-    text = (f"SELECT $session_id AS s, {value or 'NULL'} AS v, min({ACTOR}) AS visitor, count() AS views"
-            f" FROM events WHERE {' AND '.join(where)} GROUP BY {by} LIMIT {INSIGHT_MAX_ROWS}")
+    text = (f"SELECT $session_id AS s, {value} AS v, min({ACTOR}) AS visitor, count() AS views"
+            f" FROM events WHERE {' AND '.join(where)} GROUP BY s, v LIMIT {INSIGHT_MAX_ROWS}")
     return execute(store, ctx, text, timeout_s)[1]
 
 
@@ -156,54 +166,49 @@ def run_web_stats(store, project, node, now_ms, timeout_s):
     ctx = context(project, now_ms, max_rows=INSIGHT_MAX_ROWS)
     props = to_hogql(node.get("properties"))
 
-    extra = {}
+    picks, counts = {}, {}
     if by in SESSION_LEVEL:
         which, prop = SESSION_LEVEL[by]
         if prop is None:
-            extra = {"utm_source": ("entry", "utm_source"), "utm_medium": ("entry", "utm_medium"),
+            picks = {"utm_source": ("entry", "utm_source"), "utm_medium": ("entry", "utm_medium"),
                      "utm_campaign": ("entry", "utm_campaign"), "referring_domain": ("entry", "$referring_domain")}
         else:
-            extra = {"value": (which, prop)}
+            picks = {"value": (which, prop)}
+        counts["counted"] = props  # a session-level value needs no second scan
     if by == "Page" and bounce_rate:
-        extra["entry"] = ("entry", "$pathname")
-    sessions = _sessions(store, ctx, tz, span_lo, end, extra, timeout_s)
+        picks["entry"] = ("entry", "$pathname")
+        counts["bounce_counted"] = to_hogql(_without_pathname(node.get("properties")))
+    sessions = _sessions(store, ctx, tz, span_lo, end, picks, counts, timeout_s)
 
-    def period(session):
-        s = sessions.get(session)
-        if s is None:
-            return None
-        return 0 if s[0] >= lower else 1
-
-    def session_value(facts):
-        return _combined(facts) if by == "InitialUTMSourceMediumCampaign" else facts["value"]
-
-    cells: dict = {}
-    value_expr = _prop(EVENT_LEVEL[by]) if by in EVENT_LEVEL else None
-    for s, v, visitor, views in _groups(store, ctx, tz, span_lo, end, props, value_expr, timeout_s):
-        p = period(s)
-        if p is None:
-            continue
-        if value_expr is None:
-            v = session_value(sessions[s][2])
-        if v is None and by not in KEEP_NULL:
-            continue
-        pair = cells.setdefault(v, (_Cell(), _Cell()))
+    def add(pair, p, visitor, views, bounce):
         cell = pair[p]
         if visitor is not None:
             cell.visitors.add(visitor)
         cell.views += views
-        if by != "Page":
-            cell.bounces.append(sessions[s][1])
+        cell.bounces.append(bounce)
 
+    cells: dict = {}
     entry_bounces: dict = {}
-    if by == "Page" and bounce_rate:
-        bounce_props = to_hogql(_without_pathname(node.get("properties")))
-        for s, _v, _visitor, _views in _groups(store, ctx, tz, span_lo, end, bounce_props, None, timeout_s):
-            p = period(s)
-            if p is None:
+    if by in SESSION_LEVEL:
+        for first, bounce, facts in sessions.values():
+            if not facts["counted"]:
                 continue
-            _, bounce, facts = sessions[s]
-            entry_bounces.setdefault(facts["entry"], ([], []))[p].append(bounce)
+            v = _combined(facts) if by == "InitialUTMSourceMediumCampaign" else facts["value"]
+            if v is None and by not in KEEP_NULL:
+                continue
+            add(cells.setdefault(v, (_Cell(), _Cell())), 0 if first >= lower else 1, facts["visitor"],
+                facts["counted"], bounce)
+    else:
+        for s, v, visitor, views in _groups(store, ctx, tz, span_lo, end, props, _prop(EVENT_LEVEL[by]), timeout_s):
+            session = sessions.get(s)
+            if session is None or v is None:
+                continue
+            add(cells.setdefault(v, (_Cell(), _Cell())), 0 if session[0] >= lower else 1, visitor, views, session[1])
+        if by == "Page" and bounce_rate:
+            # A page's bounce rate is that of the sessions that entered on it.
+            for first, bounce, facts in sessions.values():
+                if facts["bounce_counted"]:
+                    entry_bounces.setdefault(facts["entry"], ([], []))[0 if first >= lower else 1].append(bounce)
 
     metrics = {}
     for value, pair in cells.items():
