@@ -285,3 +285,17 @@ def test_a_posthog_api_script(project):
                               "POSTHOG_PROJECT": str(project.id), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "Signups", "1"]
+
+
+def test_a_dashboard_answer_is_bounded(project, monkeypatch):
+    from phlite.insights import service
+
+    board = project.api("POST", "/api/projects/@project/dashboards/", {"name": "Big"}).json()
+    for name in ("first", "second"):
+        create(project, {"name": name, "query": trends(), "dashboards": [board["id"]]})
+    url = f"/api/projects/@project/dashboards/{board['id']}/?refresh=force_blocking"
+    assert all(t["insight"]["result"] for t in project.api("GET", url).json()["tiles"])
+    # Past the byte budget, later tiles come without their results (and without running their queries).
+    monkeypatch.setattr(service, "MAX_DASHBOARD_BYTES", 1)
+    tiles = project.api("GET", url).json()["tiles"]
+    assert tiles[0]["insight"]["result"] and tiles[1]["insight"]["result"] is None

@@ -33,7 +33,8 @@ def generate(seed=5):
                  "utm_medium": rnd.choice([None, "email", "social"]),
                  "utm_campaign": rnd.choice([None, "launch"])}
         device = {"$browser": rnd.choice(["Chrome", "Firefox", "Safari"]), "$os": rnd.choice(["Mac OS X", "Windows"]),
-                  "$device_type": rnd.choice(["Desktop", "Mobile", None])}
+                  "$device_type": rnd.choice(["Desktop", "Mobile", None]),
+                  "$geoip_country_code": rnd.choice(["DE", "US", None]), "$timezone_offset": rnd.choice([300, -60, -330])}
         for k in range(n):
             name = names[k] if names else rnd.choice(
                 ["$pageview", "$pageview", "$pageview", "$autocapture", "click", "$screen"])
@@ -83,9 +84,10 @@ def project(tmp_path_factory):
 
 
 EVENT_PROP = {"Page": "$pathname", "Browser": "$browser", "OS": "$os", "DeviceType": "$device_type",
-              "ScreenName": "$screen_name"}
+              "ScreenName": "$screen_name", "Country": "$geoip_country_code", "Timezone": "$timezone_offset"}
 ENTRY_PROP = {"InitialPage": "$pathname", "InitialReferringDomain": "$referring_domain",
-              "InitialUTMSource": "utm_source", "InitialUTMMedium": "utm_medium", "InitialUTMCampaign": "utm_campaign"}
+              "InitialUTMSource": "utm_source", "InitialUTMMedium": "utm_medium", "InitialUTMCampaign": "utm_campaign",
+              "InitialUTMTerm": "utm_term"}
 
 
 def matches(e, filters):
@@ -115,7 +117,9 @@ def expected(by, compare=True, filters=()):
         counted = [e for e in views if span_lo <= ts(e) and matches(e, filters)]
         groups = {}
         for e in counted:
-            if by in EVENT_PROP:
+            if by == "Timezone":
+                value = -e["properties"]["$timezone_offset"] / 60
+            elif by in EVENT_PROP:
                 value = e["properties"].get(EVENT_PROP[by])
             elif by == "ExitPage":
                 value = views[-1]["properties"].get("$pathname")
@@ -176,8 +180,8 @@ def check(body, want):
 
 
 @pytest.mark.parametrize("by", ["Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMSource",
-                                "InitialUTMMedium", "InitialUTMSourceMediumCampaign", "Browser", "OS", "DeviceType",
-                                "ScreenName"])
+                                "InitialUTMMedium", "InitialUTMTerm", "InitialUTMSourceMediumCampaign", "Browser", "OS",
+                                "DeviceType", "ScreenName", "Country", "Timezone"])
 def test_each_breakdown_with_the_previous_period(project, by):
     body = run(project, breakdownBy=by, compareFilter={"compare": True})
     want = expected(by)

@@ -21,6 +21,7 @@ STALE_OK = {"blocking", "async", "lazy_async", "async_except_on_cache_miss"}
 FRESH_MS = 60_000  # a cached result younger than this is reused by `blocking` (next_allowed_client_refresh)
 MAX_CACHED_BYTES = 1_000_000  # a larger result (a big HogQL table) is not kept
 DASHBOARD_BUDGET = 2.0  # times the query time limit: a dashboard refresh stops computing after that
+MAX_DASHBOARD_BYTES = 16_000_000  # results one dashboard answer carries; later tiles come without theirs
 
 
 def refresh_mode(value):
@@ -57,12 +58,14 @@ class InsightService:
         return source, shapes.query_key(source)
 
     def _keep(self, project, insight_id, key, response, now):
+        """Keep a result (unless it is too large); its size in bytes."""
         text = orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS)
         if len(text) <= MAX_CACHED_BYTES:
             self.store.put_insight_cache(project["id"], insight_id, key, text.decode(), now)
+        return len(text)
 
     def _result(self, project, row, refresh, dashboard=None, deadline=None):
-        """(response, computed_at, fresh) for the insight, per `refresh`; None if there is none."""
+        """(response, computed_at, fresh, size in bytes) for the insight, per `refresh`; None if there is none."""
         if row["query"] is None:
             return None
         source, key = self._effective(row["query"], dashboard)
@@ -70,10 +73,9 @@ class InsightService:
         now = self._now()
         if refresh in CACHE_ONLY or (refresh in STALE_OK and hit and now - hit[1] < FRESH_MS) or (
                 deadline is not None and time.monotonic() > deadline):
-            return (orjson.loads(hit[0]), hit[1], False) if hit else None
+            return (orjson.loads(hit[0]), hit[1], False, len(hit[0])) if hit else None
         response = self.queries.run(project["id"], {"query": source, "refresh": "blocking"})
-        self._keep(project, row["id"], key, response, now)
-        return response, now, True
+        return response, now, True, self._keep(project, row["id"], key, response, now)
 
     def _check_query(self, project, query):
         """Run a new or changed query once: (response, computed_at), or None if it ran past the time limit
@@ -92,8 +94,7 @@ class InsightService:
         if checked is None or row["query"] is None:
             return None
         _, key = self._effective(row["query"], None)
-        self._keep(project, row["id"], key, checked[0], checked[1])
-        return checked[0], checked[1], True
+        return checked[0], checked[1], True, self._keep(project, row["id"], key, checked[0], checked[1])
 
     def _emails(self, *rows):
         ids = {r.get(c) for r in rows for c in ("created_by_user", "last_modified_by_user")} - {None}
@@ -217,11 +218,13 @@ class InsightService:
         by_insight = self.store.insight_tiles(project_id, [i["id"] for i in insights])
         emails = self._emails(dashboard, *insights)
         shaped = []
+        left = MAX_DASHBOARD_BYTES
         for order, tile in enumerate(tiles):
             insight = None
             if tile["insight"]:
                 row = tile["insight"]
-                cached = self._safe_result(project, row, mode, dashboard, deadline)
+                cached = self._safe_result(project, row, mode, dashboard, deadline) if left > 0 else None
+                left -= cached[3] if cached else 0
                 insight = shapes.insight_json(row, by_insight[row["id"]], cached, project, emails)
             shaped.append(shapes.tile_json(tile, insight, order))
         return shapes.dashboard_json(dashboard, emails, shaped)

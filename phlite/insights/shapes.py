@@ -267,7 +267,7 @@ def who(key_id, user_id, emails):
 
 
 def insight_json(row, tiles, cached, project, emails, basic=False):
-    """An insight as PostHog's InsightSerializer shows it. `cached` is (response, computed_at, fresh) of
+    """An insight as PostHog's InsightSerializer shows it. `cached` is (response, computed_at, fresh, size) of
     its result (fresh: computed by this request), or None."""
     out = {
         "id": row["id"], "short_id": row["short_id"], "name": row["name"], "derived_name": None,
@@ -281,7 +281,7 @@ def insight_json(row, tiles, cached, project, emails, basic=False):
     }
     if basic:
         return out
-    response, computed_at, fresh = cached or ({}, None, False)
+    response, computed_at, fresh, _size = cached or ({}, None, False, 0)
     out.update({
         "query": row["query"], "filters": {}, "order": None,
         "dashboard_tiles": tiles,

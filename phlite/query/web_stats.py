@@ -18,9 +18,11 @@ from phlite.query.web import ACTOR, BOUNCE_SECONDS, LOOKBACK_MS, WEB_FIELDS
 FIELDS = WEB_FIELDS | {"breakdownBy", "includeBounceRate", "includeScrollDepth", "includeAvgTimeOnPage", "limit",
                        "offset", "orderBy"}
 VIEW = "event IN ('$pageview', '$screen')"
-# breakdownBy -> the property of each counted event.
+# breakdownBy -> the property of each counted event (or a HogQL expression over it).
 EVENT_LEVEL = {"Page": "$pathname", "Browser": "$browser", "OS": "$os", "DeviceType": "$device_type",
-               "Country": "$geoip_country_code", "ScreenName": "$screen_name"}
+               "Country": "$geoip_country_code", "ScreenName": "$screen_name",
+               # hours east of UTC: the browser's getTimezoneOffset() is minutes west
+               "Timezone": "-toFloat(properties['$timezone_offset']) / 60"}
 # breakdownBy -> (the session's first or last pageview, the property read there).
 SESSION_LEVEL = {"InitialPage": ("entry", "$pathname"), "ExitPage": ("exit", "$pathname"),
                  "InitialReferringDomain": ("entry", "$referring_domain"),
@@ -199,7 +201,9 @@ def run_web_stats(store, project, node, now_ms, timeout_s):
             add(cells.setdefault(v, (_Cell(), _Cell())), 0 if first >= lower else 1, facts["visitor"],
                 facts["counted"], bounce)
     else:
-        for s, v, visitor, views in _groups(store, ctx, tz, span_lo, end, props, _prop(EVENT_LEVEL[by]), timeout_s):
+        value = EVENT_LEVEL[by]
+        value = value if value.startswith("-") else _prop(value)
+        for s, v, visitor, views in _groups(store, ctx, tz, span_lo, end, props, value, timeout_s):
             session = sessions.get(s)
             if session is None or v is None:
                 continue
