@@ -12,7 +12,9 @@ from phlite.config import Config
 from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
+from phlite.insights import InsightService
 from phlite.lifecycle import Deleter
+from phlite.monitor import Monitor
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -27,6 +29,8 @@ class App:
     limiter: RateLimiter | None  # None: no per-project rate limit (the default)
     console: Console
     queries: QueryService
+    insights: InsightService  # saved insights and dashboards (the API and the console)
+    monitor: Monitor  # /healthz and /metrics
     deleter: Deleter
     clock: Callable[[], float] = time.time
 
@@ -54,8 +58,10 @@ def open_app(config, clock=time.time, start_writer=True):
         ingestion.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
+    monitor = Monitor(config, ingestion, clock=clock)
     deleter = Deleter(store, ingestion, clock=clock, interval=config.retention_interval)
     if start_writer and config.retention_interval > 0:
         deleter.start()
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
-               queries=queries, console=Console(store, clock=clock), deleter=deleter, clock=clock)
+               queries=queries, insights=InsightService(store, queries, clock=clock),
+               console=Console(store, clock=clock), monitor=monitor, deleter=deleter, clock=clock)

@@ -36,6 +36,10 @@ def _path_or_none(value):
     return Path(value) if value not in (None, "") else None
 
 
+def _text_or_none(value):
+    return str(value) if value not in (None, "") else None
+
+
 MiB = 1024 * 1024
 
 
@@ -87,11 +91,18 @@ SETTINGS = (
     # Retention is by the day: an hourly pass keeps the database within an hour of the setting.
     Setting("retention_interval", 3600.0, float,
             "Seconds between background deletion passes (retention, then giving space back). 0 = never."),
+    # A token of its own, not a personal key: a scraper's config then holds no key that reads data
+    # (docs/operations.md "Metrics").
+    Setting("metrics_token", None, _text_or_none,
+            "Bearer token `GET /metrics` requires; unset: `/metrics` is off (404). Set it in the environment."),
+    Setting("health_min_free_bytes", 256 * MiB, int,
+            "Free space on the data dir's disk below which `/healthz` answers 503. 0 = no check."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )
 
-_TYPES = {str: str, int: int, float: float, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str}
+_TYPES = {str: str, int: int, float: float, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str,
+          _text_or_none: str | None}
 
 
 class _ConfigBase:

@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 7, 8]
+-- migrations applied: [1, 2, 3, 4, 5, 7, 8, 9]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -7,6 +7,12 @@ CREATE INDEX cohort_project ON cohort (project_id, id);
 CREATE INDEX cohort_static_member_distinct_id ON cohort_static_member (project_id, distinct_id);
 -- index console_session_user
 CREATE INDEX console_session_user ON console_session (user_id);
+-- index dashboard_project
+CREATE INDEX dashboard_project ON dashboard (project_id, deleted, id);
+-- index dashboard_tile_dashboard
+CREATE INDEX dashboard_tile_dashboard ON dashboard_tile (dashboard_id, id);
+-- index dashboard_tile_insight
+CREATE INDEX dashboard_tile_insight ON dashboard_tile (insight_id);
 -- index deletion_job_project
 CREATE INDEX deletion_job_project ON deletion_job (project_id, id);
 -- index event_distinct_id
@@ -23,6 +29,10 @@ CREATE UNIQUE INDEX feature_flag_key ON feature_flag (project_id, key) WHERE del
 CREATE INDEX feature_flag_project ON feature_flag (project_id, id);
 -- index ingest_quarantine_project
 CREATE INDEX ingest_quarantine_project ON ingest_quarantine (project_id, id);
+-- index insight_modified
+CREATE INDEX insight_modified ON insight (project_id, deleted, last_modified_at);
+-- index insight_short_id
+CREATE UNIQUE INDEX insight_short_id ON insight (project_id, short_id);
 -- index person_distinct_id_person
 CREATE INDEX person_distinct_id_person ON person_distinct_id (person_id);
 -- index person_project
@@ -41,6 +51,10 @@ CREATE TABLE console_link ( token_hash TEXT PRIMARY KEY, user_id INTEGER, create
 CREATE TABLE console_session ( token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL );
 -- table console_user
 CREATE TABLE console_user ( id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT, role TEXT NOT NULL CHECK (role IN ('admin', 'member')), created_at INTEGER NOT NULL );
+-- table dashboard
+CREATE TABLE dashboard ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT, description TEXT NOT NULL DEFAULT '', pinned INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', tags TEXT NOT NULL DEFAULT '[]', creation_mode TEXT NOT NULL DEFAULT 'default', deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, created_by_key INTEGER, created_by_user INTEGER, updated_at INTEGER NOT NULL );
+-- table dashboard_tile
+CREATE TABLE dashboard_tile ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, dashboard_id INTEGER NOT NULL, insight_id INTEGER, text TEXT, layouts TEXT NOT NULL DEFAULT '{}', color TEXT, deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL );
 -- table deletion_job
 CREATE TABLE deletion_job ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, filter TEXT NOT NULL, max_event_id INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0, expected INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')), error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER );
 -- table event
@@ -57,6 +71,10 @@ CREATE TABLE group_type ( project_id INTEGER NOT NULL, group_type_index INTEGER 
 CREATE TABLE id_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 -- table ingest_quarantine
 CREATE TABLE ingest_quarantine ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, received_at INTEGER NOT NULL, quarantined_at INTEGER NOT NULL, reason TEXT NOT NULL, event TEXT NOT NULL );
+-- table insight
+CREATE TABLE insight ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, short_id TEXT NOT NULL, name TEXT, description TEXT NOT NULL DEFAULT '', query TEXT, tags TEXT NOT NULL DEFAULT '[]', saved INTEGER NOT NULL DEFAULT 0, favorited INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, created_by_key INTEGER, created_by_user INTEGER, last_modified_at INTEGER NOT NULL, last_modified_by_key INTEGER, last_modified_by_user INTEGER, updated_at INTEGER NOT NULL );
+-- table insight_cache
+CREATE TABLE insight_cache ( insight_id INTEGER NOT NULL, query_key TEXT NOT NULL, project_id INTEGER NOT NULL, response TEXT NOT NULL, computed_at INTEGER NOT NULL, PRIMARY KEY (insight_id, query_key) );
 -- table person
 CREATE TABLE person ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid TEXT NOT NULL UNIQUE, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, is_identified INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0 );
 -- table person_distinct_id

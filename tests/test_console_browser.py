@@ -1,6 +1,6 @@
 """The console in real Chromium (tests/js/console.mjs): sign in, Home, Activity that shows events
-posthog-js sends from another origin without a reload, and hostile captured data on every page
-(no script runs, no element is injected, the layout holds). Screenshots go to tests/artifacts/console/."""
+posthog-js sends from another origin without a reload, hostile captured data on every page
+(no script runs, no element is injected, the layout holds), and the insight pages' charts drawn. Screenshots go to tests/artifacts/console/."""
 
 import json
 import subprocess
@@ -21,10 +21,10 @@ PASSWORD = "correct horse battery"
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2;alert(1)">'
 
 
-def run_console(scenario, srv, project, page_origin, email):
+def run_console(scenario, srv, project, page_origin, email, pages=None):
     proc = subprocess.run(
         ["node", "console.mjs", scenario, srv.url, page_origin, project.token, str(project.id), email, PASSWORD,
-         str(SHOTS)], cwd=JS, capture_output=True, text=True, timeout=150)
+         str(SHOTS), json.dumps(pages or [])], cwd=JS, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "error" not in out, "\n".join([out["error"], *out["console"], *out["pageErrors"]])
@@ -105,3 +105,48 @@ def test_a_cross_site_form_post_is_refused(server, page_origin):  # noqa: F811
     out = run_console("crosssite", server, project, page_origin, "csrf-admin@example.com")
     assert out["crossSiteStatus"] == 403 and "another site" in out["crossSiteBody"], out
     assert "created by another site" not in [p["name"] for p in server.store.list_projects()]
+
+
+INSIGHT_PAGES = [
+    ["insight-trends", "insights/trends?s0.event=%24pageview&s0.math=dau&s1.event=purchase&date_from=-30d&compare=1"],
+    ["insight-trends-breakdown", "insights/trends?s0.event=%24pageview&date_from=-30d&breakdown=%24browser"],
+    ["insight-trends-bar", "insights/trends?s0.event=%24pageview&date_from=-30d&display=ActionsBar&compare=1"],
+    ["insight-trends-value", "insights/trends?s0.event=%24pageview&date_from=-30d&breakdown=%24os"
+                             "&display=ActionsBarValue"],
+    ["insight-funnel", "insights/funnels?s0.event=%24pageview&s1.event=signed+up&s2.event=purchase&date_from=-30d"],
+    ["insight-funnel-breakdown", "insights/funnels?s0.event=%24pageview&s1.event=signed+up&date_from=-30d"
+                                 "&breakdown=%24browser"],
+    ["insight-retention", "insights/retention?period=Day"],
+    ["insight-web", "web?date_from=-30d"],
+    ["insight-sql", "sql?q=SELECT+event%2C+properties.%24browser+AS+browser%2C+count()+AS+n+FROM+events"
+                    "+GROUP+BY+event%2C+browser+ORDER+BY+n+DESC"],
+    ["insight-sql-error", "sql?q=SELECT+nope+FROM+events"],
+]
+
+
+def test_insight_pages_draw_their_charts_in_chromium(server, page_origin):  # noqa: F811
+    from insights_data import send_all, traffic
+
+    project = Project(server, name="shop.example")
+    hostile = [{"event": "$pageview", "distinct_id": HOSTILE, "properties": {
+        "$browser": HOSTILE, "$os": HOSTILE, "$session_id": "hostile-session", "$pathname": HOSTILE}}]
+    send_all(project, traffic(150, days=60, seed=11, extra=hostile))
+    email = "insights-member@example.com"
+    server.app.console.create_user(email, "member", PASSWORD)
+    out = run_console("insights", server, project, page_origin, email, pages=INSIGHT_PAGES)
+    assert_safe(out)
+    charts = out["charts"]
+    for name, seen in charts.items():
+        if name.startswith("insight-sql") or name == "insight-trends-value":  # tables (with bars) there
+            continue
+        assert seen["svgs"] and all(w > 600 and h > 200 for w, h in seen["svgs"]), (name, seen)
+        assert seen["error"] is None, (name, seen)
+    assert charts["insight-trends"]["lines"] == 4 and len(charts["insight-trends"]["strokes"]) == 2
+    assert charts["insight-trends-breakdown"]["lines"] >= 4
+    assert HOSTILE in charts["insight-trends-breakdown"]["legend"]  # drawn as text, not run
+    assert charts["insight-trends-bar"]["bars"] > 30 and charts["insight-trends-value"]["bars"] >= 5
+    assert charts["insight-funnel"]["bars"] == 3 and charts["insight-funnel-breakdown"]["bars"] >= 8
+    assert charts["insight-retention"]["lines"] == 1 and charts["insight-retention"]["tableRows"] == 9
+    assert len(charts["insight-web"]["tiles"]) == 5 and charts["insight-web"]["lines"] == 2
+    assert HOSTILE in charts["insight-sql"]["sqlCells"] and "$pageview" in charts["insight-sql"]["sqlCells"]
+    assert "Unable to resolve field: nope" in charts["insight-sql-error"]["error"]

@@ -17,6 +17,7 @@ PURE_THIRD_PARTY = {"orjson", "regex", "sqlglot"}
 PURE_PHLITE = {"phlite.errors", "phlite.codec"}
 PURE = [
     "phlite/console/auth.py", "phlite/console/home.py", "phlite/console/forms.py", "phlite/console/history.py",
+    "phlite/console/charts.py", "phlite/console/insights.py", "phlite/console/views.py",
     "phlite/codec.py",
     "phlite/ingest/wire.py", "phlite/ingest/mixpanel.py", "phlite/ingest/normalize.py",
     "phlite/ingest/rules.py", "phlite/ingest/record.py", "phlite/ingest/lzstring.py", "phlite/ingest/capture_v1.py",
@@ -25,6 +26,7 @@ PURE = [
     "phlite/flags/eval/*.py",
     "phlite/lifecycle/formats.py",
     "phlite/query/*.py",
+    "phlite/insights/shapes.py",
 ]
 # Until the flags side moves into phlite/flags/ (with the evaluator in flags/eval/), the
 # evaluator is phlite/flags/*.py and the flag-serving modules still sit at the top level.
@@ -34,7 +36,8 @@ if not FLAGS_MOVED:
 OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flagserve", "phlite.flagcache",
                                                "phlite.flagdefs"}
 # The services of a running phlite, built only in phlite/app.py.
-SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "Deleter"}  # FlagService builds its own FlagCache
+SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "InsightService",
+            "Monitor", "Deleter"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
 INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
 
@@ -110,7 +113,7 @@ def test_framework_imports_have_one_owner():
 def test_web_uses_only_the_app_and_the_package_faces():
     # The faces: a package's __init__, never its submodules. store's face gives DatabaseError.
     faces = {"phlite.app", "phlite.errors", "phlite.codec", "phlite.ingest", "phlite.flags", "phlite.store",
-             "phlite.query", "phlite.console", "phlite.lifecycle"} | OLD_FLAG_MODULES
+             "phlite.query", "phlite.console", "phlite.lifecycle", "phlite.insights", "phlite.monitor"} | OLD_FLAG_MODULES
     for path in (PKG / "web").rglob("*.py"):
         for name in phlite_imports(path):
             assert name in faces or under(name, "phlite.web"), f"{rel(path)} imports {name}"
@@ -120,7 +123,10 @@ def test_the_pipelines_do_not_import_each_other_nor_web():
     for own, others in (("ingest", ("phlite.flags", "phlite.web", "phlite.app")),
                         ("flags", ("phlite.ingest", "phlite.web", "phlite.app")),
                         # The query package translates; SQL runs only through the store it is handed.
-                        ("query", ("phlite.ingest", "phlite.flags", "phlite.web", "phlite.app", "phlite.store"))):
+                        ("query", ("phlite.ingest", "phlite.flags", "phlite.web", "phlite.app", "phlite.store")),
+                        # Saved insights run through the query API and the store they are handed.
+                        ("insights", ("phlite.ingest", "phlite.flags", "phlite.web", "phlite.app", "phlite.store",
+                                      "phlite.console"))):
         for path in (PKG / own).rglob("*.py"):
             for name in phlite_imports(path):
                 assert not any(under(name, o) for o in others), f"{rel(path)} imports {name}"
@@ -133,6 +139,14 @@ def test_lifecycle_uses_only_the_package_faces():
     for path in (PKG / "lifecycle").rglob("*.py"):
         for name in phlite_imports(path):
             assert name in allowed or under(name, "phlite.lifecycle"), f"{rel(path)} imports {name}"
+
+
+def test_monitor_reads_the_services_it_is_handed():
+    # The monitor reads ingestion (and the forwarder) through what app.py hands it, never by import, so
+    # that /metrics adds no dependency between the pipelines.
+    names, _ = imports(PKG / "monitor.py")
+    assert {n for n in names if n.startswith("phlite")} <= {"phlite"}, names
+    assert all(n.split(".")[0] in STDLIB or n == "phlite" for n in names), names
 
 
 def test_store_imports_only_errors():

@@ -3,7 +3,8 @@
 `Console` is the face phlite/web/console/ uses; it is built in phlite/app.py over the same Store,
 so its pages read what the JSON API reads. Inside: `auth` (scrypt passwords, tokens, the sign-in
 throttle), `home` (counts, chart geometry, snippets), `forms` (flag and cohort form fields <-> API
-filters), `render` (Jinja2, autoescaped). HTTP (cookies,
+filters), `insight_forms` / `insight_views` (the insight pages: fields -> query nodes, answers ->
+charts and tables, geometry in `charts`), `render` (Jinja2, autoescaped). HTTP (cookies,
 CSRF checks, headers) stays in phlite/web/console/. docs/console.md "Security" says why each rule.
 """
 
@@ -13,6 +14,8 @@ import time
 import orjson
 
 from phlite.console import auth, home
+from phlite.console import insights as insight_forms  # the insight pages' fields <-> query nodes
+from phlite.console import views as insight_views  # the runner's answers -> what the pages draw
 from phlite.console.history import leaf_changes
 from phlite.console.forms import (
     OPERATORS, api_error_field, apply_action, cohort_body, cohort_form, cohort_form_from_fields, flag_body, flag_form,
@@ -226,5 +229,5 @@ class Console:
 __all__ = [
     "Console", "OPERATORS", "leaf_changes", "ROLES", "SESSION_SECONDS", "Session", "SignInError", "api_error_field", "apply_action",
     "cohort_body", "cohort_form", "cohort_form_from_fields", "flag_body", "flag_form", "flag_form_from_fields",
-    "hogql_string", "value_from_text",
+    "hogql_string", "insight_forms", "insight_views", "value_from_text",
 ]

@@ -7,6 +7,8 @@ from pathlib import Path
 import jinja2
 import orjson
 
+from phlite.console import charts
+
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
@@ -42,4 +44,7 @@ def environment():
     env.filters["when"] = _when
     env.filters["pretty"] = _json
     env.filters["flagvalue"] = _flag_value
+    env.filters["num"] = charts.number
+    env.filters["pct"] = charts.percent
+    env.filters["duration"] = charts.duration
     return env

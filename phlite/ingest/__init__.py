@@ -11,6 +11,7 @@
 """
 
 import collections
+import dataclasses
 import time
 import uuid
 
@@ -22,7 +23,24 @@ from phlite.ingest.spool import Spool
 from phlite.ingest.wire import Payload, decode_request
 from phlite.ingest.writer import Writer
 
-__all__ = ["Ingestion", "Payload", "decode_logs", "decode_request", "decode_v1", "mixpanel_track_event"]
+__all__ = ["IngestStats", "Ingestion", "Payload", "decode_logs", "decode_request", "decode_v1", "mixpanel_track_event"]
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestStats:
+    """Ingestion's counters since this process started, and its queue now (docs/operations.md "Metrics")."""
+
+    accepted: int  # events acknowledged (spooled)
+    stored: int  # events stored
+    dropped: dict  # {reason: events} refused by the writer's rules, quarantined excluded
+    quarantined: int  # events set aside in the quarantine table (docs/reliability.md "One bad value")
+    queued_records: int  # requests acknowledged, not yet stored
+    queued_bytes: int
+    queue_max_bytes: int
+    lag_seconds: float  # how long the oldest queued request has waited (0 when the queue is empty)
+    spool_segments: int
+    spool_bytes: int
+    writer: str  # the writer's state, as /healthz shows it
 
 
 class Ingestion:
@@ -65,6 +83,15 @@ class Ingestion:
                 if self.writer.failure is not None or self.writer.stopping or time.monotonic() > deadline:
                     raise
                 self.writer.flush(timeout=max(0.1, deadline - time.monotonic()))
+
+    def stats(self):
+        accepted, stored, dropped, records, queued, lag = self.writer.stats()
+        segments, spool_bytes = self.spool.disk_bytes()
+        quarantined = dropped.pop("quarantined", 0)
+        return IngestStats(accepted=accepted, stored=stored, dropped=dict(dropped), quarantined=quarantined,
+                           queued_records=records, queued_bytes=queued, queue_max_bytes=self.writer.max_bytes,
+                           lag_seconds=lag, spool_segments=segments, spool_bytes=spool_bytes,
+                           writer=self.writer.health()["writer"])
 
     def totals(self):
         """(events stored, Counter of events dropped by reason) since this Ingestion started."""

@@ -91,6 +91,17 @@ class Spool:
                 continue
         return sorted(out)
 
+    def disk_bytes(self):
+        """(segments, bytes) of the spool's segment files now on disk."""
+        count = size = 0
+        for segment in self._segments():
+            try:
+                size += self._path(segment).stat().st_size
+                count += 1
+            except FileNotFoundError:  # released meanwhile
+                pass
+        return count, size
+
     def recover(self, committed):
         """Records after `committed` ((segment, offset)) as [(position, payload)], then
         open a fresh segment for new appends.

@@ -97,6 +97,10 @@ class Writer:
         self.thread = None
         self.dropped = collections.Counter()
         self.stored = 0
+        self.accepted = 0  # events acknowledged since start (the spool has them)
+        # When each queued record arrived (time.monotonic), in queue order: the head's age is the writer's
+        # lag (docs/operations.md "Metrics"). One entry per record of the queue, never per call.
+        self.arrivals = collections.deque()
         with store.db.connection_context():
             # done_events: events of the record after `committed` already stored (a record split
             # over several group commits, docs/reliability.md "Poison records").
@@ -107,6 +111,7 @@ class Writer:
             self.queued_bytes += len(payload)
             self.memory_bytes += len(payload)
             self.appended = position
+            self.arrivals.append(time.monotonic())  # recovered: waiting since this start
 
     # --- request side -----------------------------------------------------------
 
@@ -155,6 +160,8 @@ class Writer:
                 self.queue.append((position, _InSpool(len(data))))
             self.queued_bytes += len(data)
             self.appended = position
+            self.accepted += len(events)
+            self.arrivals.append(time.monotonic())
             self.cond.notify_all()
 
     def _refusal(self):
@@ -210,6 +217,13 @@ class Writer:
             else:
                 state = "failing" if reason else "running"
         return {"status": "unavailable" if reason else "ok", "writer": state, "reason": reason}
+
+    def stats(self):
+        """(events accepted, events stored, dropped Counter, records queued, bytes queued, lag in seconds)."""
+        with self.cond:
+            lag = time.monotonic() - self.arrivals[0] if self.arrivals else 0.0
+            return (self.accepted, self.stored, collections.Counter(self.dropped), len(self.arrivals),
+                    self.queued_bytes, lag)
 
     def call(self, fn, timeout=30):
         """Run fn() in the writer thread, ordered after everything already queued."""
@@ -360,6 +374,7 @@ class Writer:
         with self.cond:
             for _ in range(records):
                 _, item = self.queue.popleft()
+                self.arrivals.popleft()
                 self.queued_bytes -= len(item)
                 if isinstance(item, bytes):
                     self.memory_bytes -= len(item)

@@ -15,13 +15,15 @@ from phlite.query.funnels import run_funnels
 from phlite.query.retention import run_retention
 from phlite.query.trends import run_trends
 from phlite.query.web import run_web_overview
+from phlite.query.web_stats import run_web_stats
 
 REFRESH = {"blocking", "async", "lazy_async", "async_except_on_cache_miss", "force_blocking", "force_async",
            "force_cache", True, False}
 REQUEST_FIELDS = {"query", "refresh", "async", "client_query_id", "filters_override", "variables_override",
                   "name", "limit_context"}
 RUNNERS = {"HogQLQuery": run_hogql, "TrendsQuery": run_trends, "EventsQuery": run_events,
-           "FunnelsQuery": run_funnels, "RetentionQuery": run_retention, "WebOverviewQuery": run_web_overview}
+           "FunnelsQuery": run_funnels, "RetentionQuery": run_retention, "WebOverviewQuery": run_web_overview,
+           "WebStatsTableQuery": run_web_stats}
 
 
 def _iso(ms):
@@ -34,6 +36,11 @@ class QueryService:
         self.store = store
         self.clock = clock
         self.timeout_s = timeout_s
+
+    @property
+    def kinds(self):
+        """The query kinds `run` takes."""
+        return frozenset(RUNNERS)
 
     def run(self, project_id, request, path_kind=None):
         if not isinstance(request, dict) or not isinstance(request.get("query"), dict):

@@ -15,6 +15,7 @@ from phlite.store.db import migrate, open_database
 from phlite.store.deletion import DeletionMixin
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
+from phlite.store.insights import InsightsMixin
 from phlite.store.lifecycle import LifecycleMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
@@ -29,8 +30,8 @@ OperationalError = peewee.OperationalError
 WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
-class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, QueryMixin, LifecycleMixin, ConsoleMixin,
-            DeletionMixin):
+class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
+            ConsoleMixin, DeletionMixin):
     def __init__(self, path):
         self.path = path
         self.db = open_database(path)

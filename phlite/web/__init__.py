@@ -8,19 +8,21 @@ included, is JSON unless a client needs otherwise (Mixpanel's bare `1`, config.j
 
 import bottle
 
-from phlite.web import (browser, capture, capture_v1, console, deletion, flag_api, flags, ops, persons, private,
-                        query)
+from phlite.web import (
+    browser, capture, capture_v1, console, deletion, flag_api, flags, insights, ops, persons, private, query,
+)
 from phlite.web.common import body_limit, install, max_body_limit
 
 __all__ = ["body_limit", "create_app", "max_body_limit"]
 
 # The modules that own routes, in registration order.
-ROUTE_MODULES = [capture, capture_v1, private, deletion, persons, flag_api, flags, browser, query, ops, console]
+ROUTE_MODULES = [capture, capture_v1, private, deletion, persons, flag_api, flags, browser, query, insights, ops,
+                 console]
 
 
 def create_app(app):
     web = bottle.Bottle(catchall=True, autojson=False)
-    install(web, trust_proxy=app.config.trust_proxy)
+    install(web, trust_proxy=app.config.trust_proxy, monitor=app.monitor)
     for module in ROUTE_MODULES:
         module.register(web, app)
     return web

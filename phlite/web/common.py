@@ -8,6 +8,7 @@ private API routes get no CORS headers at all.
 import io
 import logging
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -89,9 +90,29 @@ class _JsonPlugin:
     name = "phlite_json"
     api = 2
 
+    def __init__(self, monitor=None):
+        self.monitor = monitor
+
     def apply(self, callback, route):
         public = bool(route.config.get("public"))
+        answer = self._answer(callback, public)
+        if self.monitor is None:
+            return answer
+        # One RouteStats per route, found here once; per request: two clock reads and a locked increment
+        # (docs/operations.md "Metrics" has what it costs /capture and /flags).
+        record = self.monitor.route(route.method, route.rule.rstrip("/") or "/").record
+        clock = time.perf_counter
 
+        def timed(*args, **kwargs):
+            start = clock()
+            rv = answer(*args, **kwargs)
+            record(clock() - start, rv.status_code if isinstance(rv, bottle.HTTPResponse) else bottle.response.status_code)
+            return rv
+
+        return timed
+
+    @staticmethod
+    def _answer(callback, public):
         def wrapper(*args, **kwargs):
             try:
                 rv = callback(*args, **kwargs)
@@ -162,11 +183,12 @@ def _row_id(text):
         return -1
 
 
-def install(web, trust_proxy=False):
+def install(web, trust_proxy=False, monitor=None):
+    """Set up `web` for phlite; with a `monitor`, every routed request is counted and timed."""
     web.config["phlite.trust_proxy"] = trust_proxy
     web.router.add_filter("int", lambda conf: (r"-?\d+", _row_id, lambda x: str(int(x))))
     web.add_hook("before_request", _utf8_headers)
-    web.install(_JsonPlugin())
+    web.install(_JsonPlugin(monitor))
     # bottle's own error pages are HTML; phlite answers JSON on every path.
     web.error(400)(_bottle_error(400, "validation_error", "invalid_input", "Bad request."))
     web.error(404)(_bottle_error(404, "invalid_request", "not_found", "Not found."))
@@ -367,6 +389,31 @@ def url_with(params):
     q = query()
     q.update({k: v for k, v in params.items() if v is not None})
     return f"{base_url()}{quote(bottle.request.path)}?{urlencode(q)}"
+
+
+def page(results, count, limit, offset):
+    """DRF's limit/offset pagination: {"count", "next", "previous", "results"}."""
+    nxt = url_with({"limit": limit, "offset": offset + limit}) if offset + limit < count else None
+    prev = url_with({"limit": limit, "offset": max(offset - limit, 0)}) if offset > 0 else None
+    return {"count": count, "next": nxt, "previous": prev, "results": results}
+
+
+def page_limits():
+    """`?limit=` (default 100, at most 1000) and `?offset=` of a list endpoint."""
+    q = query()
+    return int_param(q, "limit", 100, 1, 1000), int_param(q, "offset", 0, 0, 10**9)
+
+
+def created(value):
+    return bottle.HTTPResponse(dumps(value), 201, {"Content-Type": JSON})
+
+
+def bool_query(q, name):
+    """A boolean query parameter: None if absent, else whether it reads as true."""
+    raw = q.get(name)
+    if raw in (None, ""):
+        return None
+    return raw.lower() in ("1", "true", "yes")
 
 
 def json_body(limit=JSON_BODY_LIMIT):

@@ -9,30 +9,9 @@ import bottle
 
 from phlite import errors
 from phlite import flags
-from phlite.web.common import dumps, int_param, json_body, personal_key, project_for_key, query, route, url_with
-
-
-def _page(results, count, limit, offset):
-    """DRF's limit/offset pagination: {"count", "next", "previous", "results"}."""
-    nxt = url_with({"limit": limit, "offset": offset + limit}) if offset + limit < count else None
-    prev = url_with({"limit": limit, "offset": max(offset - limit, 0)}) if offset > 0 else None
-    return {"count": count, "next": nxt, "previous": prev, "results": results}
-
-
-def _limits():
-    q = query()
-    return int_param(q, "limit", 100, 1, 1000), int_param(q, "offset", 0, 0, 10**9)
-
-
-def _created(value):
-    return bottle.HTTPResponse(dumps(value), 201, {"Content-Type": "application/json"})
-
-
-def _bool_query(q, name):
-    raw = q.get(name)
-    if raw in (None, ""):
-        return None
-    return raw.lower() in ("1", "true", "yes")
+from phlite.web.common import bool_query as _bool_query
+from phlite.web.common import created as _created
+from phlite.web.common import json_body, page_limits as _limits, page as _page, personal_key, project_for_key, query, route
 
 
 def register(web, app):

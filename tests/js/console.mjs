@@ -6,7 +6,8 @@
 // events on every page); "forms" (find a person after identify, create and edit a flag and a cohort
 // through the forms, use the cohort in a flag, hostile data on the persons/flags/cohorts pages);
 // "keys" (create a key, shown once, revoke it); "member" (a member is refused the admin pages);
-// "crosssite" (a form on another origin posts to the console with the session cookie: refused). Screenshots of each page go to <shots dir>. Hostile payloads set
+// "crosssite" (a form on another origin posts to the console with the session cookie: refused); "insights"
+// (each page of the JSON list [[name, path], ...] given last: the chart is drawn). Screenshots of each page go to <shots dir>. Hostile payloads set
 // window.__pwned or open a dialog if they ever run; both are reported.
 
 import fs from "node:fs";
@@ -14,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
-const [scenario, base, pageOrigin, token, projectId, email, password, shots] = process.argv.slice(2);
+const [scenario, base, pageOrigin, token, projectId, email, password, shots, pagesJson] = process.argv.slice(2);
 const STEP_MS = 15000;
 const TOTAL_MS = 90000;
 const CHROMIUM = process.env.PHLITE_CHROMIUM || "/usr/bin/chromium";
@@ -190,6 +191,33 @@ async function memberScenario(context, page, out) {
   await page.screenshot({ path: path.join(shots, "member-refused.png") });
 }
 
+async function insightsScenario(context, page, out) {
+  // Each insight page (name, path under /project/<id>/): the chart is drawn (SVG with a size and marks),
+  // the tables are there, nothing hostile ran, and a full-page screenshot is kept.
+  await signIn(page);
+  out.charts = {};
+  for (const [name, sub] of JSON.parse(pagesJson)) {
+    await page.goto(`${base}/project/${projectId}/${sub}`);
+    await check(page, out, name);
+    out.charts[name] = await page.evaluate(() => {
+      const svgs = [...document.querySelectorAll("svg.insight-chart")];
+      const box = (el) => { const r = el.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height)]; };
+      return {
+        svgs: svgs.map(box),
+        lines: [...document.querySelectorAll("svg.insight-chart path.series")].filter((p) => p.getTotalLength() > 0).length,
+        dots: document.querySelectorAll("svg.insight-chart circle.dot").length,
+        bars: [...document.querySelectorAll("svg.insight-chart rect.bar, svg.hbar rect.bar")].filter((r) => r.getBBox().height > 0 && r.getBBox().width > 0).length,
+        strokes: [...new Set([...document.querySelectorAll("svg.insight-chart path.series")].map((p) => getComputedStyle(p).stroke))],
+        tableRows: document.querySelectorAll("main table tbody tr").length,
+        error: document.querySelector(".query-error")?.textContent ?? null,
+        legend: [...document.querySelectorAll("ul.legend li")].map((li) => li.textContent.trim()),
+        tiles: [...document.querySelectorAll(".tile .n")].map((n) => n.textContent.trim()),
+        sqlCells: [...document.querySelectorAll("table.sql-results tbody td")].slice(0, 50).map((td) => td.textContent),
+      };
+    });
+  }
+}
+
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "phlite-console-"));
@@ -210,7 +238,7 @@ async function main() {
     page.on("pageerror", (e) => out.pageErrors.push(String(e)));
     page.on("dialog", (d) => { out.dialogs.push(d.message()); d.dismiss(); });
     const run = { shell: shellScenario, forms: formsScenario, keys: keysScenario, member: memberScenario,
-                  crosssite: crossSiteScenario }[scenario];
+                  crosssite: crossSiteScenario, insights: insightsScenario }[scenario];
     if (!run) throw new Error(`unknown scenario ${scenario}`);
     let timer;
     const overall = new Promise((_, reject) => {

@@ -1,0 +1,122 @@
+"""The insight pages: Trends, Funnels, Retention, Web analytics and SQL (docs/console.md "Insights").
+
+Each page is a GET form whose fields become a query node (phlite/console/insights.py); the node runs
+through the same QueryService as `POST /api/projects/<id>/query/`, and phlite/console/views.py turns
+the answer into what the template draws. A refused query is shown beside the form, not as an error page.
+"""
+
+import time
+
+import bottle
+
+from phlite import errors
+from phlite.console import insight_forms as forms
+from phlite.console import insight_views as views
+
+MAX_SQL = 20_000  # characters of HogQL text a page takes
+
+
+def field(name):
+    """A query parameter as submitted ('' when empty, None when absent: the forms count rows by it)."""
+    return bottle.request.query.getunicode(name)
+
+
+def register(ui):
+    app = ui.app
+    ui.add_nav("Web analytics", "web", 40)
+    ui.add_nav("Insights", "insights", 45)
+    ui.add_nav("SQL", "sql", 55)
+
+    def run(ctx, node):
+        """(response, error text, elapsed ms): a refused query is shown in the page."""
+        started = time.perf_counter()
+        try:
+            response = app.queries.run(ctx.project["id"], {"query": node})
+        except errors.PhliteError as e:
+            return None, e.detail, None
+        return response, None, round(1000 * (time.perf_counter() - started))
+
+    def common(ctx, kind):
+        return {"kind": kind, "date_presets": forms.DATE_PRESETS, "filter_ops": forms.FILTER_OPS}
+
+    @ui.page("/project/<pid:int>/insights")
+    def index(ctx):
+        return ctx.render("insights.html", **common(ctx, "index"))
+
+    @ui.page("/project/<pid:int>/insights/trends")
+    def trends(ctx):
+        form = forms.trends_form(field)
+        problems = forms.trends_problems(form)
+        view = error = ms = None
+        node = forms.trends_node(form)
+        if not problems:
+            response, error, ms = run(ctx, node)
+            view = response and views.trends(response, form)
+        return ctx.render("insight_trends.html", form=form, problems=problems, view=view, error=error, ms=ms,
+                          node=node, maths=forms.MATHS, property_maths=forms.PROPERTY_MATHS,
+                          intervals=forms.INTERVALS, displays=forms.DISPLAYS, **common(ctx, "trends"))
+
+    @ui.page("/project/<pid:int>/insights/funnels")
+    def funnels(ctx):
+        form = forms.funnels_form(field)
+        problems = forms.funnels_problems(form)
+        view = error = ms = None
+        node = forms.funnels_node(form)
+        if not problems:
+            response, error, ms = run(ctx, node)
+            view = response and views.funnels(response)
+        return ctx.render("insight_funnels.html", form=form, problems=problems, view=view, error=error, ms=ms,
+                          node=node, orders=forms.ORDERS, window_units=forms.WINDOW_UNITS,
+                          **common(ctx, "funnels"))
+
+    @ui.page("/project/<pid:int>/insights/retention")
+    def retention(ctx):
+        form = forms.retention_form(field)
+        node = forms.retention_node(form)
+        response, error, ms = run(ctx, node)
+        view = response and views.retention(response)
+        return ctx.render("insight_retention.html", form=form, problems={}, view=view, error=error, ms=ms,
+                          node=node, types=forms.RETENTION_TYPES, periods=forms.PERIODS,
+                          **common(ctx, "retention"))
+
+    @ui.page("/project/<pid:int>/web")
+    def web(ctx):
+        started = time.perf_counter()
+        form = forms.web_form(field)
+        overview, error, _ = run(ctx, forms.web_overview_node(form))
+        chart, tables = None, []
+        if overview is not None:
+            visitors, error, _ = run(ctx, forms.web_visitors_node(form))
+            chart = visitors and views.web_chart(visitors)
+            for by, title, first in views.WEB_TABLES:
+                answer, problem, _ = run(ctx, forms.web_table_node(form, by))
+                tables.append({"by": by, "title": title, "table": answer and views.web_table(answer, first),
+                               "problem": problem})
+        return ctx.render("insight_web.html", form=form, problems={}, error=error,
+                          tiles=overview and views.web_tiles(overview), chart=chart, tables=tables,
+                          ms=round(1000 * (time.perf_counter() - started)), **common(ctx, "web"))
+
+    @ui.page("/project/<pid:int>/sql")
+    def sql(ctx):
+        text = (field("q") or "")[:MAX_SQL]
+        view = error = ms = None
+        if text.strip():
+            response, error, ms = run(ctx, {"kind": "HogQLQuery", "query": text})
+            view = response and views.sql(response)
+        return ctx.render("insight_sql.html", text=text, view=view, error=error, ms=ms, examples=SQL_EXAMPLES,
+                          **common(ctx, "sql"))
+
+
+SQL_EXAMPLES = [
+    ("Events by name, last 7 days",
+     "SELECT event, count() AS events, uniq(person_id) AS persons\nFROM events\n"
+     "WHERE timestamp > now() - INTERVAL 7 DAY\nGROUP BY event\nORDER BY events DESC\nLIMIT 20"),
+    ("Top pages today",
+     "SELECT properties.$pathname AS path, count() AS views\nFROM events\n"
+     "WHERE event = '$pageview' AND timestamp >= today()\nGROUP BY path\nORDER BY views DESC\nLIMIT 20"),
+    ("Daily active users",
+     "SELECT toStartOfDay(timestamp) AS day, uniq(person_id) AS users\nFROM events\n"
+     "WHERE timestamp > now() - INTERVAL 30 DAY\nGROUP BY day\nORDER BY day"),
+    ("Newest persons",
+     "SELECT id, created_at, properties.email AS email\nFROM persons\nORDER BY created_at DESC\nLIMIT 20"),
+]

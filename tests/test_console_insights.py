@@ -1,0 +1,204 @@
+"""The insight pages over real HTTP (docs/console.md "Insights"): what each page shows equals what
+`POST /api/projects/<id>/query/` answers for the same query over the same events, the forms work without
+script, refused queries are shown beside the form, and hostile captured values stay text."""
+
+import html
+import re
+from urllib.parse import urlencode
+
+import pytest
+
+from insights_data import send_all, traffic
+from support import console_user, ev, send
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def shop(server):
+    """One project with a few hundred visitors over 60 days (so compare has a previous period)."""
+    from support import Project
+
+    project = Project(server, name="shop")
+    send_all(project, traffic(150, days=60, seed=3))
+    return project
+
+
+@pytest.fixture(scope="module")
+def member(server):
+    return console_user(server, "member")
+
+
+def query(project, node):
+    r = project.api("POST", "/api/projects/@project/query/", {"query": node})
+    assert r.status == 200, r.body
+    return r.json()
+
+
+def page(client, project, sub, **params):
+    return client.text(f"/project/{project.id}/{sub}?" + urlencode(params))
+
+
+def rows(body, row_class):
+    """[(name text, [data-value numbers])] of the table rows with that class."""
+    out = []
+    for tr in re.findall(rf'<tr class="{row_class}">(.*?)</tr>', body, re.S):
+        name = re.search(r'<td class="name"[^>]*>(.*?)</td>', tr, re.S)
+        label = html.unescape(re.sub(r"<[^>]+>", "", name.group(1)).strip()) if name else None
+        out.append((label, [float(v) for v in re.findall(r'data-value="([^"]*)"', tr)]))
+    return out
+
+
+def test_trends_page_shows_the_query_apis_series(shop, member):
+    body = page(member, shop, "insights/trends", **{"s0.event": "$pageview", "s0.math": "dau",
+                                                     "s1.event": "purchase", "s1.math": "sum", "s1.prop": "price",
+                                                     "date_from": "-30d", "compare": "1"})
+    api = query(shop, {"kind": "TrendsQuery", "interval": "day", "dateRange": {"date_from": "-30d"},
+                       "compareFilter": {"compare": True},
+                       "series": [{"kind": "EventsNode", "event": "$pageview", "math": "dau"},
+                                  {"kind": "EventsNode", "event": "purchase", "math": "sum",
+                                   "math_property": "price"}]})["results"]
+    shown = rows(body, "serie-row")
+    assert [s[0] for s in shown] == ["$pageview", "purchase", "$pageview (previous)", "purchase (previous)"]
+    assert [s[1] for s in shown] == [[r["count"], *r["data"]] for r in api]
+    assert sum(api[0]["data"]) > 0 and sum(api[2]["data"]) > 0  # both periods have data: the test can fail
+    # The chart: one line per series (previous periods dashed), one hover title per point.
+    assert body.count('<path class="series c') == 4 and body.count('class="series c0 dashed"') == 1
+    assert body.count('<circle class="dot') == 4 * len(api[0]["data"])
+    assert "Computed in" in body
+
+
+def test_trends_breakdown_bar_and_total_value(shop, member):
+    body = page(member, shop, "insights/trends", **{"s0.event": "$pageview", "date_from": "-30d",
+                                                     "breakdown": "$browser", "breakdown_limit": "2",
+                                                     "display": "ActionsBar"})
+    api = query(shop, {"kind": "TrendsQuery", "dateRange": {"date_from": "-30d"},
+                       "series": [{"kind": "EventsNode", "event": "$pageview"}],
+                       "breakdownFilter": {"breakdown": "$browser", "breakdown_limit": 2},
+                       "trendsFilter": {"display": "ActionsBar"}})
+    shown = rows(body, "serie-row")
+    assert [s[0] for s in shown] == ["Chrome", "Safari", "Other"]
+    assert [s[1] for s in shown] == [[r["count"], *r["data"]] for r in api["results"]]
+    assert api["hasMore"] and "the rest are under “Other”" in body
+    assert body.count('<rect class="bar c') == sum(1 for r in api["results"] for v in r["data"] if v)
+    body = page(member, shop, "insights/trends", **{"s0.event": "$pageview", "s0.math": "dau", "date_from": "-30d",
+                                                     "breakdown": "$os", "display": "ActionsBarValue"})
+    api = query(shop, {"kind": "TrendsQuery", "dateRange": {"date_from": "-30d"},
+                       "series": [{"kind": "EventsNode", "event": "$pageview", "math": "dau"}],
+                       "breakdownFilter": {"breakdown": "$os", "breakdown_limit": 10},
+                       "trendsFilter": {"display": "ActionsBarValue"}})
+    assert rows(body, "serie-row") == [(r["breakdown_value"], [r["aggregated_value"]]) for r in api["results"]]
+
+
+def test_trends_form_adds_and_removes_series_and_says_what_is_missing(shop, member):
+    body = page(member, shop, "insights/trends", **{"s0.event": "$pageview", "s1.event": "purchase",
+                                                     "action": "add"})
+    assert 's2.event' in body and 's3.event' not in body
+    body = page(member, shop, "insights/trends", **{"s0.event": "$pageview", "s1.event": "purchase",
+                                                     "s2.event": "signed up", "action": "remove:0"})
+    assert 'name="s0.event" value="purchase"' in body and 'name="s1.event" value="signed up"' in body
+    assert 's2.event' not in body
+    body = page(member, shop, "insights/trends", **{"s0.event": "purchase", "s0.math": "sum"})
+    assert "This math needs a property" in body and 'id="result"' not in body
+    body = page(member, shop, "insights/trends", **{"s0.event": "x", "date_from": "yesterday-ish"})
+    assert 'class="query-error"' in body and "date_from" in body  # the runner's message, beside the form
+
+
+def test_funnel_page_shows_the_query_apis_steps(shop, member):
+    params = {"s0.event": "$pageview", "s1.event": "signed up", "s2.event": "purchase", "date_from": "-30d"}
+    body = page(member, shop, "insights/funnels", **params)
+    node = {"kind": "FunnelsQuery", "dateRange": {"date_from": "-30d"},
+            "series": [{"kind": "EventsNode", "event": e} for e in ("$pageview", "signed up", "purchase")],
+            "funnelsFilter": {"funnelWindowInterval": 14, "funnelWindowIntervalUnit": "day"}}
+    api = query(shop, node)["results"]
+    counts = [float(c) for c in re.findall(r'<td class="num count" data-value="([^"]*)"', body)]
+    assert counts == [s["count"] for s in api] and counts[2] > 0
+    first = api[0]["count"]
+    assert f"{100 * api[1]['count'] / first:.1f}".rstrip("0").rstrip(".") + "%" in body
+    assert body.count('<rect class="bar c0"') == 3
+    body = page(member, shop, "insights/funnels", **params, breakdown="$browser")
+    api = query(shop, {**node, "breakdownFilter": {"breakdown": "$browser"}})["results"]
+    shown = rows(body, "group-row")
+    assert [s[0] for s in shown] == [steps[0]["breakdown_value"][0] for steps in api]
+    assert [s[1] for s in shown] == [[s["count"] for s in steps] for steps in api]
+    # A funnel needs an event per step: said beside the empty step, no query run.
+    body = page(member, shop, "insights/funnels", **{"s0.event": "$pageview", "s1.event": ""})
+    assert "Name the event of this step." in body and 'id="result"' not in body
+
+
+def test_retention_page_is_the_triangle_of_the_query_api(shop, member):
+    body = page(member, shop, "insights/retention", period="Week", intervals="6")
+    api = query(shop, {"kind": "RetentionQuery", "retentionFilter": {
+        "targetEntity": {"id": "$pageview", "type": "events"}, "returningEntity": {"id": "$pageview", "type": "events"},
+        "retentionType": "retention_first_time", "period": "Week", "totalIntervals": 6}})["results"]
+    shown = rows(body, "cohort-row")
+    assert len(shown) == 6
+    for (_, values), cohort in zip(shown, api):
+        n = len(api) - api.index(cohort)  # the triangle: later cohorts have fewer periods
+        assert values == [cohort["values"][0]["count"]] + [v["count"] for v in cohort["values"][:n]]
+    assert sum(v[0] for _, v in shown) > 0
+    assert body.count('<td class="out">') == sum(range(6))
+    assert '<path class="series c0"' in body  # the mean curve
+
+
+def test_web_page_tiles_are_the_overview_query(shop, member):
+    body = page(member, shop, "web", date_from="-14d")
+    api = query(shop, {"kind": "WebOverviewQuery", "dateRange": {"date_from": "-14d"}, "properties": [],
+                       "compareFilter": {"compare": True}})["results"]
+    tiles = dict(re.findall(r'<div class="card tile" data-key="([^"]+)">\s*<span>[^<]*</span>\s*<span class="n">([^<]*)<',
+                            body))
+    by_key = {r["key"]: r for r in api}
+    assert tiles["visitors"] == f"{by_key['visitors']['value']:,}" and by_key["visitors"]["value"] > 0
+    assert tiles["views"] == f"{by_key['views']['value']:,}"
+    assert tiles["sessions"] == f"{by_key['sessions']['value']:,}"
+    pct = by_key["bounce rate"]["value"]
+    assert tiles["bounce rate"] == f"{pct:.1f}".rstrip("0").rstrip(".") + "%"
+    change = by_key["visitors"]["changeFromPreviousPct"]
+    assert change is not None and f"{change:+d}%" in body
+    assert body.count('<path class="series c') == 2  # visitors and views per day
+
+
+def test_sql_page_results_and_errors(shop, member):
+    body = page(member, shop, "sql", q="SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC")
+    api = query(shop, {"kind": "HogQLQuery",
+                       "query": "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC"})
+    cells = [html.unescape(c) for c in re.findall(r'<td class="wrap">([^<]*)</td>', body)]
+    assert cells == [str(v) for row in api["results"] for v in row] and len(api["results"]) == 4
+    assert '<th title="Int64">n</th>' in body
+    body = page(member, shop, "sql", q="SELECT nope FROM events")
+    assert re.search(r'class="query-error" role="alert">.*Unable to resolve field: nope', body, re.S)
+    body = page(member, shop, "sql", q="SELECT * FROM event")  # the store's table, not an exposed one
+    assert 'class="query-error"' in body and 'class="sql-results"' not in body
+    body = page(member, shop, "sql", q="SELECT NULL AS nothing")
+    assert '<td class="wrap null">null</td>' in body
+
+
+def test_hostile_captured_values_stay_text_on_every_insight_page(server, member):
+    from support import Project
+
+    project = Project(server)
+    send(project, *[ev(HOSTILE, "h-1", **{"$browser": HOSTILE, "$session_id": "s1", "$pathname": HOSTILE,
+                                          HOSTILE: HOSTILE}),
+                    ev("$pageview", "h-2", **{"$browser": HOSTILE, "$session_id": "s2"}),
+                    ev("$pageview", HOSTILE, **{"$session_id": "s3"})])
+    pages = [("insights/trends", {"s0.event": HOSTILE, "breakdown": "$browser"}),
+             ("insights/trends", {"s0.event": "", "breakdown": HOSTILE, "display": "ActionsBarValue"}),
+             ("insights/trends", {"s0.event": "$pageview", "breakdown": "$browser", "display": "ActionsBar"}),
+             ("insights/funnels", {"s0.event": HOSTILE, "s1.event": "$pageview", "breakdown": "$browser"}),
+             ("insights/retention", {"target": HOSTILE, "returning": HOSTILE}),
+             ("web", {"p.key": HOSTILE, "p.value": HOSTILE}),
+             ("sql", {"q": f"SELECT event, properties.$browser, distinct_id FROM events -- {HOSTILE}"}),
+             ("sql", {"q": HOSTILE})]
+    for sub, params in pages:
+        body = page(member, project, sub, **params)
+        assert "<script>window" not in body and "<img src=x" not in body, (sub, params)
+        assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in body, (sub, params)
+
+
+def test_insight_pages_need_a_session(server, shop):
+    from support import ConsoleClient
+
+    anon = ConsoleClient(server.url)
+    for sub in ("insights", "insights/trends", "insights/funnels", "insights/retention", "web", "sql"):
+        r = anon.get(f"/project/{shop.id}/{sub}")
+        assert r.status == 303 and "/console/login" in r.headers["Location"], sub
