@@ -10,7 +10,7 @@ session and value. A group counts in the period that holds its session's start.
 
 from phlite import errors
 from phlite.query import dates
-from phlite.query.filters import literal, to_hogql
+from phlite.query.filters import to_hogql
 from phlite.query.runner import context, execute
 from phlite.query.trends import INSIGHT_MAX_ROWS
 from phlite.query.web import ACTOR, BOUNCE_SECONDS, LOOKBACK_MS, WEB_FIELDS
@@ -22,7 +22,7 @@ VIEW = "event IN ('$pageview', '$screen')"
 EVENT_LEVEL = {"Page": "$pathname", "Browser": "$browser", "OS": "$os", "DeviceType": "$device_type",
                "Country": "$geoip_country_code", "ScreenName": "$screen_name",
                # hours east of UTC: the browser's getTimezoneOffset() is minutes west
-               "Timezone": "-toFloat(properties['$timezone_offset']) / 60"}
+               "Timezone": "-toFloat(properties.$timezone_offset) / 60"}
 # breakdownBy -> (the session's first or last pageview, the property read there).
 SESSION_LEVEL = {"InitialPage": ("entry", "$pathname"), "ExitPage": ("exit", "$pathname"),
                  "InitialReferringDomain": ("entry", "$referring_domain"),
@@ -62,7 +62,8 @@ def _check(node):
 
 
 def _prop(name):
-    return f"properties[{literal(name)}]"
+    # The dotted form (names here are constants of this module), which a materialized column can answer.
+    return f"properties.{name}"
 
 
 def _sessions(store, ctx, tz, lo, hi, picks, counts, timeout_s):
