@@ -190,9 +190,19 @@ class InsightService:
         """(activity entries, newest first, total count) of one insight or all of the project's."""
         if insight_id is not None and self.store.get_insight(project_id, insight_id) is None:
             raise errors.NotFound("Insight not found.")
-        entries, count = self.store.list_activity(project_id, "Insight", insight_id, limit=limit, offset=offset)
-        render = (lambda r: {k: r.get(k) for k in ("name", "description", "query", "tags", "saved", "favorited",
-                                                    "deleted")})
+        return self._activity(project_id, "Insight", insight_id, limit, offset,
+                              ("name", "description", "query", "tags", "saved", "favorited", "deleted"))
+
+    def dashboard_activity(self, project_id, dashboard_id=None, *, limit=100, offset=0):
+        """(activity entries, newest first, total count) of one dashboard or all of the project's."""
+        if dashboard_id is not None and self.store.get_dashboard(project_id, dashboard_id) is None:
+            raise errors.NotFound("Dashboard not found.")
+        return self._activity(project_id, "Dashboard", dashboard_id, limit, offset,
+                              ("name", "description", "pinned", "filters", "tags", "deleted"))
+
+    def _activity(self, project_id, scope, item_id, limit, offset, fields):
+        entries, count = self.store.list_activity(project_id, scope, item_id, limit=limit, offset=offset)
+        render = (lambda r: {k: r.get(k) for k in fields})
         return [shapes.activity_json(e, render) for e in entries], count
 
     # --- dashboards ---------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ def _tags(body):
 
 
 def _id(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+    # An id SQLite can hold: a bigger number would fail when bound, not just find nothing.
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < (1 << 63)
 
 
 def _ids(body, name):
