@@ -156,6 +156,21 @@ def test_web_page_tiles_are_the_overview_query(shop, member):
     change = by_key["visitors"]["changeFromPreviousPct"]
     assert change is not None and f"{change:+d}%" in body
     assert body.count('<path class="series c') == 2  # visitors and views per day
+    # The tables: each is the WebStatsTableQuery answer for its breakdown (visitors, views[, bounce rate]).
+    for by in ("Page", "InitialReferringDomain", "Browser"):
+        node = {"kind": "WebStatsTableQuery", "breakdownBy": by, "dateRange": {"date_from": "-14d"}, "properties": [],
+                "limit": 10, "compareFilter": {"compare": True}}
+        if by == "Page":
+            node["includeBounceRate"] = True
+        answer = query(shop, node)
+        section = re.search(rf'<div class="web-table" data-by="{by}">(.*?)</table>', body, re.S).group(1)
+        shown = [[html.unescape(label), [float(v) for v in re.findall(r'data-value="([^"]*)"', tr)]]
+                 for tr, label in re.findall(r'(<tr><td class="name wrap"><span class="label">([^<]*)</span>.*?</tr>)',
+                                             section, re.S)]
+        width = 3 if by == "Page" else 2
+        assert len(shown) == len(answer["results"]) > 1, by
+        for (label, values), row in zip(shown, answer["results"]):
+            assert label == row[0] and values == [cell[0] for cell in row[1:1 + width]], (by, label)
 
 
 def test_sql_page_results_and_errors(shop, member):
