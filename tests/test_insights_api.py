@@ -321,3 +321,15 @@ def test_ids_past_64_bits(project, big):
     made = create(project, {"name": "x"})
     assert_error(project.api("GET", f"/api/projects/@project/insights/{made['id']}/?from_dashboard={big}"), 400,
                  attr="from_dashboard")
+
+
+def test_the_query_endpoint_takes_a_dashboards_filters_override(project):
+    source = trends()["source"]
+    r = project.api("POST", "/api/projects/@project/query/", {"query": source, "filters_override": {
+        "date_from": "-14d", "properties": [{"key": "$browser", "value": "Chrome", "operator": "exact"}]}})
+    assert r.status == 200, r.body
+    chrome = [sum(1 for i in range(VIEWS.get(n, 0)) if i % 2 == 0) for n in range(14, -1, -1)]
+    assert r.json()["results"][0]["data"] == chrome
+    r = project.api("POST", "/api/projects/@project/query/", {"query": source, "filters_override": {
+        "breakdown_filter": {"breakdown": "$browser"}}})
+    assert_error(r, 400, attr="filters_override")

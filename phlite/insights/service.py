@@ -13,6 +13,7 @@ import orjson
 
 from phlite import errors
 from phlite.insights import shapes
+from phlite.query import with_filters
 
 # `refresh` as PostHog's insight and dashboard GETs take it (their default is force_cache).
 CACHE_ONLY = {"force_cache", "false", False, None}
@@ -53,8 +54,8 @@ class InsightService:
 
     def _effective(self, query, dashboard):
         """(the node that runs, its cache key) of an insight query, under a dashboard's filters if given."""
-        source = shapes.with_filters(shapes.query_source(query, self.runnable),
-                                     dashboard["filters"] if dashboard else None)
+        source = with_filters(shapes.query_source(query, self.runnable),
+                              dashboard["filters"] if dashboard else None)
         return source, shapes.query_key(source)
 
     def _keep(self, project, insight_id, key, response, now):
