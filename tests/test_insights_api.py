@@ -333,3 +333,16 @@ def test_the_query_endpoint_takes_a_dashboards_filters_override(project):
     r = project.api("POST", "/api/projects/@project/query/", {"query": source, "filters_override": {
         "breakdown_filter": {"breakdown": "$browser"}}})
     assert_error(r, 400, attr="filters_override")
+
+
+def test_an_insight_whose_stored_query_no_longer_runs_still_reads(srv, project):
+    # As a data dir from another phlite could hold: a node this build does not run.
+    row = srv.store.create_insight(project.id, {"name": "paths", "query": {"kind": "PathsQuery"}}, [],
+                                   {"key_id": None}, int(NOW.timestamp() * 1000))
+    url = f"/api/projects/@project/insights/{row['id']}/"
+    got = project.api("GET", url)
+    assert got.status == 200 and got.json()["result"] is None and got.json()["query"] == {"kind": "PathsQuery"}
+    assert_error(project.api("GET", url + "?refresh=force_blocking"), 400, attr="query")
+    assert project.api("PATCH", url, {"name": "renamed"}).json()["name"] == "renamed"
+    listed = project.api("GET", "/api/projects/@project/insights/?search=renamed").json()["results"]
+    assert [i["id"] for i in listed] == [row["id"]]

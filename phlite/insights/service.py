@@ -157,7 +157,10 @@ class InsightService:
             dashboard = self.store.get_dashboard(project_id, from_dashboard)
             if dashboard is None or dashboard["deleted"]:
                 raise errors.NotFound("Dashboard not found.", attr="from_dashboard")
-        return self._shape(project, row, self._result(project, row, refresh_mode(refresh), dashboard))
+        mode = refresh_mode(refresh)
+        if mode in CACHE_ONLY:  # reading what is kept never fails, whatever the stored node has become
+            return self._shape(project, row, self._safe_result(project, row, mode, dashboard, None))
+        return self._shape(project, row, self._result(project, row, mode, dashboard))
 
     def get_insight_by_short_id(self, project_id, short_id):
         """The shaped insight with this short id (cached result), or None."""
@@ -185,7 +188,8 @@ class InsightService:
         row = self.store.update_insight(project_id, insight_id, lambda _: (fields, dashboards), actor, self._now())
         if row is None:
             raise errors.NotFound("Insight not found.")
-        return self._shape(project, row, self._kept(project, row, checked) or self._result(project, row, "force_cache"))
+        kept = self._kept(project, row, checked) or self._safe_result(project, row, "force_cache", None, None)
+        return self._shape(project, row, kept)
 
     def insight_activity(self, project_id, insight_id=None, *, limit=100, offset=0):
         """(activity entries, newest first, total count) of one insight or all of the project's."""
