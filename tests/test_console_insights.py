@@ -142,7 +142,9 @@ def test_retention_page_is_the_triangle_of_the_query_api(shop, member):
 
 
 def test_web_page_tiles_are_the_overview_query(shop, member):
-    body = page(member, shop, "web", date_from="-14d")
+    lazy = page(member, shop, "web", date_from="-14d")
+    assert lazy.count('hx-trigger="load"') == 7 and "tables=1" in lazy  # tables load after the numbers
+    body = page(member, shop, "web", date_from="-14d", tables="1")  # all inline, as without script
     api = query(shop, {"kind": "WebOverviewQuery", "dateRange": {"date_from": "-14d"}, "properties": [],
                        "compareFilter": {"compare": True}})["results"]
     tiles = dict(re.findall(r'<div class="card tile" data-key="([^"]+)">\s*<span>[^<]*</span>\s*<span class="n">([^<]*)<',
@@ -168,6 +170,8 @@ def test_web_page_tiles_are_the_overview_query(shop, member):
                  for tr, label in re.findall(r'(<tr><td class="name wrap"><span class="label">([^<]*)</span>.*?</tr>)',
                                              section, re.S)]
         width = 3 if by == "Page" else 2
+        fragment = page(member, shop, "web/table", by=by, date_from="-14d", compare="1")
+        assert section in fragment  # the same table, alone
         assert len(shown) == len(answer["results"]) > 1, by
         for (label, values), row in zip(shown, answer["results"]):
             assert label == row[0] and values == [cell[0] for cell in row[1:1 + width]], (by, label)

@@ -15,6 +15,7 @@ WEB_TABLES = [("Page", "Top pages", "Path"), ("InitialPage", "Entry pages", "Pat
               ("InitialReferringDomain", "Referrers", "Referring domain"),
               ("InitialUTMSource", "UTM sources", "utm_source"), ("Browser", "Browsers", "Browser"),
               ("OS", "Operating systems", "OS"), ("DeviceType", "Device types", "Device type")]
+WEB_TABLE_NAMES = {by: (title, first) for by, title, first in WEB_TABLES}
 WEB_BOUNCE = {"Page", "InitialPage"}  # the tables with a bounce rate column (of sessions entering there)
 
 
@@ -123,7 +124,7 @@ def web_table(response, first_column):
     """A WebStatsTableQuery answer as {columns, rows: [{label, cells}]}; the metric cells are [current, previous]."""
     names = [c.removeprefix("context.columns.") for c in response.get("columns") or []]
     keep = [i for i, n in enumerate(names) if i and n in ("visitors", "views", "bounce_rate")]
-    titles = {"visitors": "Visitors", "views": "Views", "bounce_rate": "Bounce rate"}
+    titles = {"visitors": "Visitors", "views": "Views", "bounce_rate": "Bounce"}
     rows = []
     for row in response["results"]:
         rows.append({"label": breakdown_label(row[0]) if row[0] is not None else "(none)",

@@ -92,22 +92,36 @@ def register(ui):
                           node=node, types=forms.RETENTION_TYPES, periods=forms.PERIODS,
                           **common(ctx, "retention", forms.to_params(form)))
 
+    def web_table(ctx, form, by):
+        title, first = views.WEB_TABLE_NAMES[by]
+        answer, problem, _ = run(ctx, forms.web_table_node(form, by, bounce=by in views.WEB_BOUNCE))
+        return {"by": by, "title": title, "table": answer and views.web_table(answer, first), "problem": problem}
+
     @ui.page("/project/<pid:int>/web")
     def web(ctx):
+        """The tiles and the chart at once; each table is its own request (htmx loads them as the page
+        opens, so the slow breakdowns do not hold up the numbers), or inline with tables=1 (no script)."""
         started = time.perf_counter()
         form = forms.web_form(field)
         overview, error, _ = run(ctx, forms.web_overview_node(form))
-        chart, tables = None, []
+        chart, tables, inline = None, [], field("tables") == "1"
         if overview is not None:
             visitors, error, _ = run(ctx, forms.web_visitors_node(form))
             chart = visitors and views.web_chart(visitors)
-            for by, title, first in views.WEB_TABLES:
-                answer, problem, _ = run(ctx, forms.web_table_node(form, by, bounce=by in views.WEB_BOUNCE))
-                tables.append({"by": by, "title": title, "table": answer and views.web_table(answer, first),
-                               "problem": problem})
+            for by, title, _first in views.WEB_TABLES:
+                tables.append(web_table(ctx, form, by) if inline else {"by": by, "title": title, "lazy": True})
+        params = urlencode([(k, v) for k, v in forms.to_params(form) if k != "compare"]
+                           + [("compare", "1" if form["compare"] else "0")])
         return ctx.render("insight_web.html", form=form, problems={}, error=error,
-                          tiles=overview and views.web_tiles(overview), chart=chart, tables=tables,
+                          tiles=overview and views.web_tiles(overview), chart=chart, tables=tables, params=params,
                           ms=round(1000 * (time.perf_counter() - started)), **common(ctx, "web"))
+
+    @ui.page("/project/<pid:int>/web/table")
+    def web_table_fragment(ctx):
+        by = field("by")
+        if by not in views.WEB_TABLE_NAMES:
+            return ui.error(404, "There is no such web analytics table.", ctx.session)
+        return ctx.render("_web_table.html", t=web_table(ctx, forms.web_form(field), by))
 
     @ui.page("/project/<pid:int>/sql")
     def sql(ctx):
