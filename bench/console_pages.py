@@ -128,7 +128,11 @@ def main():
                     "targetEntity": {"id": "$pageview", "type": "events"}, "returningEntity": {"id": "$pageview",
                                                                                              "type": "events"},
                     "retentionType": "retention_first_time", "period": "Week", "totalIntervals": 8}}),
-            "web analytics (overview, chart, 7 tables)": (f"/project/{pid}/web?date_from=-7d", None),
+            "web analytics (tiles and chart)": (f"/project/{pid}/web?date_from=-7d", None),
+            "web analytics, top pages table": (f"/project/{pid}/web/table?by=Page&date_from=-7d&compare=1", {
+                "kind": "WebStatsTableQuery", "breakdownBy": "Page", "dateRange": {"date_from": "-7d"}, "properties": [],
+                "limit": 10, "compareFilter": {"compare": True}, "includeBounceRate": True}),
+            "web analytics, all 7 tables inline": (f"/project/{pid}/web?date_from=-7d&tables=1", None),
             "SQL, count()": (f"/project/{pid}/sql?q=SELECT+count()+FROM+events",
                              {"kind": "HogQLQuery", "query": "SELECT count() FROM events"}),
         }
