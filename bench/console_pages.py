@@ -101,6 +101,41 @@ def main():
             "dynamic cohort (members)": f"/project/{pid}/cohorts/{cohort['id']}",
             "settings": f"/project/{pid}/settings",
         }
+        # The insight pages (docs/console.md "Insights"), each beside the same query through /query/.
+        insight_pages = {
+            "trends, 30 days daily total + unique users": (
+                f"/project/{pid}/insights/trends?s0.event=%24pageview&s1.event=%24pageview&s1.math=dau&date_from=-30d",
+                {"kind": "TrendsQuery", "dateRange": {"date_from": "-30d"}, "trendsFilter": {"display": "ActionsLineGraph"},
+                 "interval": "day", "properties": [], "series": [
+                     {"kind": "EventsNode", "event": "$pageview", "math": "total", "name": "$pageview"},
+                     {"kind": "EventsNode", "event": "$pageview", "math": "dau", "name": "$pageview"}]}),
+            "trends, breakdown by $browser": (
+                f"/project/{pid}/insights/trends?s0.event=%24pageview&date_from=-30d&breakdown=%24browser",
+                {"kind": "TrendsQuery", "dateRange": {"date_from": "-30d"}, "interval": "day", "properties": [],
+                 "series": [{"kind": "EventsNode", "event": "$pageview", "math": "total", "name": "$pageview"}],
+                 "breakdownFilter": {"breakdown": "$browser", "breakdown_type": "event", "breakdown_limit": 10},
+                 "trendsFilter": {"display": "ActionsLineGraph"}}),
+            "funnel, 3 steps, 14-day window": (
+                f"/project/{pid}/insights/funnels?s0.event=page+viewed&s1.event=signed+up&s2.event=order+completed"
+                "&date_from=-30d",
+                {"kind": "FunnelsQuery", "dateRange": {"date_from": "-30d"}, "properties": [], "series": [
+                    {"kind": "EventsNode", "event": e, "name": e} for e in ("page viewed", "signed up", "order completed")],
+                 "funnelsFilter": {"funnelOrderType": "ordered", "funnelWindowInterval": 14,
+                                   "funnelWindowIntervalUnit": "day"}}),
+            "retention, 8 weeks": (
+                f"/project/{pid}/insights/retention?period=Week&intervals=8",
+                {"kind": "RetentionQuery", "properties": [], "retentionFilter": {
+                    "targetEntity": {"id": "$pageview", "type": "events"}, "returningEntity": {"id": "$pageview",
+                                                                                             "type": "events"},
+                    "retentionType": "retention_first_time", "period": "Week", "totalIntervals": 8}}),
+            "web analytics (tiles and chart)": (f"/project/{pid}/web?date_from=-7d", None),
+            "web analytics, top pages table": (f"/project/{pid}/web/table?by=Page&date_from=-7d&compare=1", {
+                "kind": "WebStatsTableQuery", "breakdownBy": "Page", "dateRange": {"date_from": "-7d"}, "properties": [],
+                "limit": 10, "compareFilter": {"compare": True}, "includeBounceRate": True}),
+            "web analytics, all 7 tables inline": (f"/project/{pid}/web?date_from=-7d&tables=1", None),
+            "SQL, count()": (f"/project/{pid}/sql?q=SELECT+count()+FROM+events",
+                             {"kind": "HogQLQuery", "query": "SELECT count() FROM events"}),
+        }
         auth = {"Authorization": f"Bearer {key}"}
         base = timed(lambda: http("GET", f"{srv.url}/api/projects/{pid}/events/?limit=100", headers=auth))
         print(f"| page | p50 ms | p99 ms | p50 / events API p50 |\n|---|---|---|---|")
@@ -109,6 +144,15 @@ def main():
             assert c.get(path).status == 200, path
             p50, p99 = timed(lambda: c.get(path))
             print(f"| {name} | {p50:.1f} | {p99:.1f} | {p50 / base[0]:.1f} |", flush=True)
+        print("\n| insight page | p50 ms | p99 ms | same query via /query/, p50 ms |\n|---|---|---|---|")
+        for name, (path, node) in insight_pages.items():
+            body = c.get(path).body
+            assert b"query-error" not in body and b"Something went wrong" not in body, (path, body[-2000:])
+            p50, p99 = timed(lambda: c.get(path))
+            api = "–"
+            if node is not None:
+                api = f"{timed(lambda: http('POST', f'{srv.url}/api/projects/{pid}/query/', {'query': node}, auth))[0]:.1f}"
+            print(f"| {name} | {p50:.1f} | {p99:.1f} | {api} |", flush=True)
     finally:
         srv.close()
 

@@ -75,8 +75,10 @@ SETTINGS = (
     Setting("max_batch_body_bytes", 20 * MiB, int, "Largest body on `/batch`."),
     Setting("max_decompressed_bytes", 50 * MiB, int,
             "Largest body after decompression/decoding (stops compression bombs)."),
-    Setting("max_json_values", 2_000_000, int,
-            "Most JSON values (objects, arrays, items) one request body may hold; bounds its parsed memory."),
+    # ~50-150 bytes each once parsed: 1,000,000 keeps a request's parsed body near 2x the 50 MiB
+    # decompression cap (docs/reliability.md "Memory bombs").
+    Setting("max_json_values", 1_000_000, int,
+            "Most JSON values (objects, arrays, items, keys) one request body may hold; bounds its parsed memory."),
     Setting("max_request_events", 50_000, int, "Most events one capture request may hold (413 past it)."),
     Setting("queue_max_bytes", 32 * MiB, int, "Accepted data not yet in SQLite; past it capture answers 503."),
     Setting("writer_batch_events", 5_000, int, "Most requests stored in one group commit."),

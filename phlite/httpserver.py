@@ -8,6 +8,8 @@
 - A body larger than its route's limit is refused from the Content-Length header, before any of it is
   read, with phlite's JSON 413; a chunked body is cut off as soon as it passes the limit. waitress's own
   limit is the largest route limit, not 1 GiB of temp files.
+- What waitress answers itself (HTTP framing it cannot parse: 400, 431, 501, and its 500 when the app
+  fails mid-answer) is phlite's JSON error shape, not waitress's text/plain page.
 """
 
 import logging
@@ -17,6 +19,7 @@ import orjson
 import waitress
 from waitress.parser import HTTPRequestParser
 from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
 from phlite import errors
@@ -50,9 +53,31 @@ def connection_cap(soft_limit, threads):
 
 
 class _TooLarge(RequestEntityTooLarge):
-    def to_response(self, ident=None):
-        body = orjson.dumps(errors.PayloadTooLarge(self.body).body())
-        return f"{self.code} {self.reason}", [("Content-Type", "application/json")], body
+    """A 413 whose detail is phlite's (the words of read_body's), not waitress's."""
+
+
+# waitress's error classes by status -> phlite's (type, code) for them (phlite/errors.py's vocabulary).
+_ERROR_KINDS = {
+    400: ("validation_error", "malformed_request"),  # malformed request line, header, chunk, Content-Length
+    413: ("validation_error", "payload_too_large"),
+    431: ("validation_error", "request_header_fields_too_large"),
+    501: ("invalid_request", "not_implemented"),  # a Transfer-Encoding other than chunked
+}
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's own answers (framing it cannot parse) in phlite's JSON error shape."""
+
+    def execute(self):
+        e = self.request.error
+        kind, code = _ERROR_KINDS.get(e.code, ("server_error", "error"))
+        detail = e.body if e.code != 500 else "Internal server error."
+        body = orjson.dumps(errors.error_body(kind, code, detail))
+        self.status = f"{e.code} {e.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
 
 
 def _channel_class(body_limit):
@@ -78,6 +103,7 @@ def _channel_class(body_limit):
 
     class Channel(HTTPChannel):
         parser_class = Parser
+        error_task_class = _JsonErrorTask
 
     return Channel
 

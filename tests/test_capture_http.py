@@ -94,7 +94,9 @@ def test_personal_key_with_project_id_captures(project):
 
 @pytest.mark.parametrize("body,content_type", [
     (b"\x1f\x8b\x08garbage", "text/plain"),
-    (b"{not json", "application/json"),
+    # With its key: a JSON-looking body that names no known key is a 401 before it is parsed
+    # (docs/protocol.md "The capture contract").
+    (b'{"api_key": "x", not json', "application/json"),
     (b'{"api_key": "x", "batch": []}', "application/json"),
     (b"", "application/json"),
 ])

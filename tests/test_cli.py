@@ -38,6 +38,11 @@ def test_first_start_creates_default_project_and_key_and_prints_them(tmp_path):
         assert all(not line.startswith(" ") for line in example.splitlines())
         ran = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
         assert ran.returncode == 0, ran.stderr
+        # The README shows the same example, with placeholders for the key and this server's port.
+        readme = (ROOT / "README.md").read_text()
+        shown = readme.split("after `pip install posthog`:\n\n```python\n")[1].split("```")[0]
+        assert shown.strip() == example.replace(project["api_token"], "phc_...").replace(
+            srv.url, "http://127.0.0.1:8000").strip()
     finally:
         assert srv.terminate() == 0
     # SIGTERM stored everything queued: the example's event is in the database.

@@ -124,6 +124,22 @@ INSIGHT_PAGES = [
 ]
 
 
+DASHBOARD_INSIGHTS = [
+    ("Visitors", {"kind": "TrendsQuery", "dateRange": {"date_from": "-30d"}, "series": [
+        {"kind": "EventsNode", "event": "$pageview", "math": "dau"}, {"kind": "EventsNode", "event": "signed up"}]}),
+    ("Signup funnel", {"kind": "FunnelsQuery", "dateRange": {"date_from": "-30d"}, "series": [
+        {"kind": "EventsNode", "event": "$pageview"}, {"kind": "EventsNode", "event": "signed up"},
+        {"kind": "EventsNode", "event": "purchase"}]}),
+    ("Weekly retention", {"kind": "RetentionQuery", "retentionFilter": {"period": "Week", "totalIntervals": 6}}),
+    ("Overview", {"kind": "WebOverviewQuery", "dateRange": {"date_from": "-7d"}, "properties": []}),
+    ("Revenue by browser", {"kind": "TrendsQuery", "dateRange": {"date_from": "-30d"},
+                            "trendsFilter": {"display": "ActionsBarValue"},
+                            "breakdownFilter": {"breakdown": "$browser"},
+                            "series": [{"kind": "EventsNode", "event": "purchase", "math": "sum",
+                                        "math_property": "price"}]}),
+]
+
+
 def test_insight_pages_draw_their_charts_in_chromium(server, page_origin):  # noqa: F811
     from insights_data import send_all, traffic
 
@@ -132,13 +148,18 @@ def test_insight_pages_draw_their_charts_in_chromium(server, page_origin):  # no
         "$browser": HOSTILE, "$os": HOSTILE, "$session_id": "hostile-session", "$pathname": HOSTILE}}]
     send_all(project, traffic(150, days=60, seed=11, extra=hostile))
     email = "insights-member@example.com"
-    server.app.console.create_user(email, "member", PASSWORD)
-    out = run_console("insights", server, project, page_origin, email, pages=INSIGHT_PAGES)
+    user, _ = server.app.console.create_user(email, "member", PASSWORD)
+    board = server.app.insights.create_dashboard(project.id, {"name": "Every morning"}, {"user_id": user["id"]})
+    for name, source in DASHBOARD_INSIGHTS:
+        server.app.insights.create_insight(project.id, {"name": name, "query": {"kind": "InsightVizNode", "source": source},
+                                                        "dashboards": [board["id"]]}, {"user_id": user["id"]})
+    pages = INSIGHT_PAGES + [["insight-saved", "insights"], ["insight-dashboard", f"dashboards/{board['id']}"]]
+    out = run_console("insights", server, project, page_origin, email, pages=pages)
     assert_safe(out)
     charts = out["charts"]
     for name, seen in charts.items():
-        if name.startswith("insight-sql") or name == "insight-trends-value":  # tables (with bars) there
-            continue
+        if name.startswith("insight-sql") or name in ("insight-trends-value", "insight-saved", "insight-dashboard"):
+            continue  # tables there; the dashboard's smaller charts are checked below
         assert seen["svgs"] and all(w > 600 and h > 200 for w, h in seen["svgs"]), (name, seen)
         assert seen["error"] is None, (name, seen)
     assert charts["insight-trends"]["lines"] == 4 and len(charts["insight-trends"]["strokes"]) == 2
@@ -148,5 +169,9 @@ def test_insight_pages_draw_their_charts_in_chromium(server, page_origin):  # no
     assert charts["insight-funnel"]["bars"] == 3 and charts["insight-funnel-breakdown"]["bars"] >= 8
     assert charts["insight-retention"]["lines"] == 1 and charts["insight-retention"]["tableRows"] == 9
     assert len(charts["insight-web"]["tiles"]) == 5 and charts["insight-web"]["lines"] == 2
+    assert charts["insight-web"]["webTables"] == 7 and charts["insight-web"]["loading"] == 0
     assert HOSTILE in charts["insight-sql"]["sqlCells"] and "$pageview" in charts["insight-sql"]["sqlCells"]
     assert "Unable to resolve field: nope" in charts["insight-sql-error"]["error"]
+    assert charts["insight-saved"]["tableRows"] == len(DASHBOARD_INSIGHTS)
+    dash = charts["insight-dashboard"]
+    assert len(dash["svgs"]) == 2 and dash["lines"] == 2 and dash["bars"] >= 3 and len(dash["tiles"]) == 5, dash

@@ -4,7 +4,7 @@ script, refused queries are shown beside the form, and hostile captured values s
 
 import html
 import re
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
@@ -142,7 +142,9 @@ def test_retention_page_is_the_triangle_of_the_query_api(shop, member):
 
 
 def test_web_page_tiles_are_the_overview_query(shop, member):
-    body = page(member, shop, "web", date_from="-14d")
+    lazy = page(member, shop, "web", date_from="-14d")
+    assert lazy.count('hx-trigger="load"') == 7 and "tables=1" in lazy  # tables load after the numbers
+    body = page(member, shop, "web", date_from="-14d", tables="1")  # all inline, as without script
     api = query(shop, {"kind": "WebOverviewQuery", "dateRange": {"date_from": "-14d"}, "properties": [],
                        "compareFilter": {"compare": True}})["results"]
     tiles = dict(re.findall(r'<div class="card tile" data-key="([^"]+)">\s*<span>[^<]*</span>\s*<span class="n">([^<]*)<',
@@ -156,6 +158,23 @@ def test_web_page_tiles_are_the_overview_query(shop, member):
     change = by_key["visitors"]["changeFromPreviousPct"]
     assert change is not None and f"{change:+d}%" in body
     assert body.count('<path class="series c') == 2  # visitors and views per day
+    # The tables: each is the WebStatsTableQuery answer for its breakdown (visitors, views[, bounce rate]).
+    for by in ("Page", "InitialReferringDomain", "Browser"):
+        node = {"kind": "WebStatsTableQuery", "breakdownBy": by, "dateRange": {"date_from": "-14d"}, "properties": [],
+                "limit": 10, "compareFilter": {"compare": True}}
+        if by == "Page":
+            node["includeBounceRate"] = True
+        answer = query(shop, node)
+        section = re.search(rf'<div class="web-table" data-by="{by}">(.*?)</table>', body, re.S).group(1)
+        shown = [[html.unescape(label), [float(v) for v in re.findall(r'data-value="([^"]*)"', tr)]]
+                 for tr, label in re.findall(r'(<tr><td class="name wrap"><span class="label">([^<]*)</span>.*?</tr>)',
+                                             section, re.S)]
+        width = 3 if by == "Page" else 2
+        fragment = page(member, shop, "web/table", by=by, date_from="-14d", compare="1")
+        assert section in fragment  # the same table, alone
+        assert len(shown) == len(answer["results"]) > 1, by
+        for (label, values), row in zip(shown, answer["results"]):
+            assert label == row[0] and values == [cell[0] for cell in row[1:1 + width]], (by, label)
 
 
 def test_sql_page_results_and_errors(shop, member):
@@ -202,3 +221,89 @@ def test_insight_pages_need_a_session(server, shop):
     for sub in ("insights", "insights/trends", "insights/funnels", "insights/retention", "web", "sql"):
         r = anon.get(f"/project/{shop.id}/{sub}")
         assert r.status == 303 and "/console/login" in r.headers["Location"], sub
+
+
+def saved_id(location):
+    return int(re.search(r"[?&]insight=(\d+)", location).group(1))
+
+
+def test_save_an_insight_open_it_and_put_it_on_a_dashboard(shop, member):
+    pid = shop.id
+    params = urlencode({"s0.event": "$pageview", "s0.math": "dau", "date_from": "-30d", "breakdown": "$browser"})
+    page(member, shop, "insights/trends", **dict(parse_qsl(params)))  # the page, for the CSRF token
+    r = member.post(f"/project/{pid}/insights/save", {"page": "trends", "params": params, "name": "Visitors <b>",
+                                                      "mode": "new"})
+    assert r.status == 303, r.body
+    iid = saved_id(r.headers["Location"])
+    # The API sees the same insight, in PostHog's wrapper.
+    api = shop.api("GET", f"/api/projects/@project/insights/{iid}/").json()
+    assert api["name"] == "Visitors <b>" and api["query"]["kind"] == "InsightVizNode"
+    source = api["query"]["source"]
+    assert source["series"][0]["math"] == "dau" and source["breakdownFilter"]["breakdown"] == "$browser"
+    # Opening it shows its page with its parameters, and says which insight it is.
+    r = member.get(f"/project/{pid}/insights/{iid}")
+    assert r.status == 303 and "/insights/trends?" in r.headers["Location"]
+    body = member.text(r.headers["Location"])
+    assert "Visitors &lt;b&gt;" in body and 'value="dau" selected' in body and 'value="$browser"' in body
+    assert [s[0] for s in rows(body, "serie-row")][:2] == ["Chrome", "Safari"]
+    # Save changes (a bar chart now) keeps the id; "save as new" makes another.
+    changed = params + "&display=ActionsBar"
+    r = member.post(f"/project/{pid}/insights/save", {"page": "trends", "params": changed, "insight": str(iid),
+                                                      "name": "Visitors", "mode": "update"})
+    assert saved_id(r.headers["Location"]) == iid
+    api = shop.api("GET", f"/api/projects/@project/insights/{iid}/").json()
+    assert api["name"] == "Visitors" and api["query"]["source"]["trendsFilter"]["display"] == "ActionsBar"
+    # SQL and funnels save too; the list shows all three.
+    q = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC"
+    r = member.post(f"/project/{pid}/insights/save", {"page": "sql", "params": urlencode({"q": q}),
+                                                      "name": "Events by name"})
+    sql_id = saved_id(r.headers["Location"])
+    assert "/sql?" in r.headers["Location"]
+    r = member.post(f"/project/{pid}/insights/save", {"page": "funnels", "name": "Signup funnel", "params": urlencode(
+        {"s0.event": "$pageview", "s1.event": "signed up", "date_from": "-30d"})})
+    funnel_id = saved_id(r.headers["Location"])
+    listing = member.text(f"/project/{pid}/insights")
+    assert listing.count('class="saved-row"') >= 3 and "Signup funnel" in listing and ">SQL<" in listing
+    # A dashboard with the three; each tile draws its kept result.
+    r = member.post(f"/project/{pid}/dashboards", {"name": "Every morning"})
+    assert r.status == 303
+    did = int(r.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    for insight in (iid, sql_id, funnel_id):
+        assert member.post(f"/project/{pid}/dashboards/{did}", {"action": "add", "insight": str(insight)}).status == 303
+    board = member.text(f"/project/{pid}/dashboards/{did}")
+    assert board.count('class="dash-tile"') == 3
+    assert board.count('<rect class="bar c') > 0 and '<table class="data sql-results">' in board
+    assert "funnel-chart" in board
+    api = shop.api("GET", f"/api/projects/@project/dashboards/{did}/").json()
+    assert sorted(t["insight"]["id"] for t in api["tiles"]) == sorted([iid, sql_id, funnel_id])
+    funnel_tile = next(t for t in api["tiles"] if t["insight"]["id"] == funnel_id)
+    counts = [s["count"] for s in funnel_tile["insight"]["result"]]
+    assert f">{counts[1]:,} · " in board  # the funnel tile's step label is the kept result's count
+    # Remove a tile, rename, delete (the insights stay).
+    tile_id = funnel_tile["id"]
+    member.post(f"/project/{pid}/dashboards/{did}", {"action": f"remove:{tile_id}"})
+    member.post(f"/project/{pid}/dashboards/{did}", {"action": "rename", "name": "Mornings"})
+    board = member.text(f"/project/{pid}/dashboards/{did}")
+    assert board.count('class="dash-tile"') == 2 and "<h1>Mornings" in board
+    assert member.post(f"/project/{pid}/dashboards/{did}", {"action": "delete"}).status == 303
+    assert member.get(f"/project/{pid}/dashboards/{did}").status == 404
+    assert shop.api("GET", f"/api/projects/@project/insights/{funnel_id}/").status == 200
+    # Deleting an insight from the list.
+    assert member.post(f"/project/{pid}/insights/{funnel_id}/delete", {}).status == 303
+    assert shop.api("GET", f"/api/projects/@project/insights/{funnel_id}/").status == 404
+    assert "Signup funnel" not in member.text(f"/project/{pid}/insights")
+
+
+def test_saved_insights_stay_in_their_project(server, shop, member):
+    from support import Project
+
+    other = Project(server)
+    params = urlencode({"s0.event": "$pageview"})
+    page(member, shop, "insights/trends")
+    r = member.post(f"/project/{shop.id}/insights/save", {"page": "trends", "params": params, "name": "mine"})
+    iid = saved_id(r.headers["Location"])
+    assert member.get(f"/project/{other.id}/insights/{iid}").status == 404
+    r = member.post(f"/project/{other.id}/insights/save", {"page": "trends", "params": params, "insight": str(iid),
+                                                           "mode": "update", "name": "stolen"})
+    assert r.status == 404
+    assert shop.api("GET", f"/api/projects/@project/insights/{iid}/").json()["name"] == "mine"

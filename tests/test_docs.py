@@ -38,6 +38,13 @@ def test_readme_opens_with_the_run_and_test_commands():
     first_block = re.search(r"```sh\n(.*?)```", README, re.S).group(1)
     assert "python app.py" in first_block
     assert "bash tests/run.sh" in first_block
+    # Stock Debian/Ubuntu Python refuses a system-wide pip install (PEP 668): the venv comes first, and the
+    # version it needs is setup.cfg's.
+    first = first_block.splitlines()[0]
+    assert first.startswith("python3 -m venv .venv && . .venv/bin/activate"), first
+    required = re.search(r"python_requires = >=(\S+)", (ROOT / "setup.cfg").read_text()).group(1)
+    assert f"Python {required} or newer" in first, first
+    assert "python3-venv" in first  # Debian ships venv separately
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash tests/run.sh" in ci
 

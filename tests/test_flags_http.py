@@ -183,20 +183,23 @@ def test_every_body_encoding(sample, case):
 
 
 BAD_BODIES = [
-    ("not JSON", b"{nope", {"Content-Type": "application/json"}, ""),
+    # The JSON-looking bodies carry the project's token ("TOKEN"): one that names no known key is a 401
+    # before it is parsed (test_a_body_without_a_known_key_is_401_before_it_is_parsed).
+    ("not JSON", b'{"token": "TOKEN", nope', {"Content-Type": "application/json"}, ""),
     ("bad gzip", b"\x1f\x8b\x08\x00garbage", {"Content-Type": "text/plain"}, ""),
     ("unsupported compression", b"{}", {"Content-Type": "application/json"}, "&compression=lz64"),
     ("gzip with form", b"data=e30=", {"Content-Type": "application/x-www-form-urlencoded"}, "&compression=gzip"),
     ("form not base64", b"data=%%%", {"Content-Type": "application/x-www-form-urlencoded"}, ""),
     ("unsupported content type", b"{}", {"Content-Type": "multipart/form-data"}, ""),
-    ("array body", b"[1]", {"Content-Type": "application/json"}, ""),
-    ("properties not an object", b'{"token": "t", "distinct_id": "u", "person_properties": [1]}',
+    ("array body", b'[{"token": "TOKEN"}]', {"Content-Type": "application/json"}, ""),
+    ("properties not an object", b'{"token": "TOKEN", "distinct_id": "u", "person_properties": [1]}',
      {"Content-Type": "application/json"}, ""),
 ]
 
 
 @pytest.mark.parametrize("name,body,headers,query", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
 def test_undecodable_bodies_are_400_json(project, name, body, headers, query):
+    body = body.replace(b"TOKEN", project.token.encode())
     r = http("POST", project.url + "/flags/?v=2" + query, body, headers)
     err = assert_error(r, 400)
     assert err["detail"].startswith("Failed to decode request")

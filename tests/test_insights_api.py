@@ -225,6 +225,9 @@ def test_dashboards_tiles_and_filters(project):
     assert_error(project.api("DELETE", url), 405)
     assert project.api("PATCH", url, {"deleted": True}).json()["deleted"] is True
     assert_error(project.api("GET", url), 404)
+    log = project.api("GET", f"{url}activity/").json()["results"]
+    assert [a["activity"] for a in log] == ["deleted", "updated", "updated", "created"]  # tiles, then filters
+    assert {c["field"] for c in log[1]["detail"]["changes"]} == {"filters"}
 
 
 def test_project_scoping(srv, project):
@@ -299,3 +302,47 @@ def test_a_dashboard_answer_is_bounded(project, monkeypatch):
     monkeypatch.setattr(service, "MAX_DASHBOARD_BYTES", 1)
     tiles = project.api("GET", url).json()["tiles"]
     assert tiles[0]["insight"]["result"] and tiles[1]["insight"]["result"] is None
+
+
+@pytest.mark.parametrize("big", [1 << 63, 1 << 64])
+def test_ids_past_64_bits(project, big):
+    for path in (f"/api/projects/@project/insights/{big}/", f"/api/projects/@project/dashboards/{big}/",
+                 f"/api/projects/@project/insights/{big}/activity/"):
+        assert_error(project.api("GET", path), 404)
+    assert_error(project.api("PATCH", f"/api/projects/@project/insights/{big}/", {"name": "x"}), 404)
+    assert_error(project.api("POST", "/api/projects/@project/insights/", {"dashboards": [big]}), 400,
+                 attr="dashboards")
+    assert_error(project.api("POST", "/api/projects/@project/dashboards/", {"use_dashboard": big}), 400,
+                 attr="use_dashboard")
+    board = project.api("POST", "/api/projects/@project/dashboards/", {"name": "ids"}).json()
+    url = f"/api/projects/@project/dashboards/{board['id']}/"
+    assert_error(project.api("PATCH", url, {"tiles": [{"id": big}]}), 400, attr="tiles")
+    assert_error(project.api("PATCH", url, {"tiles": [{"insight": big}]}), 400, attr="tiles")
+    made = create(project, {"name": "x"})
+    assert_error(project.api("GET", f"/api/projects/@project/insights/{made['id']}/?from_dashboard={big}"), 400,
+                 attr="from_dashboard")
+
+
+def test_the_query_endpoint_takes_a_dashboards_filters_override(project):
+    source = trends()["source"]
+    r = project.api("POST", "/api/projects/@project/query/", {"query": source, "filters_override": {
+        "date_from": "-14d", "properties": [{"key": "$browser", "value": "Chrome", "operator": "exact"}]}})
+    assert r.status == 200, r.body
+    chrome = [sum(1 for i in range(VIEWS.get(n, 0)) if i % 2 == 0) for n in range(14, -1, -1)]
+    assert r.json()["results"][0]["data"] == chrome
+    r = project.api("POST", "/api/projects/@project/query/", {"query": source, "filters_override": {
+        "breakdown_filter": {"breakdown": "$browser"}}})
+    assert_error(r, 400, attr="filters_override")
+
+
+def test_an_insight_whose_stored_query_no_longer_runs_still_reads(srv, project):
+    # As a data dir from another phlite could hold: a node this build does not run.
+    row = srv.store.create_insight(project.id, {"name": "paths", "query": {"kind": "PathsQuery"}}, [],
+                                   {"key_id": None}, int(NOW.timestamp() * 1000))
+    url = f"/api/projects/@project/insights/{row['id']}/"
+    got = project.api("GET", url)
+    assert got.status == 200 and got.json()["result"] is None and got.json()["query"] == {"kind": "PathsQuery"}
+    assert_error(project.api("GET", url + "?refresh=force_blocking"), 400, attr="query")
+    assert project.api("PATCH", url, {"name": "renamed"}).json()["name"] == "renamed"
+    listed = project.api("GET", "/api/projects/@project/insights/?search=renamed").json()["results"]
+    assert [i["id"] for i in listed] == [row["id"]]

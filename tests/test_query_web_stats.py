@@ -34,7 +34,11 @@ def generate(seed=5):
                  "utm_campaign": rnd.choice([None, "launch"])}
         device = {"$browser": rnd.choice(["Chrome", "Firefox", "Safari"]), "$os": rnd.choice(["Mac OS X", "Windows"]),
                   "$device_type": rnd.choice(["Desktop", "Mobile", None]),
-                  "$geoip_country_code": rnd.choice(["DE", "US", None]), "$timezone_offset": rnd.choice([300, -60, -330])}
+                  "$geoip_country_code": rnd.choice(["DE", "US", None]), "$timezone_offset": rnd.choice([300, -60, -330]),
+                  "$viewport_width": rnd.choice([1920, 390, 0]), "$viewport_height": rnd.choice([1080, 844])}
+        device.update(rnd.choice([{"$geoip_subdivision_1_code": "BY", "$geoip_subdivision_1_name": "Bavaria",
+                                   "$geoip_city_name": "Munich"},
+                                  {"$geoip_subdivision_1_code": "CA", "$geoip_city_name": "San Francisco"}, {}]))
         for k in range(n):
             name = names[k] if names else rnd.choice(
                 ["$pageview", "$pageview", "$pageview", "$autocapture", "click", "$screen"])
@@ -119,6 +123,14 @@ def expected(by, compare=True, filters=()):
         for e in counted:
             if by == "Timezone":
                 value = -e["properties"]["$timezone_offset"] / 60
+            elif by == "Viewport":
+                w, h = e["properties"]["$viewport_width"], e["properties"]["$viewport_height"]
+                value = (w, h) if w and h else None
+            elif by in ("Region", "City"):
+                keys = ("$geoip_country_code", "$geoip_subdivision_1_code", "$geoip_subdivision_1_name") \
+                    if by == "Region" else ("$geoip_country_code", "$geoip_city_name")
+                value = tuple(e["properties"].get(k) for k in keys)
+                value = value if value[1] is not None else None
             elif by in EVENT_PROP:
                 value = e["properties"].get(EVENT_PROP[by])
             elif by == "ExitPage":
@@ -167,7 +179,8 @@ def run(project, **node):
 
 def rows_by_value(body):
     cols = body["columns"]
-    return {row[0]: {c.removeprefix("context.columns."): row[i] for i, c in enumerate(cols)} for row in body["results"]}
+    return {tuple(row[0]) if isinstance(row[0], list) else row[0]:
+            {c.removeprefix("context.columns."): row[i] for i, c in enumerate(cols)} for row in body["results"]}
 
 
 def check(body, want):
@@ -181,7 +194,7 @@ def check(body, want):
 
 @pytest.mark.parametrize("by", ["Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMSource",
                                 "InitialUTMMedium", "InitialUTMTerm", "InitialUTMSourceMediumCampaign", "Browser", "OS",
-                                "DeviceType", "ScreenName", "Country", "Timezone"])
+                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City"])
 def test_each_breakdown_with_the_previous_period(project, by):
     body = run(project, breakdownBy=by, compareFilter={"compare": True})
     want = expected(by)
@@ -229,7 +242,7 @@ def test_filters_limit_offset_and_order(project):
 
 
 @pytest.mark.parametrize("node, attr", [
-    ({"breakdownBy": "Viewport"}, "breakdownBy"),
+    ({"breakdownBy": "Language"}, "breakdownBy"),
     ({"breakdownBy": None}, "breakdownBy"),
     ({"breakdownBy": "Page", "bogus": 1}, "bogus"),
     ({"breakdownBy": "Page", "orderBy": ["Sessions", "DESC"]}, "orderBy"),

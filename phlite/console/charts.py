@@ -7,9 +7,11 @@ label (event names, breakdown values from capture) stays text that Jinja escapes
 import math
 
 W, H = 800, 280
+W_H = (W, H)
+TILE = (520, 230)  # a dashboard tile's chart: smaller, so its labels stay readable at half the width
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 14, 12, 26
 COLORS = 10  # .c0 ... .c9 in console.css
-MAX_X_TICKS = 8
+MAX_X_TICKS = 8  # per 800 units of width
 BREAKDOWN_NULL = "$$_posthog_breakdown_null_$$"
 BREAKDOWN_OTHER = "$$_posthog_breakdown_other_$$"
 
@@ -100,12 +102,12 @@ def _short(labels):
     return labels
 
 
-def x_ticks(labels, xs):
+def x_ticks(labels, xs, width=W):
     """At most MAX_X_TICKS labels, evenly spaced back from the last one (always shown: it is "now")."""
     n = len(labels)
     if not n:
         return []
-    every = max(1, math.ceil(n / MAX_X_TICKS))
+    every = max(1, math.ceil(n / max(2, round(MAX_X_TICKS * width / W))))
     picked = sorted(range(n - 1, -1, -every))
     labels = _short(labels)
     out = []
@@ -121,7 +123,7 @@ def _at(serie, labels, i):
     return own[i] if i < len(own) else ""
 
 
-def time_chart(labels, series, display="line", suffix=""):
+def time_chart(labels, series, display="line", suffix="", size=(W, H)):
     """A line or bar chart over time buckets.
 
     series: [{"label", "data": [numbers], "color": int, "previous": bool, "labels"?}]; previous (compare) series are
@@ -129,7 +131,8 @@ def time_chart(labels, series, display="line", suffix=""):
     {width, height, plot, yticks, xticks, lines: [{d, color, dashed, points}], bars: [{x, y, w, h, color, title}]}.
     """
     n = len(labels)
-    x0, x1, top, bottom = PAD_L, W - PAD_R, PAD_T, H - PAD_B
+    width, height = size
+    x0, x1, top, bottom = PAD_L, width - PAD_R, PAD_T, height - PAD_B
     bar = display == "bar"
     if bar:
         stacks = {False: [0.0] * n, True: [0.0] * n}
@@ -144,12 +147,12 @@ def time_chart(labels, series, display="line", suffix=""):
     y, yticks = y_axis(lo, hi, top, bottom)
     for t in yticks:
         t["text"] += suffix
-    out = {"width": W, "height": H, "plot": {"x0": x0, "x1": x1, "top": top, "bottom": bottom},
+    out = {"width": width, "height": height, "plot": {"x0": x0, "x1": x1, "top": top, "bottom": bottom},
            "yticks": yticks, "lines": [], "bars": [], "zero": y(0)}
     if bar:
         slot = (x1 - x0) / max(1, n)
         has_prev = any(s.get("previous") for s in series)
-        width = slot * 0.8 / (2 if has_prev else 1)
+        bw = slot * 0.8 / (2 if has_prev else 1)
         xs = [round(x0 + slot * (i + 0.5), 1) for i in range(n)]
         base = {False: [0.0] * n, True: [0.0] * n}
         for s in series:
@@ -158,10 +161,10 @@ def time_chart(labels, series, display="line", suffix=""):
                 v = max(0.0, float(v or 0))
                 if not v:
                     continue
-                left = x0 + slot * i + slot * 0.1 + (width if prev else 0)
+                left = x0 + slot * i + slot * 0.1 + (bw if prev else 0)
                 y_top, y_bottom = y(base[prev][i] + v), y(base[prev][i])
                 base[prev][i] += v
-                out["bars"].append({"x": round(left, 1), "y": y_top, "w": round(max(width - 1, 1), 1),
+                out["bars"].append({"x": round(left, 1), "y": y_top, "w": round(max(bw - 1, 1), 1),
                                     "h": round(max(y_bottom - y_top, 0.5), 1), "color": s["color"] % COLORS,
                                     "previous": prev, "title": f"{s['label']} · {_at(s, labels, i)}: {number(v)}{suffix}"})
     else:
@@ -175,7 +178,7 @@ def time_chart(labels, series, display="line", suffix=""):
                 "d": d, "color": s["color"] % COLORS, "dashed": bool(s.get("previous")),
                 "points": [{"x": px, "y": py, "title": f"{s['label']} · {_at(s, labels, i)}: {number(v)}{suffix}"}
                            for i, (px, py, v) in enumerate(pts)] if dots or n == 1 else []})
-    out["xticks"] = x_ticks(labels, xs)
+    out["xticks"] = x_ticks(labels, xs, width)
     return out
 
 
@@ -185,20 +188,21 @@ def value_bars(rows):
     return [{**r, "pct": round(100 * max(0.0, float(r["value"] or 0)) / top, 1)} for r in rows]
 
 
-def funnel_chart(groups, step_names):
+def funnel_chart(groups, step_names, size=(W, H)):
     """Vertical step bars: groups = [{"label", "color", "counts": [per step]}] (one group without a breakdown).
 
     Each step is a column; a group's bar is its count as a share of its own first step (the pale part
     above it is the drop-off so far). Returns {width, height, columns: [{x, name, bars: [...]}], yticks}.
     """
     n = len(step_names)
-    x0, x1, top, bottom = PAD_L, W - PAD_R, PAD_T, H - PAD_B
+    width, height = size
+    x0, x1, top, bottom = PAD_L, width - PAD_R, PAD_T, height - PAD_B
     y, yticks = y_axis(0, 100, top, bottom)
     for t in yticks:
         t["text"] += "%"
     slot = (x1 - x0) / max(1, n)
     g = max(1, len(groups))
-    width = slot * 0.7 / g
+    bw = slot * 0.7 / g
     columns = []
     for k, name in enumerate(step_names):
         bars = []
@@ -206,12 +210,12 @@ def funnel_chart(groups, step_names):
             first = grp["counts"][0] if grp["counts"] else 0
             count = grp["counts"][k] if k < len(grp["counts"]) else 0
             pct = 100 * count / first if first else 0
-            left = x0 + slot * k + slot * 0.15 + width * j
-            bars.append({"x": round(left, 1), "w": round(max(width - 2, 1), 1), "y": y(pct),
+            left = x0 + slot * k + slot * 0.15 + bw * j
+            bars.append({"x": round(left, 1), "w": round(max(bw - 2, 1), 1), "y": y(pct),
                          "h": round(y(0) - y(pct), 1), "color": grp["color"] % COLORS, "pct": pct, "count": count,
                          "title": f"{grp['label']} · step {k + 1} {name}: {number(count)} ({percent(pct)})"})
         columns.append({"x": round(x0 + slot * (k + 0.5), 1), "name": name, "n": k + 1, "bars": bars})
-    return {"width": W, "height": H, "plot": {"x0": x0, "x1": x1, "top": top, "bottom": bottom},
+    return {"width": width, "height": height, "plot": {"x0": x0, "x1": x1, "top": top, "bottom": bottom},
             "yticks": yticks, "columns": columns, "full_y": y(100), "zero": y(0)}
 
 

@@ -283,6 +283,62 @@ def web_visitors_node(form):
                        {"kind": "EventsNode", "event": "$pageview", "math": "total", "custom_name": "Views"}]}
 
 
-def web_table_node(form, breakdown_by, limit=10):
-    return {"kind": "WebStatsTableQuery", "breakdownBy": breakdown_by, "dateRange": _date_range(form),
+def web_table_node(form, breakdown_by, limit=10, bounce=False):
+    node = {"kind": "WebStatsTableQuery", "breakdownBy": breakdown_by, "dateRange": _date_range(form),
             "properties": filter_node(form["filter"]), "limit": limit, "compareFilter": {"compare": form["compare"]}}
+    if bounce:
+        node["includeBounceRate"] = True
+    return node
+
+
+# --- saved insights ---------------------------------------------------------------------------------
+
+# page kind -> (the query kind it runs, the wrapper PostHog saves it in)
+KINDS = {"trends": ("TrendsQuery", "InsightVizNode"), "funnels": ("FunnelsQuery", "InsightVizNode"),
+         "retention": ("RetentionQuery", "InsightVizNode"), "sql": ("HogQLQuery", "DataVisualizationNode")}
+PAGE_OF = {query_kind: page for page, (query_kind, _) in KINDS.items()}
+FORM_OF = {"trends": trends_form, "funnels": funnels_form, "retention": retention_form}
+NODE_OF = {"trends": trends_node, "funnels": funnels_node, "retention": retention_node}
+FROM_NODE = {"trends": trends_form_from_node, "funnels": funnels_form_from_node,
+             "retention": retention_form_from_node}
+
+
+def to_params(form):
+    """A form as the page's query parameters (the inverse of the *_form readers): its link."""
+    out = []
+    for key, value in form.items():
+        if key in ("series", "steps"):
+            for i, row in enumerate(value):
+                out.extend((f"s{i}.{k}", str(v)) for k, v in row.items() if v not in ("", None))
+                if not row.get("event"):
+                    out.append((f"s{i}.event", ""))  # the row exists even when its event is empty
+        elif key == "filter":
+            if value.get("key"):
+                out.extend((f"p.{k}", str(v)) for k, v in value.items())
+        elif isinstance(value, bool):
+            if value:
+                out.append((key, "1"))
+        elif value not in ("", None):
+            out.append((key, str(value)))
+    return out
+
+
+def saved_query(page, get):
+    """The query node (in PostHog's wrapper) an insight page saves, from the page's parameters."""
+    query_kind, wrapper = KINDS[page]
+    if page == "sql":
+        source = {"kind": query_kind, "query": (get("q") or "")}
+    else:
+        source = NODE_OF[page](FORM_OF[page](get))
+    return {"kind": wrapper, "source": source}
+
+
+def page_params(source):
+    """(page kind, query parameters) that show a saved insight's query node on its page; None if no page
+    draws that kind."""
+    page = PAGE_OF.get((source or {}).get("kind"))
+    if page is None:
+        return None
+    if page == "sql":
+        return page, [("q", source.get("query") or "")]
+    return page, to_params(FROM_NODE[page](source))

@@ -15,6 +15,8 @@ WEB_TABLES = [("Page", "Top pages", "Path"), ("InitialPage", "Entry pages", "Pat
               ("InitialReferringDomain", "Referrers", "Referring domain"),
               ("InitialUTMSource", "UTM sources", "utm_source"), ("Browser", "Browsers", "Browser"),
               ("OS", "Operating systems", "OS"), ("DeviceType", "Device types", "Device type")]
+WEB_TABLE_NAMES = {by: (title, first) for by, title, first in WEB_TABLES}
+WEB_BOUNCE = {"Page", "InitialPage"}  # the tables with a bounce rate column (of sessions entering there)
 
 
 def _series_label(r, many):
@@ -26,7 +28,7 @@ def _series_label(r, many):
     return name
 
 
-def trends(response, form):
+def trends(response, form, size=charts.W_H):
     """{series: [{label, color, data, total, previous, labels}], labels, chart | bars, total_mode}."""
     results = response["results"]
     many = len({(r.get("action") or {}).get("order") for r in results}) > 1
@@ -49,11 +51,12 @@ def trends(response, form):
         view["bars"] = charts.value_bars([{"label": s["label"], "value": s["total"], "color": s["color"]}
                                           for s in series])
     else:
-        view["chart"] = charts.time_chart(labels, series, "bar" if form["display"] == "ActionsBar" else "line")
+        view["chart"] = charts.time_chart(labels, series, "bar" if form["display"] == "ActionsBar" else "line",
+                                          size=size)
     return view
 
 
-def funnels(response):
+def funnels(response, size=charts.W_H):
     """{groups: [{label, color, counts, conversion}], steps (table rows without a breakdown), chart}."""
     results = response["results"]
     if results and isinstance(results[0], list):
@@ -72,7 +75,7 @@ def funnels(response):
     names = [s.get("custom_name") or s["name"] for s in lists[0]] if lists else []
     return {"groups": groups, "breakdown": len(lists) > 1 or labels != ["All users"],
             "steps": charts.funnel_steps(lists[0]) if len(lists) == 1 else [],
-            "chart": charts.funnel_chart(groups, names), "names": names}
+            "chart": charts.funnel_chart(groups, names, size), "names": names}
 
 
 def retention(response):
@@ -121,7 +124,7 @@ def web_table(response, first_column):
     """A WebStatsTableQuery answer as {columns, rows: [{label, cells}]}; the metric cells are [current, previous]."""
     names = [c.removeprefix("context.columns.") for c in response.get("columns") or []]
     keep = [i for i, n in enumerate(names) if i and n in ("visitors", "views", "bounce_rate")]
-    titles = {"visitors": "Visitors", "views": "Views", "bounce_rate": "Bounce rate"}
+    titles = {"visitors": "Visitors", "views": "Views", "bounce_rate": "Bounce"}
     rows = []
     for row in response["results"]:
         rows.append({"label": breakdown_label(row[0]) if row[0] is not None else "(none)",
@@ -149,3 +152,47 @@ def sql(response):
     return {"columns": [{"name": c, "type": types.get(c, "")} for c in response.get("columns") or []],
             "rows": [[sql_cell(v) for v in r] for r in rows[:MAX_SQL_ROWS]],
             "count": len(rows), "shown": min(len(rows), MAX_SQL_ROWS), "has_more": bool(response.get("hasMore"))}
+
+
+WRAPPERS = {"InsightVizNode", "DataTableNode", "DataVisualizationNode"}  # PostHog's saved-query wrappers
+KIND_LABELS = {"TrendsQuery": "Trends", "FunnelsQuery": "Funnel", "RetentionQuery": "Retention",
+               "HogQLQuery": "SQL", "WebOverviewQuery": "Web overview", "WebStatsTableQuery": "Web table",
+               "EventsQuery": "Events"}
+TILE_SQL_ROWS = 10
+
+
+def source_of(query):
+    """The query node a saved insight runs (a wrapper's `source`), or None."""
+    if not isinstance(query, dict):
+        return None
+    source = query.get("source") if query.get("kind") in WRAPPERS else query
+    return source if isinstance(source, dict) else None
+
+
+def kind_label(query):
+    source = source_of(query)
+    return KIND_LABELS.get((source or {}).get("kind"), (source or {}).get("kind") or "–")
+
+
+def tile(insight, trends_form):
+    """What a dashboard tile draws from a saved insight's kept result: {kind, ...the page's view}; kind None
+    when there is no result yet (or no view for its query kind). `trends_form(node)` reads a trend's display."""
+    source = source_of(insight.get("query")) or {}
+    kind = source.get("kind")
+    result = insight.get("result")
+    if result is None:
+        return {"kind": None, "why": "No result yet: open it, or refresh the dashboard."}
+    response = {"results": result, "columns": insight.get("columns"), "types": insight.get("types"),
+                "hasMore": insight.get("hasMore")}
+    if kind == "TrendsQuery":
+        return {"kind": "trends", **trends(response, trends_form(source), charts.TILE)}
+    if kind == "FunnelsQuery":
+        return {"kind": "funnels", **funnels(response, charts.TILE)}
+    if kind == "RetentionQuery":
+        return {"kind": "retention", **retention(response)}
+    if kind == "HogQLQuery":
+        view = sql({**response, "results": result[:TILE_SQL_ROWS]})
+        return {"kind": "sql", **view, "count": len(result)}
+    if kind == "WebOverviewQuery":
+        return {"kind": "web", "tiles": web_tiles(response)}
+    return {"kind": None, "why": f"The console draws no {kind} tile; the API has its result."}

@@ -11,7 +11,6 @@ import binascii
 import functools
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -116,17 +115,11 @@ def response_format(endpoint: str, query: dict) -> tuple[str, bool]:
 # --- body ------------------------------------------------------------------------------------------
 
 
-def _gunzip(data: bytes, cap: int) -> bytes:
-    d = zlib.decompressobj(wbits=31)
+def _gunzip(data: bytes, cap: int, max_values: int | None = None) -> bytes:
     try:
-        out = d.decompress(data, cap + 1)  # bounded: a bomb stops at cap + 1 bytes
-    except zlib.error as e:
+        return codec.gunzip(data, cap, max_values)  # bounded: a bomb stops at cap + 1 bytes
+    except codec.BadGzip as e:
         raise decode_error(f"gzip decompression failed: {e}") from None
-    if len(out) > cap:
-        raise errors.PayloadTooLarge(f"decompressed payload exceeds {cap} bytes")
-    if not d.eof:
-        raise decode_error("gzip decompression failed: truncated data")
-    return out
 
 
 def _b64(text: bytes, cap: int) -> bytes | None:
@@ -145,54 +138,59 @@ def _nan_to_none(_constant):
     return None
 
 
+def _finite_float(text):
+    """Non-finite floats (1e999) become null, as in the flags service; read while parsing, so the
+    slow path builds one tree, not a second, filtered copy."""
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
 def _json(data: bytes):
     """JSON, also accepting NaN/Infinity (read as null); invalid UTF-8 is replaced. None if not JSON."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
+    else:
+        return value
     try:
         # Slow path (orjson refuses NaN, Infinity, 1e999 and invalid UTF-8).
-        return _finite(json.loads(data.decode("utf-8", "replace"), parse_constant=_nan_to_none))
+        return json.loads(data.decode("utf-8", "replace"), parse_constant=_nan_to_none, parse_float=_finite_float)
     except (ValueError, RecursionError):
         return None
 
 
-def _bounded_json(data: bytes, max_values: int):
+def _bounded_json(data: bytes, max_values: int, known_key=None, outside_key=None):
     if codec.too_many_json_values(data, max_values):
         raise errors.PayloadTooLarge(f"payload holds more than {max_values} JSON values")
+    if known_key is not None and not (outside_key and known_key(outside_key)):
+        # The key check before parsing (docs/reliability.md "Memory bombs"): the answers project_of gives.
+        keys = codec.unknown_keys(data, known_key)
+        if keys is not None:
+            raise invalid_token() if keys or outside_key else missing_token()
     return _json(data)
-
-
-def _finite(value):
-    """Non-finite floats that slipped through (1e999) become null, as in the flags service."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def decode_flags_body(body: bytes, content_type: str = "", content_encoding: str = "",
                       compression: str | None = None, cap: int = 50 * 1024 * 1024,
-                      max_values: int = 2_000_000) -> dict:
+                      max_values: int = 1_000_000, known_key=None, outside_key=None) -> dict:
     """The JSON object of a /flags or /decide request body (docs/flags-protocol.md "Flags endpoint: request decoding").
 
     :param compression: the `compression` query parameter (gzip, gzip-js, base64; else 400).
     :param cap: most bytes a body may decode to.
     :param max_values: most JSON values it may hold (its parsed memory, codec.too_many_json_values).
-    :raises errors.PhliteError: 400 for what cannot be decoded, 413 past `cap` or `max_values`.
+    :param known_key: `known_key(key) -> bool`; when given, a body that names no known key (and
+        `outside_key`, the query's, is not one) is refused 401 before it is parsed.
+    :raises errors.PhliteError: 400 for what cannot be decoded, 413 past `cap` or `max_values`, 401.
     """
-    _json = functools.partial(_bounded_json, max_values=max_values)
+    _json = functools.partial(_bounded_json, max_values=max_values, known_key=known_key, outside_key=outside_key)
     mime = (content_type or "application/json").split(";")[0].strip().lower()
     hint = (compression or "").strip().lower() or None
     if hint not in (None, "gzip", "gzip-js", "base64"):
         raise decode_error("Unsupported compression type")
     if mime in ("application/json", "text/plain"):
         if hint in ("gzip", "gzip-js") or "gzip" in (content_encoding or "").lower() or body[:2] == b"\x1f\x8b":
-            body = _gunzip(body, cap)
+            body = _gunzip(body, cap, max_values)
         elif len(body) > cap:
             raise errors.PayloadTooLarge(f"decompressed payload exceeds {cap} bytes")
         value = _json(body)

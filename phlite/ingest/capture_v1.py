@@ -35,20 +35,23 @@ def decode_v1(
     content_encoding: str = "",
     sdk_info: str = "",
     max_decompressed: int,
+    max_values: int = 1_000_000,
+    known_key=None,
 ) -> tuple[Payload, dict[str, dict]]:
     """Decode one v1 request. Returns (payload of the events to store, {uuid: {"result", "details"?}}).
 
     Events the writer would drop anyway (no name, no distinct id) are answered `drop` here and left out;
     every other event is `ok`.
-    :raises errors.Unauthorized: no Bearer project key.
+    :raises errors.Unauthorized: no Bearer project key, or one `known_key(key) -> bool` refuses: checked
+        before the body is decompressed (docs/reliability.md "Memory bombs").
     :raises errors.BadRequest: body not decodable, not a v1 batch.
-    :raises errors.PayloadTooLarge: decompressed past max_decompressed.
+    :raises errors.PayloadTooLarge: decompressed past max_decompressed, or more than max_values JSON values.
     :raises errors.PhliteError: (415) a Content-Encoding phlite cannot decode.
     """
     token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
-    if not token:
-        raise errors.invalid_project_key()
+    _check_key(token, known_key)
     data = _decompress(body, content_encoding.strip().lower(), max_decompressed)
+    _check_values(data, max_values)
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -82,13 +85,15 @@ def decode_v1(
     return payload, results
 
 
-def decode_logs(body: bytes, *, token: str, content_encoding: str = "", max_decompressed: int) -> Payload:
+def decode_logs(body: bytes, *, token: str, content_encoding: str = "", max_decompressed: int,
+                max_values: int = 1_000_000, known_key=None) -> Payload:
     """posthog-node's `captureLog`: OTLP JSON logs to `/i/v1/logs?token=` -> a Payload of `$log` events
-    (docs/protocol.md "Logs"). OTLP protobuf bodies are not read (415)."""
+    (docs/protocol.md "Logs"). OTLP protobuf bodies are not read (415). The key and the bounds are
+    checked as in decode_v1."""
     token = (token or "").strip()
-    if not token:
-        raise errors.invalid_project_key()
+    _check_key(token, known_key)
     data = _decompress(body, content_encoding.strip().lower(), max_decompressed)
+    _check_values(data, max_values)
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -99,6 +104,17 @@ def decode_logs(body: bytes, *, token: str, content_encoding: str = "", max_deco
                                 code="invalid_payload")
     return Payload(events=log_events(obj), token=token, sent_at=None, historical_migration=False,
                    verbose=False, project_id=None)
+
+
+def _check_key(token: str, known_key) -> None:
+    # The key is outside the body here, so it is checked before any decompressing or parsing.
+    if not token or (known_key is not None and not known_key(token)):
+        raise errors.invalid_personal_key() if token.startswith("phx_") else errors.invalid_project_key()
+
+
+def _check_values(data: bytes, max_values: int) -> None:
+    if codec.too_many_json_values(data, max_values):
+        raise errors.PayloadTooLarge(f"payload holds more than {max_values} JSON values")
 
 
 def _problem(item: Mapping) -> str | None:

@@ -6,11 +6,14 @@ PyPI package (it pulls in `future`); that package is only a test dependency, to 
 Imports nothing from phlite.
 """
 
+import re
+
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 # Each base64 character carries 6 bits, read most significant first, but lz-string assembles values
 # least significant bit first: so keep every character's 6 bits reversed and read from the low end.
 # "=" (index 64) carries no bits, as in the JS (64 & 32..1 == 0).
 _REVERSED = {c: int(f"{i & 63:06b}"[::-1], 2) for i, c in enumerate(_ALPHABET)}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class OutputTooLarge(ValueError):
@@ -72,18 +75,26 @@ def decompress_from_base64(data: str, max_units: int) -> str:
                 enlarge_in, num_bits = 1 << num_bits, num_bits + 1
         if code < len(dictionary):
             entry = dictionary[code]
+            new = w + entry[0]
         elif code == len(dictionary):
-            entry = w + w[0]
+            # The entry being defined: the new dictionary entry is the same string, kept once (a
+            # bomb is a run of these, and two copies doubled its memory).
+            entry = new = w + w[0]
         else:
             raise ValueError("corrupt lz64 data")
         out.append(entry)
         size += len(entry)
         if size > max_units:
             raise OutputTooLarge(f"lz64 output exceeds {max_units} characters")
-        dictionary.append(w + entry[0])
+        dictionary.append(new)
         w = entry
         enlarge_in -= 1
         if enlarge_in == 0:
             enlarge_in, num_bits = 1 << num_bits, num_bits + 1
+    dictionary = None
+    text = "".join(out)
+    out = None
+    if _SURROGATE.search(text) is None:  # the usual case: no copy through UTF-16
+        return text
     # The chars are UTF-16 code units; pair the surrogates (a lone one is an error, as in PostHog).
-    return "".join(out).encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")

@@ -12,9 +12,10 @@ import base64
 import binascii
 import email.parser
 import email.policy
+import functools
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote_to_bytes
@@ -65,16 +66,21 @@ def decode_request(
     content_encoding: str = "",
     query: Mapping[str, str] = _NO_QUERY,
     max_decompressed: int = 50 * _MIB,
-    max_values: int = 2_000_000,
+    max_values: int = 1_000_000,
     max_events: int = 50_000,
+    known_key: Callable[[str], bool] | None = None,
 ) -> Payload:
     """Decode one capture request (any SDK, any encoding) into raw event dicts.
 
     `query` values must already be URL-decoded text. Events are not validated here.
+    `known_key(key)`: whether a key names a project (or is a valid personal key). When given, a body
+    whose key is neither in the query or form nor anywhere in its decoded bytes is refused before it
+    is parsed (docs/reliability.md "Memory bombs"); the caller still resolves the payload's token.
     :raises errors.BadRequest: body not decodable, JSON not one of the accepted shapes, empty batch.
     :raises errors.PayloadTooLarge: a decoding step produced more than max_decompressed bytes, the JSON
         holds more than max_values values, or the request more than max_events events.
-    :raises errors.Unauthorized: events of one array carry different project keys.
+    :raises errors.Unauthorized: events of one array carry different project keys; no known key (with
+        `known_key`).
     """
     endpoint = path.split("?", 1)[0].strip("/").split("/", 1)[0]
     query_hint = _hint(query.get("compression"))
@@ -83,14 +89,20 @@ def decode_request(
     data, form, was_base64 = _extract(body, content_type, query, max_decompressed, skip_base64=early_hint == "lz64")
     hint = query_hint or (_hint(form.get("compression")) if form else None) or header_hint
     undecoded = data
-    data = _decompress(data, hint, max_decompressed)
+    data = _decompress(data, hint, max_decompressed, max_values)
     if endpoint in _LEGACY_ENDPOINTS and _is_base64(data, _B64_STRICT):
         decoded = _b64decode(data, max_decompressed)
         if decoded is not None and _is_utf8(decoded):
             data = decoded
     # The base64 fallback of _parse_json is a first decoding only: base64 of base64 stays a legacy-path
     # feature (docs/protocol.md "Legacy second base64 pass").
-    obj = _parse_json(data, max_decompressed, max_values, base64_fallback=data is undecoded and not was_base64)
+    gate = None
+    if known_key is not None:
+        outside = _first_text(form, query)
+        if not (outside and known_key(outside)):
+            gate = functools.partial(_refuse_without_key, known_key=known_key, hint=outside)
+    obj = _parse_json(data, max_decompressed, max_values, base64_fallback=data is undecoded and not was_base64,
+                      gate=gate)
 
     batch: dict = {}
     if content_type.split(";", 1)[0].strip().lower() in reports.CSP_MIMES:
@@ -264,13 +276,13 @@ def _hint(value) -> str | None:
     return _HINTS.get(value.strip().lower()) if value else None
 
 
-def _decompress(data: bytes, hint: str | None, cap: int) -> bytes:
+def _decompress(data: bytes, hint: str | None, cap: int, max_values: int | None = None) -> bytes:
     """The decompression step of docs/protocol.md "Capture: body decoding". Every branch stops at `cap` output bytes."""
     # The bytes win over the hint (docs/protocol.md "Compression hints"): gzip's magic bytes mean gzip
     # whatever the hint says, and a gzip hint over bytes that are not gzip is ignored (a recorded
     # posthog-js request sends `compression=gzip-js` with a plain body).
     if data[:2] == b"\x1f\x8b":
-        return _gunzip(data, cap)
+        return _gunzip(data, cap, max_values)
     if hint == "lz64" and data.lstrip()[:1] not in (b"{", b"["):
         try:
             out = lzstring.decompress_from_base64(data.decode("ascii"), cap).encode("utf-8")
@@ -290,9 +302,9 @@ def _decompress(data: bytes, hint: str | None, cap: int) -> bytes:
     return out
 
 
-def _gunzip(data: bytes, cap: int) -> bytes:
+def _gunzip(data: bytes, cap: int, max_values: int | None = None) -> bytes:
     try:
-        return codec.gunzip(data, cap)
+        return codec.gunzip(data, cap, max_values)
     except codec.BadGzip as e:
         detail = "invalid GZIP data (truncated)" if e.truncated else "invalid GZIP data"
         raise errors.BadRequest(detail, code="invalid_payload") from None
@@ -302,18 +314,28 @@ def _too_large(cap: int) -> errors.PayloadTooLarge:
     return errors.PayloadTooLarge(f"decompressed payload exceeds {cap} bytes")
 
 
-def _loads(data: bytes, max_values: int):
+def _refuse_without_key(data: bytes, *, known_key, hint):
+    # The answer resolve_project gives a request without a known key: a personal key's if one was sent.
+    keys = codec.unknown_keys(data, known_key)
+    if keys is not None:
+        first = keys[0] if keys else hint or ""  # a body's key comes before the query's
+        raise errors.invalid_personal_key() if first.startswith("phx_") else errors.invalid_project_key()
+
+
+def _loads(data: bytes, max_values: int, gate=None):
     if codec.too_many_json_values(data, max_values):
         raise errors.PayloadTooLarge(f"payload holds more than {max_values} JSON values")
+    if gate is not None:
+        gate(data)
     return orjson.loads(data)
 
 
-def _parse_json(data: bytes, cap: int, max_values: int, *, base64_fallback: bool):
+def _parse_json(data: bytes, cap: int, max_values: int, *, base64_fallback: bool, gate=None):
     """The JSON of the payload; failing that, as PostHog's Django capture does, its base64 decoding
     (padding optional), and CESU-8 surrogate pairs (old posthog-js's emoji) read as the characters they encode."""
     # orjson (>= 3.9.15, setup.cfg) refuses nesting past 1,024 levels itself.
     try:
-        return _loads(data, max_values)
+        return _loads(data, max_values, gate)
     except orjson.JSONDecodeError as e:
         error = e
     candidates = []
@@ -328,7 +350,7 @@ def _parse_json(data: bytes, cap: int, max_values: int, *, base64_fallback: bool
             if attempt is None:
                 continue
             try:
-                return _loads(attempt, max_values)
+                return _loads(attempt, max_values, gate)
             except orjson.JSONDecodeError:
                 pass
     raise errors.BadRequest(f"failed to parse request: {error}", code="invalid_payload") from None

@@ -13,6 +13,7 @@ import orjson
 
 from phlite import errors
 from phlite.insights import shapes
+from phlite.query import with_filters
 
 # `refresh` as PostHog's insight and dashboard GETs take it (their default is force_cache).
 CACHE_ONLY = {"force_cache", "false", False, None}
@@ -53,8 +54,8 @@ class InsightService:
 
     def _effective(self, query, dashboard):
         """(the node that runs, its cache key) of an insight query, under a dashboard's filters if given."""
-        source = shapes.with_filters(shapes.query_source(query, self.runnable),
-                                     dashboard["filters"] if dashboard else None)
+        source = with_filters(shapes.query_source(query, self.runnable),
+                              dashboard["filters"] if dashboard else None)
         return source, shapes.query_key(source)
 
     def _keep(self, project, insight_id, key, response, now):
@@ -156,7 +157,10 @@ class InsightService:
             dashboard = self.store.get_dashboard(project_id, from_dashboard)
             if dashboard is None or dashboard["deleted"]:
                 raise errors.NotFound("Dashboard not found.", attr="from_dashboard")
-        return self._shape(project, row, self._result(project, row, refresh_mode(refresh), dashboard))
+        mode = refresh_mode(refresh)
+        if mode in CACHE_ONLY:  # reading what is kept never fails, whatever the stored node has become
+            return self._shape(project, row, self._safe_result(project, row, mode, dashboard, None))
+        return self._shape(project, row, self._result(project, row, mode, dashboard))
 
     def get_insight_by_short_id(self, project_id, short_id):
         """The shaped insight with this short id (cached result), or None."""
@@ -184,15 +188,26 @@ class InsightService:
         row = self.store.update_insight(project_id, insight_id, lambda _: (fields, dashboards), actor, self._now())
         if row is None:
             raise errors.NotFound("Insight not found.")
-        return self._shape(project, row, self._kept(project, row, checked) or self._result(project, row, "force_cache"))
+        kept = self._kept(project, row, checked) or self._safe_result(project, row, "force_cache", None, None)
+        return self._shape(project, row, kept)
 
     def insight_activity(self, project_id, insight_id=None, *, limit=100, offset=0):
         """(activity entries, newest first, total count) of one insight or all of the project's."""
         if insight_id is not None and self.store.get_insight(project_id, insight_id) is None:
             raise errors.NotFound("Insight not found.")
-        entries, count = self.store.list_activity(project_id, "Insight", insight_id, limit=limit, offset=offset)
-        render = (lambda r: {k: r.get(k) for k in ("name", "description", "query", "tags", "saved", "favorited",
-                                                    "deleted")})
+        return self._activity(project_id, "Insight", insight_id, limit, offset,
+                              ("name", "description", "query", "tags", "saved", "favorited", "deleted"))
+
+    def dashboard_activity(self, project_id, dashboard_id=None, *, limit=100, offset=0):
+        """(activity entries, newest first, total count) of one dashboard or all of the project's."""
+        if dashboard_id is not None and self.store.get_dashboard(project_id, dashboard_id) is None:
+            raise errors.NotFound("Dashboard not found.")
+        return self._activity(project_id, "Dashboard", dashboard_id, limit, offset,
+                              ("name", "description", "pinned", "filters", "tags", "deleted"))
+
+    def _activity(self, project_id, scope, item_id, limit, offset, fields):
+        entries, count = self.store.list_activity(project_id, scope, item_id, limit=limit, offset=offset)
+        render = (lambda r: {k: r.get(k) for k in fields})
         return [shapes.activity_json(e, render) for e in entries], count
 
     # --- dashboards ---------------------------------------------------------------------------------

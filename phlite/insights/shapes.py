@@ -11,13 +11,13 @@ from datetime import datetime, timedelta, timezone
 import orjson
 
 from phlite import errors
+from phlite.query import clean_filters
 
 # Nodes that wrap a query kind (`source`), as PostHog's insight `query` holds them.
 WRAPPERS = {"InsightVizNode", "DataTableNode", "DataVisualizationNode"}
 MAX_TEXT = 400  # PostHog's name / description length
 MAX_TAGS = 100
 MAX_LIST = 200
-DASHBOARD_FILTERS = {"date_from", "date_to", "properties", "explicitDate"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -61,7 +61,8 @@ def _tags(body):
 
 
 def _id(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+    # An id SQLite can hold: a bigger number would fail when bound, not just find nothing.
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < (1 << 63)
 
 
 def _ids(body, name):
@@ -113,26 +114,6 @@ def clean_insight(body, runnable):
             fields[name] = _bool(body, name)
     dashboards = _ids(body, "dashboards") if "dashboards" in body else None
     return fields, dashboards
-
-
-def _dashboard_filters(value):
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _bad("'filters' must be an object.", "filters")
-    extra = sorted(k for k, v in value.items() if k not in DASHBOARD_FILTERS and v not in (None, [], {}))
-    if extra:
-        raise _bad(f"Dashboard filter {extra[0]!r} is not supported (phlite applies date_from, date_to and "
-                   "properties).", "filters")
-    out = {k: value[k] for k in DASHBOARD_FILTERS if value.get(k) is not None}
-    for k in ("date_from", "date_to"):
-        if k in out and not isinstance(out[k], str):
-            raise _bad(f"'filters.{k}' must be a date string.", "filters")
-    if "properties" in out and not isinstance(out["properties"], (list, dict)):
-        raise _bad("'filters.properties' must be a list of property filters.", "filters")
-    if "explicitDate" in out and not isinstance(out["explicitDate"], bool):
-        raise _bad("'filters.explicitDate' must be true or false.", "filters")
-    return out
 
 
 def _layouts(tile):
@@ -206,50 +187,13 @@ def clean_dashboard(body, creating=False):
     if "tags" in body:
         fields["tags"] = _tags(body)
     if "filters" in body:
-        fields["filters"] = _dashboard_filters(body["filters"])
+        fields["filters"] = clean_filters(body["filters"])
     if creating and body.get("use_template"):
         raise _bad("Dashboard templates are not supported.", "use_template")
     tiles = None
     if not creating and body.get("tiles") is not None:
         tiles = clean_tiles(body["tiles"])
     return fields, tiles
-
-
-def _merge_properties(own, extra):
-    if not extra:
-        return own
-    if not own:
-        return extra
-    if isinstance(own, list) and isinstance(extra, list):
-        return own + extra
-    group = (lambda p: p if isinstance(p, dict) else {"type": "AND", "values": p})
-    return {"type": "AND", "values": [group(own), group(extra)]}
-
-
-def with_filters(source, filters):
-    """The query node with a dashboard's filters applied (PostHog's filters_override): its date range
-    replaces the node's, its property filters are ANDed to the node's."""
-    if not filters:
-        return source
-    node = dict(source)
-    dates = {k: filters[k] for k in ("date_from", "date_to", "explicitDate") if k in filters}
-    kind = node.get("kind")
-    if kind == "EventsQuery":
-        if "date_from" in dates:
-            node["after"] = dates["date_from"]
-        if "date_to" in dates:
-            node["before"] = dates["date_to"]
-    elif kind == "HogQLQuery":
-        if dates:
-            hogql_filters = dict(node.get("filters") or {})
-            hogql_filters["dateRange"] = {**(hogql_filters.get("dateRange") or {}), **dates}
-            node["filters"] = hogql_filters
-        return node  # property filters inside HogQL's {filters} are not run (docs/insights.md "HogQLQuery")
-    elif dates:
-        node["dateRange"] = {**(node.get("dateRange") or {}), **dates}
-    if filters.get("properties"):
-        node["properties"] = _merge_properties(node.get("properties"), filters["properties"])
-    return node
 
 
 def query_key(source):

@@ -12,6 +12,7 @@ from phlite import errors
 from phlite.query.runner import run_hogql
 from phlite.query.events_query import run_events
 from phlite.query.funnels import run_funnels
+from phlite.query.overrides import clean_filters, with_filters
 from phlite.query.retention import run_retention
 from phlite.query.trends import run_trends
 from phlite.query.web import run_web_overview
@@ -51,6 +52,9 @@ class QueryService:
         if request.get("refresh", "blocking") not in REFRESH:
             raise errors.BadRequest("'refresh' is not a refresh mode.", code="invalid", attr="refresh")
         node = request["query"]
+        if request.get("filters_override"):
+            # A dashboard's filters over the query (docs/insights.md "Saved insights and dashboards").
+            node = with_filters(node, clean_filters(request["filters_override"], "filters_override"))
         kind = node.get("kind")
         if path_kind is not None and path_kind != kind:
             raise errors.BadRequest(f"Query kind mismatch: the path says {path_kind}, the query says {kind}.",

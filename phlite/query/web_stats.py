@@ -10,7 +10,7 @@ session and value. A group counts in the period that holds its session's start.
 
 from phlite import errors
 from phlite.query import dates
-from phlite.query.filters import literal, to_hogql
+from phlite.query.filters import to_hogql
 from phlite.query.runner import context, execute
 from phlite.query.trends import INSIGHT_MAX_ROWS
 from phlite.query.web import ACTOR, BOUNCE_SECONDS, LOOKBACK_MS, WEB_FIELDS
@@ -18,11 +18,21 @@ from phlite.query.web import ACTOR, BOUNCE_SECONDS, LOOKBACK_MS, WEB_FIELDS
 FIELDS = WEB_FIELDS | {"breakdownBy", "includeBounceRate", "includeScrollDepth", "includeAvgTimeOnPage", "limit",
                        "offset", "orderBy"}
 VIEW = "event IN ('$pageview', '$screen')"
-# breakdownBy -> the property of each counted event (or a HogQL expression over it).
-EVENT_LEVEL = {"Page": "$pathname", "Browser": "$browser", "OS": "$os", "DeviceType": "$device_type",
-               "Country": "$geoip_country_code", "ScreenName": "$screen_name",
-               # hours east of UTC: the browser's getTimezoneOffset() is minutes west
-               "Timezone": "-toFloat(properties['$timezone_offset']) / 60"}
+# breakdownBy -> (HogQL expressions read from each counted event, whether a row of those values counts).
+_ONE = (lambda vs: vs[0] is not None)
+EVENT_LEVEL = {
+    "Page": (["properties.$pathname"], _ONE), "Browser": (["properties.$browser"], _ONE),
+    "OS": (["properties.$os"], _ONE), "DeviceType": (["properties.$device_type"], _ONE),
+    "Country": (["properties.$geoip_country_code"], _ONE), "ScreenName": (["properties.$screen_name"], _ONE),
+    # hours east of UTC: the browser's getTimezoneOffset() is minutes west
+    "Timezone": (["-toFloat(properties.$timezone_offset) / 60"], _ONE),
+    # tuples, as PostHog's: both sides set and non-zero; a region or city needs its second part
+    "Viewport": (["toInt(properties.$viewport_width)", "toInt(properties.$viewport_height)"],
+                 lambda vs: bool(vs[0]) and bool(vs[1])),
+    "Region": (["properties.$geoip_country_code", "properties.$geoip_subdivision_1_code",
+                "properties.$geoip_subdivision_1_name"], lambda vs: vs[1] is not None),
+    "City": (["properties.$geoip_country_code", "properties.$geoip_city_name"], lambda vs: vs[1] is not None),
+}
 # breakdownBy -> (the session's first or last pageview, the property read there).
 SESSION_LEVEL = {"InitialPage": ("entry", "$pathname"), "ExitPage": ("exit", "$pathname"),
                  "InitialReferringDomain": ("entry", "$referring_domain"),
@@ -62,7 +72,8 @@ def _check(node):
 
 
 def _prop(name):
-    return f"properties[{literal(name)}]"
+    # The dotted form (names here are constants of this module), which a materialized column can answer.
+    return f"properties.{name}"
 
 
 def _sessions(store, ctx, tz, lo, hi, picks, counts, timeout_s):
@@ -97,16 +108,18 @@ def _sessions(store, ctx, tz, lo, hi, picks, counts, timeout_s):
     return out
 
 
-def _groups(store, ctx, tz, lo, hi, props, value, timeout_s):
-    """[(session id, value, visitor, views)]: the matching pageviews and screens in [lo, hi], by session and
-    by `value` (a HogQL expression)."""
+def _groups(store, ctx, tz, lo, hi, props, values, timeout_s):
+    """[(session id, (value, ...), visitor, views)]: the matching pageviews and screens in [lo, hi], by
+    session and by `values` (HogQL expressions; a tuple breakdown has several)."""
     where = [VIEW, "$session_id IS NOT NULL", f"timestamp >= {dates.ms_literal(lo, tz)}",
              f"timestamp <= {dates.ms_literal(hi, tz)}"]
     if props:
         where.append(props)
-    text = (f"SELECT $session_id AS s, {value} AS v, min({ACTOR}) AS visitor, count() AS views"
-            f" FROM events WHERE {' AND '.join(where)} GROUP BY s, v LIMIT {INSIGHT_MAX_ROWS}")
-    return execute(store, ctx, text, timeout_s)[1]
+    names = [f"v{i}" for i in range(len(values))]
+    text = (f"SELECT $session_id AS s, {', '.join(f'{v} AS {n}' for v, n in zip(values, names))},"
+            f" min({ACTOR}) AS visitor, count() AS views FROM events WHERE {' AND '.join(where)}"
+            f" GROUP BY s, {', '.join(names)} LIMIT {INSIGHT_MAX_ROWS}")
+    return [(r[0], tuple(r[1:-2]), r[-2], r[-1]) for r in execute(store, ctx, text, timeout_s)[1]]
 
 
 def _combined(values):
@@ -201,12 +214,12 @@ def run_web_stats(store, project, node, now_ms, timeout_s):
             add(cells.setdefault(v, (_Cell(), _Cell())), 0 if first >= lower else 1, facts["visitor"],
                 facts["counted"], bounce)
     else:
-        value = EVENT_LEVEL[by]
-        value = value if value.startswith("-") else _prop(value)
-        for s, v, visitor, views in _groups(store, ctx, tz, span_lo, end, props, value, timeout_s):
+        exprs, keep = EVENT_LEVEL[by]
+        for s, vs, visitor, views in _groups(store, ctx, tz, span_lo, end, props, exprs, timeout_s):
             session = sessions.get(s)
-            if session is None or v is None:
+            if session is None or not keep(vs):
                 continue
+            v = vs[0] if len(vs) == 1 else vs
             add(cells.setdefault(v, (_Cell(), _Cell())), 0 if session[0] >= lower else 1, visitor, views, session[1])
         if by == "Page" and bounce_rate:
             # A page's bounce rate is that of the sessions that entered on it.
@@ -251,7 +264,7 @@ def run_web_stats(store, project, node, now_ms, timeout_s):
     types += [["context.columns.ui_fill_fraction", "Nullable(Float64)"], ["context.columns.cross_sell", "String"]]
     results = []
     for value, m in page:
-        row = [value, list(m["visitors"]), list(m["views"])]
+        row = [list(value) if isinstance(value, tuple) else value, list(m["visitors"]), list(m["views"])]
         if bounce_rate:
             row.append(list(m["bounce_rate"]))
         results += [[*row, fill(m), ""]]

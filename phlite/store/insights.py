@@ -110,8 +110,9 @@ class InsightsMixin:
                                            (project_id, short_id)).fetchone():
                     break
             cur = self.db.execute_sql(
-                f"INSERT INTO insight (project_id, short_id, {', '.join(columns)}, created_at, created_by_key,"
-                " created_by_user, last_modified_at, last_modified_by_key, last_modified_by_user, updated_at)"
+                # A body with no editable field gives no column (a bare ", " was a syntax error, a 500).
+                f"INSERT INTO insight (project_id, short_id, {''.join(f'{c}, ' for c in columns)}created_at,"
+                " created_by_key, created_by_user, last_modified_at, last_modified_by_key, last_modified_by_user, updated_at)"
                 f" VALUES ({', '.join('?' * (len(columns) + 9))})",
                 [project_id, short_id, *(_value(c, fields[c]) for c in columns), now, key, user, now, key, user,
                  now])
@@ -237,8 +238,8 @@ class InsightsMixin:
                     raise errors.BadRequest(f"Dashboard {copy_from} does not exist in this project.",
                                             attr="use_dashboard")
             cur = self.db.execute_sql(
-                f"INSERT INTO dashboard (project_id, {', '.join(columns)}, creation_mode, created_at, created_by_key,"
-                f" created_by_user, updated_at) VALUES ({', '.join('?' * (len(columns) + 6))})",
+                f"INSERT INTO dashboard (project_id, {''.join(f'{c}, ' for c in columns)}creation_mode, created_at,"
+                f" created_by_key, created_by_user, updated_at) VALUES ({', '.join('?' * (len(columns) + 6))})",
                 [project_id, *(_value(c, fields[c]) for c in columns),
                  "duplicate" if copy_from is not None else "default", now, key, user, now])
             dashboard_id = cur.lastrowid

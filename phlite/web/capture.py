@@ -9,7 +9,9 @@ import bottle
 
 from phlite import errors, ingest
 from phlite.codec import parse_int64
-from phlite.web.common import body_limit, client_ip, header, is_preflight, preflight, query, read_body, route
+from phlite.web.common import (
+    body_limit, client_ip, header, is_preflight, key_checker, preflight, query, read_body, route,
+)
 
 POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch", "/report"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]
@@ -40,6 +42,7 @@ def resolve_project(store, token, project_id):
 
 def register(web, app):
     config, store, ingestion = app.config, app.store, app.ingestion
+    known_key = key_checker(store)
 
     def ingest_request(method):
         req = bottle.request
@@ -58,6 +61,7 @@ def register(web, app):
             max_decompressed=config.max_decompressed_bytes,
             max_values=config.max_json_values,
             max_events=config.max_request_events,
+            known_key=known_key,
         )
         project_id = resolve_project(store, payload.token, payload.project_id)
         if app.limiter is not None and payload.events:

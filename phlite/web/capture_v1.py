@@ -6,7 +6,7 @@ import bottle
 
 from phlite import ingest
 from phlite.web.capture import resolve_project
-from phlite.web.common import client_ip, header, is_preflight, preflight, query, read_body, route
+from phlite.web.common import client_ip, header, is_preflight, key_checker, preflight, query, read_body, route
 
 V1_PATH = "/i/v1/analytics/events"
 LOGS_PATH = "/i/v1/logs"
@@ -14,6 +14,7 @@ LOGS_PATH = "/i/v1/logs"
 
 def register(web, app):
     config, store, ingestion = app.config, app.store, app.ingestion
+    known_key = key_checker(store)
 
     def capture_v1():
         if bottle.request.method == "OPTIONS":
@@ -27,6 +28,8 @@ def register(web, app):
             content_encoding=header("Content-Encoding", ""),
             sdk_info=header("PostHog-Sdk-Info", ""),
             max_decompressed=config.max_decompressed_bytes,
+            max_values=config.max_json_values,
+            known_key=known_key,
         )
         project_id = resolve_project(store, payload.token, query().get("project_id"))
         if app.limiter is not None and payload.events:
@@ -44,7 +47,8 @@ def register(web, app):
         auth = header("Authorization", "")
         token = q.get("token") or q.get("api_key") or (auth[7:] if auth[:7].lower() == "bearer " else "")
         payload = ingest.decode_logs(body, token=token, content_encoding=header("Content-Encoding", ""),
-                                     max_decompressed=config.max_decompressed_bytes)
+                                     max_decompressed=config.max_decompressed_bytes,
+                                     max_values=config.max_json_values, known_key=known_key)
         project_id = resolve_project(store, payload.token, q.get("project_id"))
         if app.limiter is not None and payload.events:
             app.limiter.check(project_id, len(payload.events))

@@ -17,7 +17,7 @@ import orjson
 
 from phlite import errors
 from phlite.codec import parse_int64
-from phlite.store import OperationalError
+from phlite.store import DatabaseError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -479,6 +479,23 @@ def personal_key(store):
     if record is None:
         raise errors.invalid_personal_key()
     return record
+
+
+def key_checker(store):
+    """`known(key) -> bool` for the decoders' key check before parsing (docs/reliability.md "Memory bombs"):
+    a project token or a valid personal key. A store that cannot answer says yes: the request then takes
+    the ordinary path, whose answer the store's state decides."""
+
+    def known(key):
+        try:
+            if key.startswith("phx_"):
+                return store.verify_personal_key(key) is not None
+            return store.project_for_token(key) is not None
+        except DatabaseError:
+            log.warning("key lookup failed", exc_info=True)
+            return True
+
+    return known
 
 
 def key_project_ids(store, record):

@@ -16,8 +16,8 @@ from phlite import errors
 from phlite import flags
 from phlite.store import DatabaseError
 from phlite.web.common import (
-    HEADERS, JSON, dumps, header, is_preflight, key_project_ids, personal_key, preflight, project_for_key, query,
-    read_body, route,
+    HEADERS, JSON, dumps, header, is_preflight, key_checker, key_project_ids, personal_key, preflight,
+    project_for_key, query, read_body, route,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def _etag_matches(header, etag):
 
 def register(web, app):
     store, config, service = app.store, app.config, app.flags
+    known_key = key_checker(store)
 
     def evaluate(project_id, req, runtime, q):
         survey_only = flags.bool_param(q.get("only_evaluate_survey_feature_flags")) is True
@@ -103,6 +104,8 @@ def register(web, app):
             compression=q.get("compression"),
             cap=config.max_decompressed_bytes,
             max_values=config.max_json_values,
+            known_key=known_key,
+            outside_key=q.get("token") or q.get("api_key"),
         )
         fr = flags.parse_flags_request(obj)
         shape, with_config = flags.response_format(endpoint, q)

@@ -56,6 +56,12 @@ def register(web, app):
         rows, count = insights.insight_activity(pid, insight_id, limit=limit, offset=offset)
         return page(rows, count, limit, offset)
 
+    def dashboard_activity(project, dashboard_id=None):
+        _, pid = auth(project)
+        limit, offset = page_limits()
+        rows, count = insights.dashboard_activity(pid, dashboard_id, limit=limit, offset=offset)
+        return page(rows, count, limit, offset)
+
     def list_dashboards(project):
         _, pid = auth(project)
         q = query()
@@ -87,3 +93,5 @@ def register(web, app):
         route(web, f"{base}/dashboards", ["POST"], create_dashboard)
         route(web, f"{base}/dashboards/<dashboard_id:int>", ["GET"], get_dashboard)
         route(web, f"{base}/dashboards/<dashboard_id:int>", ["PATCH", "PUT"], update_dashboard)
+        route(web, f"{base}/dashboards/activity", ["GET"], dashboard_activity)
+        route(web, f"{base}/dashboards/<dashboard_id:int>/activity", ["GET"], dashboard_activity)

@@ -198,6 +198,7 @@ async function insightsScenario(context, page, out) {
   out.charts = {};
   for (const [name, sub] of JSON.parse(pagesJson)) {
     await page.goto(`${base}/project/${projectId}/${sub}`);
+    await page.waitForLoadState("networkidle");  // htmx-loaded parts (the web tables) are in
     await check(page, out, name);
     out.charts[name] = await page.evaluate(() => {
       const svgs = [...document.querySelectorAll("svg.insight-chart")];
@@ -212,6 +213,8 @@ async function insightsScenario(context, page, out) {
         error: document.querySelector(".query-error")?.textContent ?? null,
         legend: [...document.querySelectorAll("ul.legend li")].map((li) => li.textContent.trim()),
         tiles: [...document.querySelectorAll(".tile .n")].map((n) => n.textContent.trim()),
+        webTables: document.querySelectorAll(".web-table table").length,
+        loading: document.querySelectorAll(".web-table .loading").length,
         sqlCells: [...document.querySelectorAll("table.sql-results tbody td")].slice(0, 50).map((td) => td.textContent),
       };
     });

@@ -5,11 +5,11 @@ A new page (e.g. the query engineer's insights) is a module here added to PAGE_M
 (docs/console.md "Adding a page"). Pages reach phlite only through the App's services.
 """
 
-from phlite.web.console import activity, auth, cohorts, data, flags, home, insights, persons, settings
+from phlite.web.console import activity, auth, cohorts, data, export, flags, home, insights, persons, saved, settings
 from phlite.web.console.ui import Ui
 
 # Registration order; nav order comes from each entry's `order`.
-PAGE_MODULES = [auth, home, activity, persons, flags, cohorts, insights, settings, data]
+PAGE_MODULES = [auth, home, activity, persons, flags, cohorts, insights, saved, settings, export, data]
 
 
 def register(web, app):

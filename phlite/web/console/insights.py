@@ -6,6 +6,7 @@ the answer into what the template draws. A refused query is shown beside the for
 """
 
 import time
+from urllib.parse import urlencode
 
 import bottle
 
@@ -24,7 +25,6 @@ def field(name):
 def register(ui):
     app = ui.app
     ui.add_nav("Web analytics", "web", 40)
-    ui.add_nav("Insights", "insights", 45)
     ui.add_nav("SQL", "sql", 55)
 
     def run(ctx, node):
@@ -36,12 +36,24 @@ def register(ui):
             return None, e.detail, None
         return response, None, round(1000 * (time.perf_counter() - started))
 
-    def common(ctx, kind):
-        return {"kind": kind, "date_presets": forms.DATE_PRESETS, "filter_ops": forms.FILTER_OPS}
+    def common(ctx, kind, params=None):
+        return {"kind": kind, "date_presets": forms.DATE_PRESETS, "filter_ops": forms.FILTER_OPS,
+                "save": save_box(ctx, kind, params)}
 
-    @ui.page("/project/<pid:int>/insights")
-    def index(ctx):
-        return ctx.render("insights.html", **common(ctx, "index"))
+    def save_box(ctx, kind, params):
+        """What the "Save" form of an insight page needs: the page's parameters (as the form reads them,
+        after any add or remove), the saved insight it shows (?insight=<id>), the dashboards to put it on."""
+        if kind not in forms.KINDS or params is None:
+            return None
+        saved = None
+        insight_id = field("insight")
+        if insight_id and insight_id.isdigit():
+            try:
+                saved = app.insights.get_insight(ctx.project["id"], int(insight_id))
+            except errors.NotFound:
+                saved = None
+        dashboards, _ = app.insights.list_dashboards(ctx.project["id"], limit=200)
+        return {"page": kind, "params": urlencode(params), "insight": saved, "dashboards": dashboards}
 
     @ui.page("/project/<pid:int>/insights/trends")
     def trends(ctx):
@@ -54,7 +66,8 @@ def register(ui):
             view = response and views.trends(response, form)
         return ctx.render("insight_trends.html", form=form, problems=problems, view=view, error=error, ms=ms,
                           node=node, maths=forms.MATHS, property_maths=forms.PROPERTY_MATHS,
-                          intervals=forms.INTERVALS, displays=forms.DISPLAYS, **common(ctx, "trends"))
+                          intervals=forms.INTERVALS, displays=forms.DISPLAYS,
+                          **common(ctx, "trends", forms.to_params(form)))
 
     @ui.page("/project/<pid:int>/insights/funnels")
     def funnels(ctx):
@@ -67,7 +80,7 @@ def register(ui):
             view = response and views.funnels(response)
         return ctx.render("insight_funnels.html", form=form, problems=problems, view=view, error=error, ms=ms,
                           node=node, orders=forms.ORDERS, window_units=forms.WINDOW_UNITS,
-                          **common(ctx, "funnels"))
+                          **common(ctx, "funnels", forms.to_params(form)))
 
     @ui.page("/project/<pid:int>/insights/retention")
     def retention(ctx):
@@ -77,24 +90,38 @@ def register(ui):
         view = response and views.retention(response)
         return ctx.render("insight_retention.html", form=form, problems={}, view=view, error=error, ms=ms,
                           node=node, types=forms.RETENTION_TYPES, periods=forms.PERIODS,
-                          **common(ctx, "retention"))
+                          **common(ctx, "retention", forms.to_params(form)))
+
+    def web_table(ctx, form, by):
+        title, first = views.WEB_TABLE_NAMES[by]
+        answer, problem, _ = run(ctx, forms.web_table_node(form, by, bounce=by in views.WEB_BOUNCE))
+        return {"by": by, "title": title, "table": answer and views.web_table(answer, first), "problem": problem}
 
     @ui.page("/project/<pid:int>/web")
     def web(ctx):
+        """The tiles and the chart at once; each table is its own request (htmx loads them as the page
+        opens, so the slow breakdowns do not hold up the numbers), or inline with tables=1 (no script)."""
         started = time.perf_counter()
         form = forms.web_form(field)
         overview, error, _ = run(ctx, forms.web_overview_node(form))
-        chart, tables = None, []
+        chart, tables, inline = None, [], field("tables") == "1"
         if overview is not None:
             visitors, error, _ = run(ctx, forms.web_visitors_node(form))
             chart = visitors and views.web_chart(visitors)
-            for by, title, first in views.WEB_TABLES:
-                answer, problem, _ = run(ctx, forms.web_table_node(form, by))
-                tables.append({"by": by, "title": title, "table": answer and views.web_table(answer, first),
-                               "problem": problem})
+            for by, title, _first in views.WEB_TABLES:
+                tables.append(web_table(ctx, form, by) if inline else {"by": by, "title": title, "lazy": True})
+        params = urlencode([(k, v) for k, v in forms.to_params(form) if k != "compare"]
+                           + [("compare", "1" if form["compare"] else "0")])
         return ctx.render("insight_web.html", form=form, problems={}, error=error,
-                          tiles=overview and views.web_tiles(overview), chart=chart, tables=tables,
+                          tiles=overview and views.web_tiles(overview), chart=chart, tables=tables, params=params,
                           ms=round(1000 * (time.perf_counter() - started)), **common(ctx, "web"))
+
+    @ui.page("/project/<pid:int>/web/table")
+    def web_table_fragment(ctx):
+        by = field("by")
+        if by not in views.WEB_TABLE_NAMES:
+            return ui.error(404, "There is no such web analytics table.", ctx.session)
+        return ctx.render("_web_table.html", t=web_table(ctx, forms.web_form(field), by))
 
     @ui.page("/project/<pid:int>/sql")
     def sql(ctx):
@@ -104,7 +131,7 @@ def register(ui):
             response, error, ms = run(ctx, {"kind": "HogQLQuery", "query": text})
             view = response and views.sql(response)
         return ctx.render("insight_sql.html", text=text, view=view, error=error, ms=ms, examples=SQL_EXAMPLES,
-                          **common(ctx, "sql"))
+                          **common(ctx, "sql", [("q", text)] if text.strip() else None))
 
 
 SQL_EXAMPLES = [
