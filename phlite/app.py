@@ -49,7 +49,8 @@ def open_console(config):
 
 
 def open_app(config, clock=time.time, start_writer=True):
-    store = Store(config.db_path)
+    # fsync=batch: commits are synced too, so a spool segment is deleted only once SQLite holds its records durably.
+    store = Store(config.db_path, durable=config.fsync == "batch")
     ingestion = Ingestion(store, config, clock)
     if start_writer:
         ingestion.start()

@@ -31,9 +31,9 @@ WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
             ConsoleMixin):
-    def __init__(self, path):
+    def __init__(self, path, durable=False):
         self.path = path
-        self.db = open_database(path)
+        self.db = open_database(path, durable=durable)
         self._lock = threading.Lock()
         with self.db.connection_context():
             migrate(self.db)
