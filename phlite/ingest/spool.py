@@ -177,6 +177,7 @@ class Spool:
                 raise
         self.fds[segment] = fd
         self.fd = fd
+        self.live_path = str(self._path(segment))  # check() runs after every append: no pathlib there
         self.segment = segment
         self.size = os.fstat(fd).st_size
 
@@ -198,7 +199,7 @@ class Spool:
         recovery reads."""
         if self.fd is None:
             return "the spool is closed"
-        path = self._path(self.segment)
+        path = self.live_path
         st = os.fstat(self.fd)
         try:
             on_disk = os.stat(path)
