@@ -533,12 +533,15 @@ def _outcome(path, body, kw):
                           st.sampled_from(["gzip-js", "1714564800000", "1.2", "1", TOKEN, "7", "", "x"]),
                           max_size=3),
     max_events=st.sampled_from([1, 2, 50_000]),
+    known=st.sampled_from([None, (TOKEN,), ("phc_other",), ()]),
 )
-def test_posthog_js_fast_path_agrees_with_the_general_path(payload, kind, path, content_type, query, max_events):
+def test_posthog_js_fast_path_agrees_with_the_general_path(payload, kind, path, content_type, query, max_events,
+                                                            known):
     from phlite.ingest import wire
 
     body = _body(kind, payload)
-    kw = {"content_type": content_type, "query": query, "max_events": max_events, "max_values": 50}
+    kw = {"content_type": content_type, "query": query, "max_events": max_events, "max_values": 50,
+          "known_key": None if known is None else known.__contains__}
     fast = _outcome(path, body, kw)
     real = wire._posthog_js
     wire._posthog_js = lambda *a: None
