@@ -14,6 +14,7 @@ from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.insights import InsightService
 from phlite.monitor import Monitor
+from phlite.lifecycle import Forwarder
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -30,9 +31,11 @@ class App:
     queries: QueryService
     insights: InsightService  # saved insights and dashboards (the API and the console)
     monitor: Monitor  # /healthz and /metrics
+    forwarder: Forwarder  # sends forwarding projects' events on (docs/lifecycle.md "Forwarding")
     clock: Callable[[], float] = time.time
 
     def close(self):
+        self.forwarder.stop()
         self.ingestion.stop()
         self.store.close()
 
@@ -48,15 +51,24 @@ def open_console(config):
     return Console(store), store
 
 
-def open_app(config, clock=time.time, start_writer=True):
+def forward_status(store, project_id=None):
+    """Forwarding status from the store alone (`python app.py forward status`, beside a server)."""
+    return Forwarder(store).status(project_id)
+
+
+def open_app(config, clock=time.time, start_writer=True, start_forwarder=None):
+    """start_forwarder (default: as start_writer) False leaves forwarding to Forwarder.flush() (tests)."""
     # fsync=batch: commits are synced too, so a spool segment is deleted only once SQLite holds its records durably.
     store = Store(config.db_path, durable=config.fsync == "batch")
     ingestion = Ingestion(store, config, clock)
+    forwarder = Forwarder(store, clock=clock, batch_events=config.forward_batch_events)
     if start_writer:
         ingestion.start()
+    if start_writer if start_forwarder is None else start_forwarder:
+        forwarder.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     monitor = Monitor(config, ingestion, clock=clock)
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
                queries=queries, insights=InsightService(store, queries, clock=clock),
-               console=Console(store, clock=clock), monitor=monitor, clock=clock)
+               console=Console(store, clock=clock), monitor=monitor, forwarder=forwarder, clock=clock)

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from phlite import __version__, config as configmod, datadir
+from phlite import __version__, cli_forward, config as configmod, datadir
 from phlite.codec import parse_bool
 from phlite.errors import StartupError
 
@@ -141,6 +141,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=1000, help="Events per /batch/ request (default 1000).")
     p.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
     p.add_argument("--json", action="store_true")
+
+    cli_forward.add_parsers(sub, settings, _settings_parser(exclude=("host",)))
     return parser
 
 
@@ -473,6 +475,8 @@ def main(argv=None):
             sys.exit(run_import(args, config))
         if args.command == "migrate":
             sys.exit(run_migrate(args, config))
+        if args.command == "forward":
+            sys.exit(cli_forward.run(args, config))
         sys.exit(run_admin(args, config))
     except StartupError as e:
         # One line, no traceback: these are the operator's to fix (docs/reliability.md "Operator mistakes").

@@ -111,6 +111,8 @@ SETTINGS = (
             "Bearer token `GET /metrics` requires; unset: `/metrics` is off (404). Set it in the environment."),
     Setting("health_min_free_bytes", 256 * MiB, int,
             "Free space on the data dir's disk below which `/healthz` answers 503. 0 = no check."),
+    Setting("forward_batch_events", 1000, int,
+            "Most events in one `/batch/` request when forwarding a project to PostHog."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )

@@ -15,6 +15,7 @@ from phlite.store.db import migrate, open_database
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
 from phlite.store.insights import InsightsMixin
+from phlite.store.forwarding import ForwardingMixin
 from phlite.store.lifecycle import LifecycleMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
@@ -30,7 +31,7 @@ WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
 class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
-            ConsoleMixin):
+            ConsoleMixin, ForwardingMixin):
     def __init__(self, path, durable=False):
         self.path = path
         self.db = open_database(path, durable=durable)
