@@ -253,3 +253,31 @@ def test_console_settings_set_show_and_stop_forwarding(server, project, fake_pos
     assert "phc_dest" in admin.text(base)
     assert admin.post(f"/project/{project.id}/forwarding", {"action": "off"}).status == 303
     assert "does not forward" in admin.text(base) and server.store.forward_destinations(project.id) == []
+
+
+def test_switching_api_host_with_no_gap_migrate_then_forward_after_migration(pair):
+    # docs/lifecycle.md "Forwarding", "Switching api_host with no gap": history through the migration,
+    # then the events stored since its last batch and every new one through forwarding.
+    servers, src_p, dst_p, clock, tmp_path, _ = pair
+    src = servers["src"]
+    send(src_p, *person_events(0))
+    cp = tmp_path / "cp.json"
+    r = subprocess.run([sys.executable, str(ROOT / "app.py"), "migrate", "posthog", "--data-dir", str(tmp_path / "src"),
+                        "--project", str(src_p.id), "--host", dst_p.url, "--project-api-key", dst_p.token,
+                        "--personal-api-key", dst_p.key, "--checkpoint", str(cp), "--json"],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["events_sent"] == 26, r.stderr
+    send(src_p, *person_events(1))  # after the migration, before forwarding: the gap to close
+
+    def forward_set(*args):
+        return subprocess.run([sys.executable, str(ROOT / "app.py"), "forward", "set", "--data-dir",
+                               str(tmp_path / "src"), "--project", str(src_p.id), "--project-api-key", dst_p.token,
+                               "--backfill", "after-migration", "--checkpoint", str(cp), *args],
+                              capture_output=True, text=True, cwd=str(ROOT), timeout=60)
+    assert forward_set("--host", "http://elsewhere.test").returncode == 1  # another migration's checkpoint
+    assert forward_set("--host", dst_p.url).returncode == 0
+    send(src_p, *person_events(2))
+    assert src.app.forwarder.status()[0].waiting == 52
+    assert src.app.forwarder.flush()
+    assert_same(src, src_p, dst_p)
+    assert src.app.forwarder.status()[0].sent == 52
