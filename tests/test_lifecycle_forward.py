@@ -256,7 +256,7 @@ def test_console_settings_set_show_and_stop_forwarding(server, project, fake_pos
 
 
 def test_switching_api_host_with_no_gap_migrate_then_forward_after_migration(pair):
-    # docs/lifecycle.md "Forwarding", "Switching api_host with no gap": history through the migration,
+    # docs/lifecycle.md "Forwarding" (switching api_host with no gap): history through the migration,
     # then the events stored since its last batch and every new one through forwarding.
     servers, src_p, dst_p, clock, tmp_path, _ = pair
     src = servers["src"]
