@@ -13,7 +13,7 @@ from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.insights import InsightService
-from phlite.monitor import Monitor
+from phlite.monitor import ForwardingStats, Monitor
 from phlite.lifecycle import Forwarder
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
@@ -56,6 +56,16 @@ def forward_status(store, project_id=None):
     return Forwarder(store).status(project_id)
 
 
+def forwarding_samples(forwarder):
+    """/metrics' forwarding numbers, summed over the forwarding projects; none while no project forwards."""
+    statuses = forwarder.status()
+    if not statuses:
+        return ()
+    return ForwardingStats(pending_events=sum(s.waiting for s in statuses),
+                           lag_seconds=max(s.oldest_age_seconds or 0.0 for s in statuses),
+                           sent=sum(s.sent for s in statuses), failures=sum(s.failures for s in statuses)).samples()
+
+
 def open_app(config, clock=time.time, start_writer=True, start_forwarder=None):
     """start_forwarder (default: as start_writer) False leaves forwarding to Forwarder.flush() (tests)."""
     # fsync=batch: commits are synced too, so a spool segment is deleted only once SQLite holds its records durably.
@@ -69,6 +79,7 @@ def open_app(config, clock=time.time, start_writer=True, start_forwarder=None):
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     monitor = Monitor(config, ingestion, clock=clock)
+    monitor.add_source(lambda: forwarding_samples(forwarder))
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
                queries=queries, insights=InsightService(store, queries, clock=clock),
                console=Console(store, clock=clock), monitor=monitor, forwarder=forwarder, clock=clock)

@@ -18,6 +18,7 @@ import pytest
 
 from support import ROOT, InProcessServer, Project, ev, send
 from test_lifecycle_migrate import events, persons
+from test_ops import TOKEN, scrape, value
 from phlite.config import Config
 
 
@@ -64,7 +65,7 @@ def assert_same(src, src_project, dst_project):
 
 
 def source_server(tmp_path, clock):
-    return InProcessServer(Config(data_dir=tmp_path / "src", forward_batch_events=40), clock=clock,
+    return InProcessServer(Config(data_dir=tmp_path / "src", forward_batch_events=40, metrics_token=TOKEN), clock=clock,
                            start_forwarder=False)
 
 
@@ -199,7 +200,10 @@ def test_429_retry_after_is_honoured_and_the_same_events_are_resent(pair, fake_p
     assert not src.app.forwarder.flush()
     [s] = src.app.forwarder.status()
     assert s.retry_in_seconds >= 120 and "429" in s.last_error and s.waiting == 10
+    m = scrape(src)
+    assert value(m, "phlite_forwarding_pending_events") == 10 and value(m, "phlite_forwarding_failures_total") == 1
     clock.t += 100
+    assert value(scrape(src), "phlite_forwarding_lag_seconds") >= 100
     assert not src.app.forwarder.flush() and len(FakePostHog.bodies) == 1  # not before Retry-After
     clock.t += 21
     assert src.app.forwarder.flush() and len(FakePostHog.bodies) == 2
@@ -212,6 +216,9 @@ def test_429_retry_after_is_honoured_and_the_same_events_are_resent(pair, fake_p
     assert first["batch"][0]["timestamp"] == "2024-05-01T00:00:00.000000Z"
     [s] = src.app.forwarder.status()
     assert (s.waiting, s.sent, s.failures, s.consecutive_failures, s.retry_in_seconds) == (0, 10, 1, 0, None)
+    m = scrape(src)
+    assert (value(m, "phlite_forwarding_pending_events"), value(m, "phlite_forwarding_sent_events_total")) == (0, 10)
+    assert src.store.stop_forwarding(src_p.id) and value(scrape(src), "phlite_forwarding_pending_events") is None
 
 
 def test_413_halves_the_batch_and_a_lone_event_too_large_is_dropped_counted(pair, fake_posthog):
