@@ -13,8 +13,8 @@ from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
 from phlite.insights import InsightService
-from phlite.lifecycle import Deleter
-from phlite.monitor import Monitor
+from phlite.lifecycle import Deleter, Forwarder
+from phlite.monitor import ForwardingStats, Monitor
 from phlite.query import QueryService
 from phlite.ratelimit import RateLimiter
 from phlite.store import Store
@@ -31,11 +31,13 @@ class App:
     queries: QueryService
     insights: InsightService  # saved insights and dashboards (the API and the console)
     monitor: Monitor  # /healthz and /metrics
-    deleter: Deleter
+    forwarder: Forwarder  # sends forwarding projects' events on (docs/lifecycle.md "Forwarding")
+    deleter: Deleter  # retention and deletions (docs/lifecycle.md "How deletion runs")
     clock: Callable[[], float] = time.time
 
     def close(self):
         self.deleter.stop()
+        self.forwarder.stop()
         self.ingestion.stop()
         self.store.close()
 
@@ -51,17 +53,38 @@ def open_console(config):
     return Console(store), store
 
 
-def open_app(config, clock=time.time, start_writer=True):
-    store = Store(config.db_path)
+def forward_status(store, project_id=None):
+    """Forwarding status from the store alone (`python app.py forward status`, beside a server)."""
+    return Forwarder(store).status(project_id)
+
+
+def forwarding_samples(forwarder):
+    """/metrics' forwarding numbers, summed over the forwarding projects; none while no project forwards."""
+    statuses = forwarder.status()
+    if not statuses:
+        return ()
+    return ForwardingStats(pending_events=sum(s.waiting for s in statuses),
+                           lag_seconds=max(s.oldest_age_seconds or 0.0 for s in statuses),
+                           sent=sum(s.sent for s in statuses), failures=sum(s.failures for s in statuses)).samples()
+
+
+def open_app(config, clock=time.time, start_writer=True, start_forwarder=None):
+    """start_forwarder (default: as start_writer) False leaves forwarding to Forwarder.flush() (tests)."""
+    # fsync=batch: commits are synced too, so a spool segment is deleted only once SQLite holds its records durably.
+    store = Store(config.db_path, durable=config.fsync == "batch")
     ingestion = Ingestion(store, config, clock)
+    forwarder = Forwarder(store, clock=clock, batch_events=config.forward_batch_events)
     if start_writer:
         ingestion.start()
+    if start_writer if start_forwarder is None else start_forwarder:
+        forwarder.start()
     limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     monitor = Monitor(config, ingestion, clock=clock)
+    monitor.add_source(lambda: forwarding_samples(forwarder))
     deleter = Deleter(store, ingestion, clock=clock, interval=config.retention_interval)
     if start_writer and config.retention_interval > 0:
         deleter.start()
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,
                queries=queries, insights=InsightService(store, queries, clock=clock),
-               console=Console(store, clock=clock), monitor=monitor, deleter=deleter, clock=clock)
+               console=Console(store, clock=clock), monitor=monitor, forwarder=forwarder, deleter=deleter, clock=clock)

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from phlite import __version__, cli_deletion, config as configmod, datadir
+from phlite import __version__, cli_deletion, cli_forward, config as configmod, datadir
 from phlite.codec import parse_bool
 from phlite.errors import StartupError
 
@@ -142,6 +142,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=1000, help="Events per /batch/ request (default 1000).")
     p.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
     p.add_argument("--json", action="store_true")
+
+    cli_forward.add_parsers(sub, settings, _settings_parser(exclude=("host",)))
     return parser
 
 
@@ -475,6 +477,8 @@ def main(argv=None):
             sys.exit(run_import(args, config))
         if args.command == "migrate":
             sys.exit(run_migrate(args, config))
+        if args.command == "forward":
+            sys.exit(cli_forward.run(args, config))
         if cli_deletion.handles(args):
             sys.exit(cli_deletion.run(args, config))
         sys.exit(run_admin(args, config))

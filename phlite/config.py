@@ -32,6 +32,16 @@ def _log_level(value):
     return level
 
 
+FSYNC_MODES = ("off", "batch")
+
+
+def _fsync_mode(value):
+    mode = str(value).strip().lower()
+    if mode not in FSYNC_MODES:
+        raise ValueError(f"expected off or batch, got {value!r}")
+    return mode
+
+
 def _path_or_none(value):
     return Path(value) if value not in (None, "") else None
 
@@ -84,7 +94,12 @@ SETTINGS = (
     Setting("writer_batch_events", 5_000, int, "Most requests stored in one group commit."),
     Setting("writer_commit_events", 5_000, int,
             "Most events stored in one group commit; a larger request is split over several."),
+    Setting("writer_commit_seconds", 1.0, float,
+            "Seconds a group commit may run before it commits what it has, so a flag edit never waits long for SQLite."),
     Setting("spool_segment_bytes", 64 * MiB, int, "Size at which the spool starts a new file."),
+    # docs/reliability.md "Power loss": what each mode survives, and what batch costs.
+    Setting("fsync", "off", _fsync_mode,
+            "`off`: a 200 survives a crash of phlite; `batch`: also a power cut (a group fsync before the 200)."),
     Setting("rate_limit", 0, int, "Per-project events per second, then 429. 0 = off."),
     # PostHog's published limit for one query is 10 s of execution.
     Setting("query_timeout", 10.0, float, "Seconds one `/query/` request may run before it is stopped (400)."),
@@ -99,12 +114,14 @@ SETTINGS = (
             "Bearer token `GET /metrics` requires; unset: `/metrics` is off (404). Set it in the environment."),
     Setting("health_min_free_bytes", 256 * MiB, int,
             "Free space on the data dir's disk below which `/healthz` answers 503. 0 = no check."),
+    Setting("forward_batch_events", 1000, int,
+            "Most events in one `/batch/` request when forwarding a project to PostHog."),
     Setting("static_dir", None, _path_or_none, "Directory served at `/static/`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )
 
 _TYPES = {str: str, int: int, float: float, Path: Path, _bool: bool, _path_or_none: Path | None, _log_level: str,
-          _text_or_none: str | None}
+          _text_or_none: str | None, _fsync_mode: str}
 
 
 class _ConfigBase:

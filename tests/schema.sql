@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 7, 8, 9]
+-- migrations applied: [1, 2, 3, 4, 5, 7, 8, 9, 10]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -63,6 +63,10 @@ CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid B
 CREATE TABLE feature_flag ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', active INTEGER NOT NULL DEFAULT 1, deleted INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', ensure_experience_continuity INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, evaluation_runtime TEXT NOT NULL DEFAULT 'all', evaluation_tags TEXT NOT NULL DEFAULT '[]', bucketing_identifier TEXT, is_remote_configuration INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table flag_hash_key_override
 CREATE TABLE flag_hash_key_override ( project_id INTEGER NOT NULL, person_id INTEGER NOT NULL, flag_key TEXT NOT NULL, hash_key TEXT NOT NULL, PRIMARY KEY (project_id, person_id, flag_key) );
+-- table forward_destination
+CREATE TABLE forward_destination ( project_id INTEGER PRIMARY KEY, host TEXT NOT NULL, project_api_key TEXT NOT NULL, backfill_after INTEGER, backfill_until INTEGER, sent INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_error_at INTEGER, last_sent_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL );
+-- table forward_outbox
+CREATE TABLE forward_outbox ( project_id INTEGER NOT NULL, event_id INTEGER NOT NULL, queued_at INTEGER NOT NULL, PRIMARY KEY (project_id, event_id) ) WITHOUT ROWID;
 -- table group_
 CREATE TABLE group_ ( project_id INTEGER NOT NULL, group_type_index INTEGER NOT NULL, group_key TEXT NOT NULL, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, PRIMARY KEY (project_id, group_type_index, group_key) );
 -- table group_type

@@ -77,17 +77,20 @@ def assert_error(r, status, code=None, type=None, detail=None, attr=_ANY):
 
 
 class InProcessServer:
-    """phlite's app on a real waitress server in a background thread."""
+    """phlite's app on a real waitress server in a background thread (on `port`: a free one by default;
+    a given one lets a test stop a server and start it again at the same address)."""
 
-    def __init__(self, config, clock=None):
+    def __init__(self, config, clock=None, port=0, start_forwarder=True):
         from phlite import httpserver, web
 
         kw = {"clock": clock} if clock else {}
+        if not start_forwarder:
+            kw["start_forwarder"] = False  # forwarding only through app.forwarder.flush()
         self.app = open_app(config, **kw)
         self.web = create_app(self.app)
         # The server the CLI runs (phlite/httpserver.py), on a free port.
         self.server = httpserver.create_server(self.web, config, lambda path: web.body_limit(path, config),
-                                               web.max_body_limit(config), host="127.0.0.1", port=0)
+                                               web.max_body_limit(config), host="127.0.0.1", port=port)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._stopping = False
         self.thread = threading.Thread(target=self._loop, daemon=True)

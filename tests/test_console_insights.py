@@ -307,3 +307,29 @@ def test_saved_insights_stay_in_their_project(server, shop, member):
                                                            "mode": "update", "name": "stolen"})
     assert r.status == 404
     assert shop.api("GET", f"/api/projects/@project/insights/{iid}/").json()["name"] == "mine"
+
+
+def test_odd_parameters_are_pages_not_server_errors(server, shop, member):
+    big = "9" * 30
+    pid = shop.id
+    for sub, params in [
+            ("insights/trends", {"s0.math": "evil", "interval": "evil", "display": "x", "breakdown_limit": "-5",
+                                 "date_from": "-99999999y"}),
+            ("insights/trends", {"action": "remove:abc"}), ("insights/trends", {"action": "remove:999"}),
+            ("insights/funnels", {"window": big, "window_unit": "year", "order": "x", "s0.event": "a", "s1.event": "b"}),
+            ("insights/retention", {"intervals": "100000", "period": "Hour", "date_to": "garbage"}),
+            ("web", {"date_from": "garbage"}), ("web/table", {"by": "Page", "date_from": "x"}),
+            ("sql", {"q": "SELECT " + "(" * 400 + "1" + ")" * 400}), ("sql", {"q": "x" * 30_000})]:
+        r = member.get(f"/project/{pid}/{sub}?" + urlencode(params))
+        assert r.status == 200 and b"went wrong" not in r.body, (sub, params, r.status)
+    assert b"too far from today" in member.get(f"/project/{pid}/insights/trends?date_from=-99999999y").body
+    assert b"nested too deeply" in member.get(f"/project/{pid}/sql?" + urlencode(
+        {"q": "SELECT " + "(" * 400 + "1" + ")" * 400})).body
+    for path, fields in [("insights/save", {"page": "trends", "insight": big, "mode": "update"}),
+                         ("insights/save", {"page": "trends", "params": "%%%&&&=\x00", "dashboard": big}),
+                         (f"dashboards/{big}", {"action": "add", "insight": big}),
+                         (f"insights/{big}/delete", {})]:
+        r = member.post(f"/project/{pid}/{path}", fields)
+        assert r.status in (303, 400, 404) and b"went wrong" not in r.body, (path, r.status)
+    assert member.get(f"/project/{pid}/dashboards/{big}").status == 404
+    assert member.get(f"/project/{pid}/web/table?by=Nope").status == 404

@@ -149,3 +149,93 @@ def test_answers_that_read_the_clock_are_not_cached(project):
     # A relative value ("3 days ago") is resolved against now: computed every time.
     ask.fresh(person_properties={"seen": "-3d"})
     ask.fresh(person_properties={"seen": "-3d"})
+
+
+class Queries:
+    """Counts the store's SQL statements from request threads that read persons or groups (observes; the
+    real execute_sql runs)."""
+
+    def __init__(self, store, monkeypatch):
+        self.seen = []
+        real = store.db.execute_sql
+
+        def counting(sql, params=None, *a, **kw):
+            if "person" in sql or "group_ " in sql or "group_\n" in sql:
+                self.seen.append(sql)
+            return real(sql, params, *a, **kw)
+
+        monkeypatch.setattr(store.db, "execute_sql", counting)
+
+    def take(self):
+        out, self.seen = self.seen, []
+        return out
+
+
+def test_person_and_groups_are_read_in_one_query_then_from_memory(project, monkeypatch):
+    ask = Asker(project)
+    make(project, "pro", groups=[{"properties": [PLAN_PRO]}])
+    make(project, "gold", aggregation_group_type_index=0,
+         groups=[{"properties": [{"key": "tier", "value": "gold", "type": "group", "group_type_index": 0}]}])
+    send(project, ev("$set", "u1", **{"$set": {"plan": "pro"}}),
+         ev("$groupidentify", "u1", **{"$group_type": "company", "$group_key": "acme",
+                                      "$group_set": {"tier": "gold"}}))
+    queries = Queries(project.srv.store, monkeypatch)
+    groups = {"groups": {"company": "acme"}}
+    assert ask.fresh(**groups) == {"pro": True, "gold": True}
+    [sql] = queries.take()  # the person and the group: one statement
+    assert "person_distinct_id" in sql and "group_" in sql
+    # The same person and group with other request fields: computed, but from memory.
+    assert ask.fresh(person_properties={"x": 1}, **groups) == {"pro": True, "gold": True}
+    assert ask.hit(**groups) == {"pro": True, "gold": True}
+    assert queries.take() == []
+
+
+def test_a_write_to_another_person_or_group_keeps_the_answer(project):
+    ask = Asker(project)
+    make(project, "pro", groups=[{"properties": [PLAN_PRO]}])
+    make(project, "gold", aggregation_group_type_index=0,
+         groups=[{"properties": [{"key": "tier", "value": "gold", "type": "group", "group_type_index": 0}]}])
+    send(project, ev("$set", "u1", **{"$set": {"plan": "pro"}}), ev("$identify", "u1", **{"$anon_distinct_id": "a1"}),
+         ev("$groupidentify", "u1", **{"$group_type": "company", "$group_key": "acme", "$group_set": {"tier": "x"}}))
+    groups = {"groups": {"company": "acme"}}
+    assert ask.fresh(**groups) == {"pro": True, "gold": False}
+    # Other persons created and updated, another group of the same type: still a hit.
+    send(project, ev("$set", "u2", **{"$set": {"plan": "free"}}), ev("pv", "u3"),
+         ev("$groupidentify", "u2", **{"$group_type": "company", "$group_key": "other", "$group_set": {"tier": "gold"}}))
+    assert ask.hit(**groups) == {"pro": True, "gold": False}
+    # The same person written through its other distinct id: fresh.
+    send(project, ev("$set", "a1", **{"$set": {"plan": "free"}}))
+    assert ask.fresh(**groups) == {"pro": False, "gold": False}
+    assert ask.hit(**groups) == {"pro": False, "gold": False}
+    # Its group: fresh.
+    send(project, ev("$groupidentify", "u9", **{"$group_type": "company", "$group_key": "acme",
+                                               "$group_set": {"tier": "gold"}}))
+    assert ask.fresh(**groups) == {"pro": False, "gold": True}
+    # Another person merged into it (its distinct ids move): fresh.
+    send(project, ev("$set", "a2", **{"$set": {"plan": "pro"}}))
+    assert ask.hit(**groups)["pro"] is False
+    send(project, ev("$merge_dangerously", "u1", alias="a2"))
+    merged = ask.fresh(**groups)["pro"]
+    assert ask.fresh("a2", **groups)["pro"] is merged
+
+
+def test_a_row_read_while_a_write_commits_is_used_once_and_not_kept():
+    from phlite.store.subjects import Subjects, Touched
+
+    s = Subjects()
+    started = s.start()
+    written = Touched()
+    written.persons.add(5)
+    s.invalidate(written)  # committed while the reader's SELECT ran: what it read may be the older row
+    s.keep(started, 1, "d5", {"id": 5, "properties": {}}, {})
+    s.keep(started, 1, "d6", {"id": 6, "properties": {}}, {(0, "g"): None})
+    assert s.person(1, "d5") is None  # not kept
+    assert s.person(1, "d6")[1]["id"] == 6 and s.group(1, 0, "g") is not None  # untouched: kept
+    # A reader older than every invalidation remembered keeps nothing.
+    old = s.start()
+    for i in range(300):
+        t = Touched()
+        t.persons.add(1000 + i)
+        s.invalidate(t)
+    s.keep(old, 1, "d7", {"id": 7, "properties": {}}, {})
+    assert s.person(1, "d7") is None

@@ -331,26 +331,35 @@ def test_group_flags_with_stored_group_properties(project):
     assert flags(project)["flags"]["enterprise"]["reason"]["code"] == "no_group_type"
 
 
-def test_one_person_lookup_and_one_per_group(project, server, monkeypatch):
+def test_one_query_for_the_person_and_its_groups_and_none_once_in_memory(project, server, monkeypatch):
     make_flag(project, "person", filters={"groups": [{"properties": [{"key": "a", "value": "1", "type": "person"}]}]})
     make_flag(project, "company", filters={"aggregation_group_type_index": 0, "groups": [{"properties": []}]})
     make_flag(project, "team", filters={"aggregation_group_type_index": 1, "groups": [{"properties": []}]})
     send(project, ev("$groupidentify", "u", **{"$group_type": "company", "$group_key": "c", "$group_set": {}}),
          ev("$groupidentify", "u", **{"$group_type": "team", "$group_key": "t", "$group_set": {}}))
-    flags(project, {"groups": {"company": "c", "team": "t"}})  # definitions and group types cached
-    calls = []
-    for name in ("get_person_by_distinct_id", "get_group", "group_type_mapping", "load_flag_definitions"):
+    flags(project, {"distinct_id": "warm", "groups": {"company": "x"}})  # definitions and group types cached
+    calls, statements = [], []
+    for name in ("flag_subjects", "get_person_by_distinct_id", "get_group", "group_type_mapping",
+                 "load_flag_definitions"):
         real = getattr(server.store, name)
         monkeypatch.setattr(server.store, name, lambda *a, _n=name, _r=real: calls.append(_n) or _r(*a))
+    real_sql = server.store.db.execute_sql
+    monkeypatch.setattr(server.store.db, "execute_sql",
+                        lambda sql, *a, **kw: statements.append(sql) or real_sql(sql, *a, **kw))
     body = flags(project, {"groups": {"company": "c", "team": "t", "unused": "x"}, "person_properties": {"a": "1"}})
     assert all(f["enabled"] for f in body["flags"].values())
-    assert sorted(calls) == ["get_group", "get_group", "get_person_by_distinct_id", "group_type_mapping"]
+    # An unknown group type name re-reads the group types; the person and both groups are one statement.
+    assert sorted(calls) == ["flag_subjects", "group_type_mapping"]
+    assert len(statements) == 2 and statements[1].count("UNION ALL") == 2
+    calls.clear(), statements.clear()
+    flags(project, {"distinct_id": "user-2", "groups": {"company": "c", "team": "t"}})
+    assert calls == ["flag_subjects"] and len(statements) == 1 and "UNION" not in statements[0]  # groups in memory
+    calls.clear(), statements.clear()
+    flags(project, {"distinct_id": "user-2", "groups": {"company": "c", "team": "t"}, "person_properties": {"b": 2}})
+    assert calls == ["flag_subjects"] and statements == []  # a new request, everything it reads in memory
     calls.clear()
     flags(project, {"distinct_id": "user-2", "groups": {"company": "c", "team": "t"}})
-    assert sorted(calls) == ["get_group", "get_group", "get_person_by_distinct_id"]
-    calls.clear()
-    flags(project, {"distinct_id": "user-2", "groups": {"company": "c", "team": "t"}})
-    assert calls == []  # the same request again: the cached answer (phlite/flags/answers.py)
+    assert statements == []  # the same request again: the cached answer (phlite/flags/answers.py)
 
 
 def test_cohort_flags_dynamic_and_static(project):

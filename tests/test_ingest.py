@@ -488,3 +488,74 @@ def test_fuzz_json_only_raise_phlite_errors(path, value, encoding):
         return
     assert all(isinstance(e, dict) for e in p.events)
     assert p.token is None or (p.token == p.token.strip() and p.token)
+
+
+# -- the posthog-js fast path (phlite/ingest/wire.py _posthog_js) agrees with the general path ---------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+_event = st.fixed_dictionaries(
+    {"event": st.sampled_from(["$pageview", "$autocapture", "$performance_event", "x"]) | _json_values},
+    optional={"distinct_id": _json_values, "token": st.sampled_from([TOKEN, "phc_other", "", " "]),
+              "api_key": st.just(TOKEN),
+              "properties": st.dictionaries(st.sampled_from(["token", "$lib", "a"]), _json_values, max_size=3)
+              | _json_values})
+_payload = (_event | st.lists(_event | _json_values, max_size=4)
+            | st.fixed_dictionaries({"batch": st.lists(_event, max_size=2)}, optional={"api_key": st.just(TOKEN)})
+            | _json_values)
+
+
+def _body(draw_kind, obj):
+    text = json.dumps(obj).encode()
+    return {"gzip": gzip.compress(text), "gzip-spaced": gzip.compress(b"  " + text),
+            "gzip-base64": gzip.compress(b64(text)), "gzip-bad-json": gzip.compress(text[:-1] + b"@"),
+            "gzip-cut": gzip.compress(text)[:-6]}[draw_kind]
+
+
+def _outcome(path, body, kw):
+    try:
+        return decode_request(path, body, **kw)
+    except errors.PhliteError as e:
+        return type(e), str(e), getattr(e, "code", None)
+
+
+@settings(max_examples=int(environ_get("PHLITE_FAST_PATH_EXAMPLES", "400")), deadline=None)
+@given(
+    payload=_payload,
+    kind=st.sampled_from(["gzip", "gzip", "gzip", "gzip-spaced", "gzip-base64", "gzip-bad-json", "gzip-cut"]),
+    path=st.sampled_from(["/e/", "/i/v0/e/", "/capture/", "/batch/", "/engage/", "/track/"]),
+    content_type=st.sampled_from(["text/plain", "", "text/plain;charset=UTF-8", "application/json",
+                                  FORM, "application/csp-report"]),
+    query=st.dictionaries(st.sampled_from(["compression", "_", "ver", "verbose", "token", "project_id", "data"]),
+                          st.sampled_from(["gzip-js", "1714564800000", "1.2", "1", TOKEN, "7", "", "x"]),
+                          max_size=3),
+    max_events=st.sampled_from([1, 2, 50_000]),
+    known=st.sampled_from([None, (TOKEN,), ("phc_other",), ()]),
+)
+def test_posthog_js_fast_path_agrees_with_the_general_path(payload, kind, path, content_type, query, max_events,
+                                                            known):
+    from phlite.ingest import wire
+
+    body = _body(kind, payload)
+    kw = {"content_type": content_type, "query": query, "max_events": max_events, "max_values": 50,
+          "known_key": None if known is None else known.__contains__}
+    fast = _outcome(path, body, kw)
+    real = wire._posthog_js
+    wire._posthog_js = lambda *a: None
+    try:
+        general = _outcome(path, body, kw)
+    finally:
+        wire._posthog_js = real
+    assert fast == general
+
+
+def test_the_fast_path_takes_the_posthog_js_request():
+    from phlite.ingest import wire
+
+    body = gzip.compress(js([EVENT]))
+    fast = wire._posthog_js(body, "text/plain", {"compression": "gzip-js", "_": "1714564800000"}, 1 << 20, 1000, 10)
+    assert fast is not None and fast.token == TOKEN and fast.sent_at.year == 2024
+    assert wire._posthog_js(gzip.compress(js(EVENT)), "text/plain", {}, 1 << 20, 1000, 10).events == [EVENT]

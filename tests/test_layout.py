@@ -37,7 +37,7 @@ OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flag
                                                "phlite.flagdefs"}
 # The services of a running phlite, built only in phlite/app.py.
 SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "InsightService",
-            "Monitor", "Deleter"}  # FlagService builds its own FlagCache
+            "Monitor", "Forwarder", "Deleter"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
 INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
 

@@ -36,6 +36,7 @@ def generate(seed=5):
                   "$device_type": rnd.choice(["Desktop", "Mobile", None]),
                   "$geoip_country_code": rnd.choice(["DE", "US", None]), "$timezone_offset": rnd.choice([300, -60, -330]),
                   "$viewport_width": rnd.choice([1920, 390, 0]), "$viewport_height": rnd.choice([1080, 844])}
+        device["$browser_language"] = rnd.choice(["en-US", "en-US", "en-GB", "de-DE", "de", "fr-FR"])
         device.update(rnd.choice([{"$geoip_subdivision_1_code": "BY", "$geoip_subdivision_1_name": "Bavaria",
                                    "$geoip_city_name": "Munich"},
                                   {"$geoip_subdivision_1_code": "CA", "$geoip_city_name": "San Francisco"}, {}]))
@@ -131,6 +132,8 @@ def expected(by, compare=True, filters=()):
                     if by == "Region" else ("$geoip_country_code", "$geoip_city_name")
                 value = tuple(e["properties"].get(k) for k in keys)
                 value = value if value[1] is not None else None
+            elif by == "Language":
+                value = e["properties"]["$browser_language"]
             elif by in EVENT_PROP:
                 value = e["properties"].get(EVENT_PROP[by])
             elif by == "ExitPage":
@@ -158,6 +161,19 @@ def expected(by, compare=True, filters=()):
         xs = [x for x in xs if x is not None]
         return sum(xs) / len(xs) if xs else None
 
+    if by == "Language":  # by language, named after the region most (session, value) groups have
+        merged, regions = {}, {}
+        for value, pair in cells.items():
+            lang, _, region = value.partition("-")
+            regions.setdefault(lang, {}).setdefault(region, 0)
+            regions[lang][region] += len(pair[0][2]) + len(pair[1][2])
+            into = merged.setdefault(lang, [[set(), 0, []], [set(), 0, []]])
+            for p in (0, 1):
+                into[p][0] |= pair[p][0]
+                into[p][1] += pair[p][1]
+                into[p][2] += pair[p][2]
+        top = {lang: sorted(r.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for lang, r in regions.items()}
+        cells = {f"{lang}-{top[lang]}": pair for lang, pair in merged.items()}
     out = {}
     for value, pair in cells.items():
         bounces = entry_bounces.get(value, ([], [])) if by == "Page" else (pair[0][2], pair[1][2])
@@ -194,7 +210,7 @@ def check(body, want):
 
 @pytest.mark.parametrize("by", ["Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMSource",
                                 "InitialUTMMedium", "InitialUTMTerm", "InitialUTMSourceMediumCampaign", "Browser", "OS",
-                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City"])
+                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City", "Language"])
 def test_each_breakdown_with_the_previous_period(project, by):
     body = run(project, breakdownBy=by, compareFilter={"compare": True})
     want = expected(by)
@@ -242,7 +258,7 @@ def test_filters_limit_offset_and_order(project):
 
 
 @pytest.mark.parametrize("node, attr", [
-    ({"breakdownBy": "Language"}, "breakdownBy"),
+    ({"breakdownBy": "InitialChannelType"}, "breakdownBy"),
     ({"breakdownBy": None}, "breakdownBy"),
     ({"breakdownBy": "Page", "bogus": 1}, "bogus"),
     ({"breakdownBy": "Page", "orderBy": ["Sessions", "DESC"]}, "orderBy"),

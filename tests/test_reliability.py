@@ -271,14 +271,15 @@ def test_flags_answer_200_with_errors_while_computing_flags_when_the_store_fails
     db.execute_sql = failing
     answers = []
     try:
-        # The request answered before the failure is answered from the answer cache: nothing
-        # it was computed from can have changed while the store refuses writes.
+        # The request answered before the failure is answered from the answer cache (its person is
+        # in memory): nothing it was computed from can have changed while the store refuses writes.
         r = ask()
         answers.append(r.status)
         assert r.status == 200 and r.json()["errorsWhileComputingFlags"] is False
         assert r.json()["flags"]["by-email"]["enabled"] is True
         for version in ("2", "1", "3", "4"):
-            r = ask(version, person_properties={"asked": version})  # a new request: evaluated
+            # A new request whose person is not in memory: evaluated, and its person cannot be read.
+            r = ask(version, distinct_id=f"new-{version}", person_properties={"asked": version})
             answers.append(r.status)
             assert r.status == 200, r.body
             assert r.json()["errorsWhileComputingFlags"] is True, r.body

@@ -260,3 +260,105 @@ def test_a_spool_that_is_a_file_or_holds_a_directory_is_a_clear_startup_error(tm
     with pytest.raises(SpoolError) as e:
         Spool(tmp_path / "b" / "spool").recover((0, 0))
     assert "is a directory" in str(e.value) and "\n" not in str(e.value)
+
+
+def _generated_requests(seed, n=60):
+    """Requests of mixed events: plain, $set/$set_once/$unset, merges, groups, odd values."""
+    import random
+
+    rng = random.Random(seed)
+    values = [0, -1, 2**63 - 1, 18446744073709551615, 1.5, -0.0, 1e300, "", "é\u2028x", "\x00", None, True,
+              [1, {"a": [None]}], {"nested": {"k": "v"}}]
+    out = []
+    for r in range(n):
+        evs = []
+        for i in range(rng.randint(1, 12)):
+            did = f"d{rng.randint(0, 15)}"
+            kind = rng.random()
+            props = {f"p{rng.randint(0, 5)}": rng.choice(values) for _ in range(rng.randint(0, 4))}
+            event = {"event": "pv", "distinct_id": did, "uuid": f"00000000-0000-4000-8000-{r:06d}{i:06d}",
+                     "properties": props, "timestamp": rng.choice([None, "2026-01-01T00:00:00Z", "bad", 1])}
+            if kind < 0.2:
+                props["$set"] = {"plan": rng.choice(values)}
+                props["$set_once"] = {"first": rng.choice(values)}
+            elif kind < 0.3:
+                event["event"] = "$identify"
+                props["$anon_distinct_id"] = f"d{rng.randint(0, 15)}"
+            elif kind < 0.4:
+                event["event"] = "$groupidentify"
+                props.update({"$group_type": "company", "$group_key": f"g{rng.randint(0, 3)}",
+                              "$group_set": {"size": rng.choice(values)}})
+            elif kind < 0.5:
+                props["$groups"] = {"company": f"g{rng.randint(0, 3)}"}
+            elif kind < 0.55:
+                props["$unset"] = ["plan"]
+            evs.append(event)
+        out.append(evs)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_records_handed_over_parsed_store_exactly_what_records_read_from_the_spool_store(tmp_path, seed):
+    # The writer stores a record as submit() parsed it while it fits the memory bound, else reads it
+    # back from the spool: both must give the same rows.
+    outcome = []
+    for name, memory in (("parsed", 1 << 30), ("spool", 0)):
+        store = Store(tmp_path / name / "phlite.db")
+        pid = store.create_project("p")["id"]
+        w = Writer(store, Spool(tmp_path / name / "spool"), persons=PersonProcessor(), memory_bytes=memory,
+                   clock=lambda: 1_780_000_000.0)
+        for evs in _generated_requests(seed):
+            w.submit(pid, evs, ip="10.0.0.1", token="tok")
+        kinds = {type(item).__name__ for _, item in w.queue}
+        assert kinds == ({"_Parsed"} if name == "parsed" else {"_InSpool"})
+        assert w.flush()
+        with store.db.connection_context():
+            q = store.db.execute_sql
+            outcome.append((
+                q("SELECT uuid, event, distinct_id, properties, timestamp, created_at, person_id FROM event"
+                  " ORDER BY id").fetchall(),
+                q("SELECT id, uuid, properties, created_at, is_identified FROM person ORDER BY id").fetchall(),
+                q("SELECT distinct_id, person_id FROM person_distinct_id ORDER BY distinct_id").fetchall(),
+                q("SELECT group_type_index, group_key, properties FROM group_ ORDER BY group_key").fetchall(),
+                dict(w.dropped), w.stored))
+    assert outcome[0] == outcome[1]
+    assert outcome[0][5] > 300
+
+
+def test_a_large_merge_batch_is_committed_in_time_bounded_slices(tmp_path, monkeypatch):
+    # docs/reliability.md "Long writer transactions": a group commit stops between slices of
+    # SLICE_EVENTS events once it has run writer_commit_seconds, commits, and the next one goes on.
+    from phlite.ingest import batch as batch_mod
+
+    monkeypatch.setattr(batch_mod, "SLICE_EVENTS", 500)
+    n = 3000
+    anon = [{"event": "pv", "distinct_id": f"anon-{i}", "properties": {"$set": {"a": i}},
+             "uuid": f"00000000-0000-4000-8000-{i:012d}"} for i in range(n)]
+    merges = [{"event": "$identify", "distinct_id": f"user-{i}", "uuid": f"00000000-0000-4000-9000-{i:012d}",
+               "properties": {"$anon_distinct_id": f"anon-{i}", "$set": {"b": i}}} for i in range(n)]
+    outcome = []
+    for name, seconds in (("bounded", 0.5), ("unbounded", float("inf"))):
+        ticks = iter(range(10**6))
+        store = Store(tmp_path / name / "phlite.db")
+        pid = store.create_project("p")["id"]
+        # Each reading of the clock is 0.3 s later: a commit's deadline passes after its second slice.
+        w = Writer(store, Spool(tmp_path / name / "spool"), persons=PersonProcessor(), commit_seconds=seconds,
+                   monotonic=lambda: next(ticks) * 0.3)
+        w.submit(pid, anon)
+        assert w.flush()
+        w.submit(pid, merges)
+        marks = []
+        real = store.set_spool_position
+        store.set_spool_position = lambda position, done=0: (marks.append(done), real(position, done))[1]
+        assert w.flush()
+        if name == "bounded":
+            assert marks == [1000, 2000, 0]  # 3 commits of 2 slices of 500 merges
+        else:
+            assert marks == [0]
+        with store.db.connection_context():
+            q = store.db.execute_sql
+            outcome.append((q("SELECT uuid, properties, is_identified FROM person ORDER BY id").fetchall(),
+                            q("SELECT distinct_id, person_id FROM person_distinct_id ORDER BY 1").fetchall(),
+                            store.count_events(pid)))
+    assert outcome[0] == outcome[1]
+    assert len(outcome[0][0]) == n and outcome[0][2] == 2 * n

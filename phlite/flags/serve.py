@@ -1,9 +1,10 @@
 """One /flags request, evaluated: gathers what the pure evaluator needs from the store (the
 person, its groups, static cohort membership, experience-continuity hash keys) and runs it.
 
-The budget per request is one person lookup and one lookup per named group, plus one small
-query each for static cohorts and hash keys when some flag needs them (and a second person
-lookup for `$anon_distinct_id` when a continuity flag is evaluated). A failing store never makes
+The budget per request is one query for the person and the named groups together, none when they
+are in memory (Store.flag_subjects), plus one small query each for static cohorts and hash keys
+when some flag needs them (and a second person lookup for `$anon_distinct_id` when a continuity
+flag is evaluated). A failing store never makes
 the request fail: what the request alone gives is evaluated, flags that needed the missing data
 come back `failed`, and the caller answers `errorsWhileComputingFlags: true`.
 """
@@ -83,24 +84,6 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
     compiled = project.compiled
     if not compiled.flags:
         return Evaluation({}, False)
-    key = None
-    if answers is not None and project.cacheable:
-        # The persons generation is read before the lookups: a write committing after this
-        # read moves it, so an answer computed from older rows is never stored under a newer one.
-        rkey = request_key(req, runtime, survey_only, stored_person)
-        if rkey is not None:
-            key = (project_id, project.generation, store.persons_generation(), rkey)
-            hit = answers.get(key)
-            if hit is not None:
-                return hit
-    outcome = _evaluate(store, cache, project, project_id, req, now, runtime, survey_only, stored_person)
-    if key is not None and not outcome.errors and not outcome.read_clock:
-        answers.put(key, outcome)
-    return outcome
-
-
-def _evaluate(store, cache, project, project_id, req, now, runtime, survey_only, stored_person) -> Evaluation:
-    compiled = project.compiled
     errors = False
     excluded = _excluded(project, runtime, req.evaluation_contexts, survey_only)
     # Only continuity and static-cohort flags need the set of flags this request evaluates.
@@ -109,7 +92,7 @@ def _evaluate(store, cache, project, project_id, req, now, runtime, survey_only,
         wanted = (set(compiled.flags) if req.flag_keys is None
                   else with_dependencies(compiled, req.flag_keys)) - excluded
     distinct_id = req.distinct_id or ""
-    failed: dict[str, tuple[str, str]] = {}
+    continuity = project.continuity & wanted
 
     # Group types: only needed when some flag aggregates by group and the request names groups.
     mapping = {}
@@ -119,15 +102,48 @@ def _evaluate(store, cache, project, project_id, req, now, runtime, survey_only,
         except DatabaseError:
             errors = True
             mapping = {}
+    by_name = {name: index for index, name in mapping.items()}
+    group_keys = {}  # name -> (index, key) of the groups some flag reads
+    for name, raw_key in req.groups.items():
+        index, key = by_name.get(name), _group_key(raw_key)
+        if index is not None and key is not None and index in compiled.group_indexes:
+            group_keys[name] = (index, key)
 
-    person = None
-    continuity = project.continuity & wanted
-    if (project.uses_person and stored_person) or continuity or project.static_cohorts:
+    # The person and the groups: from memory, or one store query (Store.flag_subjects).
+    want_person = (project.uses_person and stored_person) or continuity or project.static_cohorts
+    person, groups, versions = None, {}, None
+    if want_person or group_keys:
         try:
-            person = store.get_person_by_distinct_id(project_id, distinct_id)
+            (person, person_version), groups = store.flag_subjects(
+                project_id, distinct_id if want_person else None, list(group_keys.values()))
+            versions = (person_version, tuple(sorted((k, v[1]) for k, v in groups.items())))
         except DatabaseError:
-            log.warning("person lookup failed for project %s", project_id, exc_info=True)
+            log.warning("person or group lookup failed for project %s", project_id, exc_info=True)
             errors = True
+
+    key = None
+    if answers is not None and project.cacheable and not errors:
+        # Keyed on the versions of the rows just read (they change when the rows may have), not on
+        # a store-wide counter: a write to another person leaves this answer valid.
+        rkey = request_key(req, runtime, survey_only, stored_person)
+        if rkey is not None:
+            key = (project_id, project.generation, tuple(mapping.items()), versions, rkey)
+            hit = answers.get(key)
+            if hit is not None:
+                return hit
+    outcome = _evaluate(store, project, project_id, req, now, runtime, survey_only, stored_person, excluded,
+                        wanted, continuity, mapping, person, {name: groups[ik][0] for name, ik in group_keys.items()
+                                                              if ik in groups}, errors)
+    if key is not None and not outcome.errors and not outcome.read_clock:
+        answers.put(key, outcome)
+    return outcome
+
+
+def _evaluate(store, project, project_id, req, now, runtime, survey_only, stored_person, excluded, wanted,
+              continuity, mapping, person, stored_groups, errors) -> Evaluation:
+    compiled = project.compiled
+    distinct_id = req.distinct_id or ""
+    failed: dict[str, tuple[str, str]] = {}
     stored = person["properties"] if person is not None and stored_person else None
     created_at = None
     if person is not None and stored_person and person.get("created_at") is not None:
@@ -135,17 +151,7 @@ def _evaluate(store, cache, project, project_id, req, now, runtime, survey_only,
     person_props = person_props_for_flags(stored, req.person_properties, distinct_id)
 
     group_properties = {name: dict(props) for name, props in req.group_properties.items() if isinstance(props, dict)}
-    by_name = {name: index for index, name in mapping.items()}
-    for name, raw_key in req.groups.items():
-        index, key = by_name.get(name), _group_key(raw_key)
-        if index is None or key is None or index not in compiled.group_indexes:
-            continue
-        try:
-            group = store.get_group(project_id, index, key)
-        except DatabaseError:
-            log.warning("group lookup failed for project %s", project_id, exc_info=True)
-            errors = True
-            continue
+    for name, group in stored_groups.items():
         if group is not None:
             group_properties[name] = {**group["group_properties"], **group_properties.get(name, {})}
 

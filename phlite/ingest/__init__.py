@@ -49,12 +49,13 @@ class Ingestion:
     def __init__(self, store, config, clock):
         self.store = store
         self.persons = PersonProcessor()
-        self.spool = Spool(config.spool_dir, config.spool_segment_bytes)
+        self.spool = Spool(config.spool_dir, config.spool_segment_bytes, fsync=config.fsync)
         self.writer = Writer(
             store, self.spool,
             max_bytes=config.queue_max_bytes,
             batch_events=config.writer_batch_events,
             commit_events=config.writer_commit_events,
+            commit_seconds=config.writer_commit_seconds,
             clock=clock,
             persons=self.persons,
         )

@@ -19,42 +19,71 @@ from phlite.ingest.normalize import Request, normalize_event
 from phlite.store.events import event_rows
 
 
+# Events normalised and processed together inside a group commit; between two slices the commit
+# checks its time budget (docs/reliability.md "Long writer transactions"). A slice boundary is like
+# a commit boundary for person processing (each slice is one PersonProcessor.process call).
+SLICE_EVENTS = 1000
+
+
 @dataclass
 class Result:
     stored: int = 0  # new rows (a retried event already stored is not counted)
     dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> events
+    # How far the commit got: `finished` parts wholly stored, then events [start, index) of the next.
+    finished: int = 0
+    index: int = 0
 
 
-def commit(store, persons, parts, mark, now_ms) -> Result:
+def commit(store, persons, parts, mark, now_ms, *, over_time=None, slice_events=None) -> Result:
     """Store `parts`, a list of (Record, start, stop): events [start, stop) of each, in one transaction
     that also records `mark` ((position, done_events), Store.set_spool_position).
 
+    `over_time`: called between slices of `slice_events` events; once it returns True the commit stops
+    there with what it has, and `mark` must then be a function (finished, index) -> the spool mark of
+    that point (see Result). A part whose Record is None (an unreadable record) holds no events.
     `persons` is the PersonProcessor (None: no person processing, for tests of the spool alone).
     :raises phlite.store.WRITE_ERRORS: the store refused; nothing of the batch is stored. Any other
         exception: something in these events cannot be stored (nothing of the batch is stored either).
     """
     result = Result()
-    by_project = collections.defaultdict(list)
-    for rec, start, stop in parts:
-        request = Request(rec.received_ms, rec.sent_at, rec.ip, rec.token)
-        kept = by_project[rec.project_id]
-        operations = rec.operations
-        for i in range(start, stop):
-            ev = normalize_event(rec.events[i], request=request)
-            if isinstance(ev, str):
-                result.dropped[ev] += 1
-                continue
-            if operations is not None and operations[i] is not None:
-                ev.mixpanel = operations[i]
-            kept.append(ev)
-        if not kept:  # every event dropped: no person processing for the project
-            del by_project[rec.project_id]
+    slice_events = slice_events or SLICE_EVENTS
+    i, index = 0, parts[0][1] if parts else 0
     with store.transaction():
-        for project_id, events in by_project.items():
-            if persons is not None:
-                events = persons.process(store, project_id, events, now_ms)
-            result.stored += store.insert_event_rows(event_rows(project_id, events, now_ms))
-        store.set_spool_position(*mark)
+        while True:
+            by_project = collections.defaultdict(list)
+            taken = 0
+            while i < len(parts) and taken < slice_events:
+                rec, start, stop = parts[i]
+                end = index if rec is None else min(stop, index + slice_events - taken)
+                if rec is not None and end > index:
+                    request = Request(rec.received_ms, rec.sent_at, rec.ip, rec.token)
+                    kept = by_project[rec.project_id]
+                    operations = rec.operations
+                    events = rec.events
+                    for j in range(index, end):
+                        ev = normalize_event(events[j], request=request)
+                        if isinstance(ev, str):
+                            result.dropped[ev] += 1
+                            continue
+                        if operations is not None and operations[j] is not None:
+                            ev.mixpanel = operations[j]
+                        kept.append(ev)
+                    taken += end - index
+                if rec is None or end >= stop:
+                    i += 1
+                    index = parts[i][1] if i < len(parts) else 0
+                else:
+                    index = end
+            for project_id, events in by_project.items():
+                if not events:  # every event dropped: no person processing for the project
+                    continue
+                if persons is not None:
+                    events = persons.process(store, project_id, events, now_ms)
+                result.stored += store.insert_event_rows(event_rows(project_id, events, now_ms))
+            if i >= len(parts) or (over_time is not None and over_time()):
+                break
+        result.finished, result.index = i, index
+        store.set_spool_position(*(mark(i, index) if callable(mark) else mark))
     return result
 
 

@@ -33,10 +33,13 @@ PERSON_ONLY_EVENTS = MERGE_EVENTS | {"$groupidentify"}
 
 
 class _Person:
-    __slots__ = ("id", "uuid", "properties", "created_at", "is_identified", "new", "dirty")
+    __slots__ = ("id", "uuid", "properties", "created_at", "is_identified", "new", "dirty", "creator")
 
-    def __init__(self, id, uuid, properties, created_at, is_identified, new=False):
+    def __init__(self, id, uuid, properties, created_at, is_identified, new=False, creator=None):
         self.id = id
+        # The uuid of the event that created this person in this batch: only that event writes
+        # automatic properties unconditionally; later ones in the same batch see an existing person.
+        self.creator = creator
         self.uuid = uuid
         self.properties = properties
         self.created_at = created_at
@@ -255,7 +258,7 @@ class _Batch:
         if self.next_id is None:
             self.next_id = self.store.max_person_id() + 1
         person = _Person(self.next_id, person_uuid(self.project_id, distinct_id), {"$creator_event_uuid": ev.uuid},
-                         ev.timestamp, is_identified, new=True)
+                         ev.timestamp, is_identified, new=True, creator=ev.uuid)
         self.next_id += 1
         self.persons[person.id] = person
         self._assign(distinct_id, person.id)
@@ -282,7 +285,7 @@ class _Batch:
         set_, set_once, unset = person_updates(ev)
         props = person.properties
         changed = apply_updates(props, set_once, set_, unset,
-                                skip_auto_only=not person.new and ev.event not in PERSON_EVENTS)
+                                skip_auto_only=person.creator != ev.uuid and ev.event not in PERSON_EVENTS)
         if ev.mixpanel:
             changed = apply_operations(props, ev.mixpanel) or changed
         if changed:

@@ -1,7 +1,9 @@
 """The write-ahead spool: every accepted request is appended here before it is answered.
 
-A record is appended with a plain write() (no fsync): once write() returns the bytes are in the
-kernel, so they survive `kill -9` of this process (docs/design.md "Durability costs"). The writer
+A record is appended with a plain write(): once write() returns the bytes are in the kernel, so
+they survive `kill -9` of this process (docs/design.md "Durability costs"). With the `fsync`
+setting at `batch`, the request also waits for a group fsync that covers its record (GroupFsync,
+docs/reliability.md "Power loss"), so it survives a power cut too. The writer
 stores the events of a record and the record's end position in the same SQLite transaction; on
 start, records after the stored position are replayed. So a 200 is never lost and never stored twice.
 
@@ -15,6 +17,7 @@ one. Segments wholly behind the stored position are deleted.
 import logging
 import os
 import struct
+import threading
 import zlib
 
 from phlite.errors import StartupError
@@ -63,9 +66,13 @@ class SpoolLost(OSError):
 
 
 class Spool:
-    def __init__(self, directory, segment_bytes=64 * 1024 * 1024):
+    def __init__(self, directory, segment_bytes=64 * 1024 * 1024, *, fsync="off", fsync_fn=os.fdatasync):
         self.dir = directory
         self.segment_bytes = segment_bytes
+        # "batch": a segment is synced before the next one starts (GroupFsync syncs only the live one)
+        # and the directory after a segment is created, so its name survives a power cut too.
+        self.durable = fsync == "batch"
+        self.fsync_fn = fsync_fn
         self.damaged = 0
         if self.dir.exists() and not self.dir.is_dir():
             raise SpoolError(f"{self.dir} is not a directory: phlite keeps its spool there (move that file away)")
@@ -160,17 +167,39 @@ class Spool:
         # inodes), self.fd still names a file of ours, never a number the kernel has since given
         # to someone else (a client socket) that a later close() would take from them.
         fd = os.open(self._path(segment), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        if self.durable:
+            try:
+                if self.fd is not None:
+                    self.fsync_fn(self.fd)  # the records of the segment we leave: GroupFsync syncs only the new one
+                self._sync_dir()
+            except OSError:
+                os.close(fd)
+                raise
         self.fds[segment] = fd
         self.fd = fd
+        self.live_path = str(self._path(segment))  # check() runs after every append: no pathlib there
         self.segment = segment
         self.size = os.fstat(fd).st_size
+
+    def _sync_dir(self):
+        dfd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def sync_point(self):
+        """(end position of the last record appended, a dup of the live segment's fd): what one
+        fsync of that fd makes durable. The caller serialises this with appends, fsyncs the fd
+        without any lock and closes it (a dup, so a concurrent release() cannot close it under it)."""
+        return (self.segment, self.size), os.dup(self.fd)
 
     def check(self):
         """Why appends would not survive a restart, or None: the live segment is still the file
         recovery reads."""
         if self.fd is None:
             return "the spool is closed"
-        path = self._path(self.segment)
+        path = self.live_path
         st = os.fstat(self.fd)
         try:
             on_disk = os.stat(path)
@@ -244,3 +273,53 @@ class Spool:
             os.close(fd)
         self.fds.clear()
         self.fd = None
+
+
+class GroupFsync:
+    """Group fsync of the spool before a 200 (the `fsync` setting at `batch`).
+
+    `wait(position)` returns once an fsync that started after the record ending at `position`
+    was appended has completed. One request at a time runs the fsync (the leader); every request
+    that appends while it runs waits and shares the next one, so concurrent requests pay one
+    fsync per round instead of one each: the window is the fsync in flight.
+
+    :param sync_point: () -> (position, fd) as Spool.sync_point, serialised with appends by the caller.
+    :param fsync_fn: the fsync to run (os.fdatasync; tests inject one that counts or blocks).
+    """
+
+    def __init__(self, sync_point, fsync_fn=os.fdatasync):
+        self._sync_point = sync_point
+        self.fsync_fn = fsync_fn
+        self.cond = threading.Condition()
+        self.synced = (-1, -1)  # every record ending at or before this position is on disk
+        self.running = False
+        self.waiting = 0  # requests waiting for the fsync in flight to end (tests watch this)
+        self.fsyncs = 0
+
+    def wait(self, position):
+        """Block until `position` is on disk. Raises OSError if the fsync this request ran failed."""
+        with self.cond:
+            while self.synced < position:
+                if self.running:
+                    self.waiting += 1
+                    self.cond.notify_all()
+                    try:
+                        self.cond.wait()
+                    finally:
+                        self.waiting -= 1
+                    continue
+                self.running = True
+                self.cond.release()
+                target = None
+                try:
+                    target, fd = self._sync_point()
+                    try:
+                        self.fsync_fn(fd)
+                    finally:
+                        os.close(fd)
+                finally:
+                    self.cond.acquire()
+                    self.running = False
+                    self.cond.notify_all()
+                self.fsyncs += 1
+                self.synced = max(self.synced, target)

@@ -22,7 +22,7 @@ import time
 
 from phlite import errors
 from phlite.ingest import batch, record
-from phlite.ingest.spool import SpoolLost
+from phlite.ingest.spool import GroupFsync, SpoolLost
 from phlite.store import WRITE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,16 @@ log = logging.getLogger(__name__)
 # parsed all at once, so this also bounds the writer's memory: 4 MB cost ~45 MB more
 # peak RSS under /batch load for no measurable throughput (bench/README.md).
 BATCH_BYTES = 1024 * 1024
-# Queued records are kept in memory up to this many bytes; past it a queued record is only
-# in the spool file (submit() has just written it there, so it is in the page cache) and the
-# writer reads it back. queue_max_bytes bounds what is accepted and not yet stored; this
-# bounds the memory it takes: under /batch overload the full 32 MB queue cost ~50 MB of
-# peak RSS (bench/README.md).
+# Queued records are kept in memory, as the events submit() was handed (already parsed by the
+# request thread, so the writer does not parse them again), up to about this many bytes of
+# memory; past it a queued record is only in the spool file (submit() has just written it
+# there, so it is in the page cache) and the writer reads it back. queue_max_bytes bounds what
+# is accepted and not yet stored; this bounds the memory it takes: under /batch overload the
+# full 32 MB queue cost ~50 MB of peak RSS (bench/README.md).
 MEMORY_BYTES = 1024 * 1024
+# Parsed events take about 3.8x the bytes of their JSON (posthog-python events, tracemalloc):
+# a record kept parsed counts this many times its spooled length against MEMORY_BYTES.
+PARSED_WEIGHT = 4
 
 
 class _InSpool:
@@ -51,6 +55,30 @@ class _InSpool:
 
     def __len__(self):
         return self.length
+
+
+class _Parsed:
+    """A queued record kept in memory as submit() built it; its length is its spooled length."""
+
+    __slots__ = ("record", "length")
+
+    def __init__(self, rec, length):
+        self.record = rec
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+    @property
+    def weight(self):
+        return self.length * PARSED_WEIGHT
+
+
+def _weight(item):
+    """Memory a queued item holds, as counted against MEMORY_BYTES."""
+    if isinstance(item, _Parsed):
+        return item.weight
+    return len(item) if isinstance(item, bytes) else 0
 
 
 def _queue_full():
@@ -77,8 +105,14 @@ class _Call:
 
 class Writer:
     def __init__(self, store, spool, *, max_bytes=32 * 1024 * 1024, batch_events=5000, commit_events=5000,
-                 clock=time.time, retry_delay=1.0, persons=None):
+                 commit_seconds=1.0, clock=time.time, monotonic=time.monotonic, retry_delay=1.0, persons=None,
+                 memory_bytes=MEMORY_BYTES):
         self.store = store
+        # A group commit stops taking events once it has run this long (docs/reliability.md "Long
+        # writer transactions"): the write lock a flag edit waits for is held about this long at most.
+        self.commit_seconds = commit_seconds
+        self.monotonic = monotonic
+        self.memory_limit = memory_bytes
         self.spool = spool
         self.max_bytes = max_bytes
         self.batch_events = batch_events
@@ -87,7 +121,7 @@ class Writer:
         self.retry_delay = retry_delay
         self.persons = persons  # the PersonProcessor; None stores events without person processing
         self.cond = threading.Condition()
-        self.queue = collections.deque()  # (position, record bytes or _InSpool) or (None, _Call)
+        self.queue = collections.deque()  # (position, record bytes, _Parsed or _InSpool) or (None, _Call)
         self.queued_bytes = 0
         self.memory_bytes = 0  # of queued records held in memory
         self.failure = None  # the last store error; while set, submit() answers 503
@@ -101,6 +135,8 @@ class Writer:
         # When each queued record arrived (time.monotonic), in queue order: the head's age is the writer's
         # lag (docs/operations.md "Metrics"). One entry per record of the queue, never per call.
         self.arrivals = collections.deque()
+        # With the `fsync` setting at batch, submit() returns only once its record is on disk.
+        self.syncer = GroupFsync(self._sync_point, spool.fsync_fn) if spool.durable else None
         with store.db.connection_context():
             # done_events: events of the record after `committed` already stored (a record split
             # over several group commits, docs/reliability.md "Poison records").
@@ -131,7 +167,8 @@ class Writer:
 
         `operations`: each event's Mixpanel operations (or None), for /engage and /groups."""
         received_ms = int(self.clock() * 1000) if received_ms is None else received_ms
-        data = record.encode(record.Record(project_id, received_ms, sent_at, ip, token, events, operations))
+        rec = record.Record(project_id, received_ms, sent_at, ip, token, events, operations)
+        data = record.encode(rec)
         with self.cond:
             if self.stopping:
                 raise errors.Unavailable("phlite is shutting down; retry shortly.", retry_after=2)
@@ -153,9 +190,12 @@ class Writer:
             except OSError as e:
                 log.error("spool append failed: %s", e)
                 raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
-            if self.memory_bytes + len(data) <= MEMORY_BYTES:
-                self.queue.append((position, data))
-                self.memory_bytes += len(data)
+            # The events as the request thread parsed them: the writer stores the same record the
+            # spool holds (record.decode(data) == rec), without parsing it again.
+            item = _Parsed(rec, len(data))
+            if self.memory_bytes + item.weight <= self.memory_limit:
+                self.queue.append((position, item))
+                self.memory_bytes += item.weight
             else:
                 self.queue.append((position, _InSpool(len(data))))
             self.queued_bytes += len(data)
@@ -163,6 +203,19 @@ class Writer:
             self.accepted += len(events)
             self.arrivals.append(time.monotonic())
             self.cond.notify_all()
+        if self.syncer is not None:
+            try:
+                self.syncer.wait(position)
+            except OSError as e:
+                # The record is spooled and will be stored, but is not known to be on disk: the 200
+                # would promise more than is true. (A retry is deduplicated by the event's uuid.)
+                log.error("spool fsync failed: %s", e)
+                raise errors.Unavailable(f"Cannot flush data to disk ({e.strerror or e}); retry later.",
+                                         retry_after=5)
+
+    def _sync_point(self):
+        with self.cond:
+            return self.spool.sync_point()
 
     def _refusal(self):
         """Why submit() must answer 503 rather than acknowledge, or None. Caller holds cond."""
@@ -186,7 +239,7 @@ class Writer:
                 if position is not None and i >= self.in_flight:
                     payload = self._payload(position, item)
                     position = self.spool.append(payload)
-                    if not isinstance(item, bytes):
+                    if isinstance(item, _InSpool):
                         item = _InSpool(len(payload))
                 moved.append((position, item))
         except OSError as e:
@@ -376,8 +429,7 @@ class Writer:
                 _, item = self.queue.popleft()
                 self.arrivals.popleft()
                 self.queued_bytes -= len(item)
-                if isinstance(item, bytes):
-                    self.memory_bytes -= len(item)
+                self.memory_bytes -= _weight(item)
             self.in_flight = max(0, self.in_flight - records)
             self.committed, self.done_events = committed, done_events
             if self.failure is not None:
@@ -387,6 +439,9 @@ class Writer:
         self.spool.release(self.committed)
 
     def _payload(self, position, item):
+        """The spooled bytes of a queued record."""
+        if isinstance(item, _Parsed):
+            return record.encode(item.record)
         return item if isinstance(item, bytes) else self.spool.read(position, len(item))
 
     def _reject(self, position, payload, reason):
@@ -408,6 +463,9 @@ class Writer:
         now_ms = int(self.clock() * 1000)
         pending = collections.deque()
         for position, item in items:
+            if isinstance(item, _Parsed):
+                pending.append((position, item.record))
+                continue
             payload = self._payload(position, item)
             try:
                 pending.append((position, record.decode(payload)))
@@ -416,32 +474,48 @@ class Writer:
                 self._reject(position, payload, f"{type(e).__name__}: {e}")
         start = self.done_events
         while pending:
-            parts, count, finished, mark = [], 0, 0, None
-            committed = self.committed
-            while pending and count < self.commit_events:
-                position, rec = pending[0]
+            parts, count = [], 0
+            for position, rec in pending:
+                if count >= self.commit_events:
+                    break
                 n = 0 if rec is None else len(rec.events)
                 stop = min(n, start + self.commit_events - count)
                 parts.append((position, rec, start, stop))  # rec None: rejected, only its position moves
                 count += stop - start
                 if stop < n:
-                    mark = (committed, stop)
-                    start = stop
                     break
-                pending.popleft()
-                finished += 1
-                committed, start = position, 0
-                mark = (position, 0)
-            if self._commit(parts, mark, now_ms):
-                self._advance(finished, *mark)
+                start = 0
+            base = self.committed
 
-    def _commit(self, parts, mark, now_ms):
-        """Store `parts` in one transaction (True), or else one event per transaction, advancing
-        as each is done (False)."""
+            def mark_at(finished, index, parts=parts, base=base):
+                # The spool mark once `finished` parts are stored and events up to `index` of the next.
+                if finished < len(parts) and index > parts[finished][2]:
+                    return (base if finished == 0 else parts[finished - 1][0], index)
+                position, rec, _, stop = parts[finished - 1]
+                if stop == (0 if rec is None else len(rec.events)):
+                    return (position, 0)
+                return (base if finished == 1 else parts[finished - 2][0], stop)
+
+            done = self._commit(parts, mark_at, now_ms)
+            finished = len(parts) if done is None else done[0]  # None: stored one by one, advanced as it went
+            records = sum(1 for position, rec, _, stop in parts[:finished]
+                          if stop == (0 if rec is None else len(rec.events)))
+            if done is not None:
+                self._advance(records, *mark_at(*done))
+            for _ in range(records):
+                pending.popleft()
+            start = self.done_events
+
+    def _commit(self, parts, mark_at, now_ms):
+        """Store `parts` in one transaction, as far as its time budget lets it: (parts finished,
+        index into the next) as batch.Result says; or else one event per transaction, advancing as
+        each is done (None)."""
+        deadline = self.monotonic() + self.commit_seconds
         try:
-            self._record(batch.commit(self.store, self.persons, [p[1:] for p in parts if p[1] is not None],
-                                      mark, now_ms))
-            return True
+            result = batch.commit(self.store, self.persons, [p[1:] for p in parts], mark_at, now_ms,
+                                  over_time=lambda: self.monotonic() >= deadline)
+            self._record(result)
+            return result.finished, result.index
         except WRITE_ERRORS:
             raise
         except Exception:
@@ -475,7 +549,7 @@ class Writer:
                 self._advance(1 if i + 1 == n else 0, *step)
                 if i + 1 == n:
                     committed = position
-        return False
+        return None
 
     def _record(self, result):
         self.stored += result.stored

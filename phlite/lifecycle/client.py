@@ -1,6 +1,7 @@
 """A PostHog-compatible destination over HTTP: its private API and `/batch/`, with retries.
 
-Used by `python app.py migrate posthog` (and forwarding). Retries network errors, 408, 429 and 5xx,
+Used by `python app.py migrate posthog` and by forwarding (with max_attempts=1: the forwarder
+keeps its own backoff, docs/lifecycle.md "Forwarding"). Retries network errors, 408, 429 and 5xx,
 waiting max(backoff, Retry-After) capped at 30 s, as PostHog's own importer and posthog-python do
 (docs/lifecycle.md "Migrate: retries"); any other 4xx is an error at once. `sleep` is injected.
 """
@@ -18,9 +19,10 @@ MAX_WAIT = 30.0
 
 
 class DestinationError(Exception):
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, retry_after=None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds the destination asked us to wait (Retry-After), or None
 
 
 class Destination:
@@ -69,8 +71,10 @@ class Destination:
             if status is not None and status not in RETRY_STATUSES:
                 raise DestinationError(f"{method} {url}: HTTP {status}: {raw[:500].decode(errors='replace')}", status)
             if attempt == self.max_attempts:
-                raise DestinationError(f"{method} {url}: gave up after {attempt} attempts"
-                                       f" (last: {status or raw[:200].decode(errors='replace')})", status)
+                last = f"HTTP {status}" if status else raw[:200].decode(errors='replace')
+                raise DestinationError(f"{method} {url}: {last}" if attempt == 1 else
+                                       f"{method} {url}: gave up after {attempt} attempts (last: {last})",
+                                       status, retry_after)
             if status == 429:
                 self.throttled += 1
             self.retries += 1

@@ -21,11 +21,14 @@ def parse_date(value, now_ms, tz, attr, round_relative=False, week_start=0):
     m = _RELATIVE.match(value.strip())
     if m:
         n, unit, edge = int(m.group(1)), _UNIT[m.group(2)], m.group(3)
-        ms = fn.add_interval(now_ms, -n, unit, tz)
-        if edge or round_relative:
-            ms = fn.start_of(ms, "day" if unit in ("day",) or not edge else unit, tz, week_start)
-            if edge == "End":
-                ms = fn.add_interval(ms, 1, unit if unit != "hour" else "hour", tz) - 1
+        try:
+            ms = fn.add_interval(now_ms, -n, unit, tz)
+            if edge or round_relative:
+                ms = fn.start_of(ms, "day" if unit in ("day",) or not edge else unit, tz, week_start)
+                if edge == "End":
+                    ms = fn.add_interval(ms, 1, unit if unit != "hour" else "hour", tz) - 1
+        except (ValueError, OverflowError):  # past year 1 or 9999
+            raise errors.BadRequest(f"'{attr}' is too far from today: {value!r}.", code="invalid", attr=attr) from None
         return ms
     if value in ("today", "dStart"):
         return fn.start_of(now_ms, "day", tz)

@@ -114,6 +114,8 @@ def parse(text):
             err = e.errors[0]
             detail = f"Syntax error at line {err.get('line')}, column {err.get('col')}: {err.get('description')}"
         raise HogQLError(detail) from None
+    except RecursionError:  # sqlglot's parser recurses per nesting level: a few hundred brackets exhaust it
+        raise HogQLError("The query is nested too deeply.") from None
     if len(trees) != 1:
         raise HogQLError("Only one SELECT statement is allowed per query.")
     tree = trees[0]

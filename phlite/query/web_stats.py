@@ -32,6 +32,8 @@ EVENT_LEVEL = {
     "Region": (["properties.$geoip_country_code", "properties.$geoip_subdivision_1_code",
                 "properties.$geoip_subdivision_1_name"], lambda vs: vs[1] is not None),
     "City": (["properties.$geoip_country_code", "properties.$geoip_city_name"], lambda vs: vs[1] is not None),
+    # grouped by the language part of "en-US"; the row is named after the region most of its groups have
+    "Language": (["properties.$browser_language"], _ONE),
 }
 # breakdownBy -> (the session's first or last pageview, the property read there).
 SESSION_LEVEL = {"InitialPage": ("entry", "$pathname"), "ExitPage": ("exit", "$pathname"),
@@ -215,12 +217,21 @@ def run_web_stats(store, project, node, now_ms, timeout_s):
                 facts["counted"], bounce)
     else:
         exprs, keep = EVENT_LEVEL[by]
+        regions: dict = {}
         for s, vs, visitor, views in _groups(store, ctx, tz, span_lo, end, props, exprs, timeout_s):
             session = sessions.get(s)
             if session is None or not keep(vs):
                 continue
             v = vs[0] if len(vs) == 1 else vs
+            if by == "Language":
+                v, _, region = str(v).partition("-")
+                counts_of = regions.setdefault(v, {})
+                counts_of[region] = counts_of.get(region, 0) + 1
             add(cells.setdefault(v, (_Cell(), _Cell())), 0 if session[0] >= lower else 1, visitor, views, session[1])
+        if by == "Language":
+            # the most groups, ties to the alphabetically first (ClickHouse's topK is approximate anyway)
+            top = {lang: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for lang, c in regions.items()}
+            cells = {f"{lang}-{top[lang]}": pair for lang, pair in cells.items()}
         if by == "Page" and bounce_rate:
             # A page's bounce rate is that of the sessions that entered on it.
             for first, bounce, facts in sessions.values():

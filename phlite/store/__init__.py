@@ -16,6 +16,7 @@ from phlite.store.deletion import DeletionMixin
 from phlite.store.events import EventsMixin
 from phlite.store.flags import FlagsMixin
 from phlite.store.insights import InsightsMixin
+from phlite.store.forwarding import ForwardingMixin
 from phlite.store.lifecycle import LifecycleMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
@@ -31,10 +32,10 @@ WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
 class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
-            ConsoleMixin, DeletionMixin):
-    def __init__(self, path):
+            ConsoleMixin, ForwardingMixin, DeletionMixin):
+    def __init__(self, path, durable=False):
         self.path = path
-        self.db = open_database(path)
+        self.db = open_database(path, durable=durable)
         self._lock = threading.Lock()
         with self.db.connection_context():
             migrate(self.db)

@@ -30,11 +30,14 @@ PRAGMAS = {
 }
 
 
-def open_database(path):
+def open_database(path, durable=False):
+    """durable: synchronous=FULL, every commit fsynced (the `fsync` setting at batch: a committed
+    spool position must survive a power cut, since the spool segments behind it are then deleted)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    pragmas = {**PRAGMAS, "synchronous": "full"} if durable else PRAGMAS
     # timeout is SQLite's busy timeout: a request thread that writes (a flag edit)
     # waits for the writer's group commit instead of failing.
-    return peewee.SqliteDatabase(str(path), pragmas=PRAGMAS, timeout=10)
+    return peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=10)
 
 
 def path_of(db):

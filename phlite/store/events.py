@@ -39,11 +39,17 @@ class EventsMixin:
         """Insert rows (from `event_rows`) in the caller's transaction; duplicates by
         (project, uuid) are ignored. Returns how many were new.
 
-        peewee's insert_many is ~6x slower than the driver's executemany (docs/design.md "SQLite inserts")."""
+        peewee's insert_many is ~6x slower than the driver's executemany (docs/design.md "SQLite inserts").
+        New rows of a forwarding project are queued in its outbox in the same transaction
+        (phlite/store/forwarding.py)."""
         conn = self.db.connection()
+        mark = self._outbox_mark(conn, rows)
         before = conn.total_changes
         conn.executemany(INSERT_EVENT, rows)
-        return conn.total_changes - before
+        added = conn.total_changes - before
+        if mark is not None and added:
+            self._outbox_fill(conn, mark)
+        return added
 
     def spool_position(self):
         """((segment, offset) of the end of the last wholly stored record, events of the next one stored)."""

@@ -9,6 +9,8 @@ import threading
 
 import orjson
 
+from phlite.store.subjects import Subjects, Touched
+
 # Well under SQLite's 32,766 bound parameters per statement.
 _CHUNK = 5000
 
@@ -53,7 +55,8 @@ class PersonsMixin:
     def _init_cache(self):
         self.db.register_function(_icontains, "phlite_icontains", 2, deterministic=True)
         self._persons_generation = 0
-        self._persons_dirty = threading.local()  # per thread: a transaction belongs to one
+        self._persons_dirty = threading.local()  # per thread (a transaction belongs to one): a Touched
+        self.subjects = Subjects()  # what /flags reads, in memory (phlite/store/subjects.py)
 
     # --- change tracking --------------------------------------------------------------
 
@@ -62,15 +65,26 @@ class PersonsMixin:
         group types (any project): what a cached /flags answer read is then possibly stale."""
         return self._persons_generation
 
-    def _persons_touched(self):
-        self._persons_dirty.value = True
+    def _persons_touched(self, persons=None, distinct_ids=None, groups=None):
+        """Record what this transaction writes: person ids, (project, distinct id)s, (project,
+        index, key)s; called with none of them, everything (any person or group may have changed)."""
+        touched = getattr(self._persons_dirty, "value", None)
+        if touched is None:
+            touched = self._persons_dirty.value = Touched()
+        if persons is None and distinct_ids is None and groups is None:
+            touched.all = True
+        touched.persons.update(persons or ())
+        touched.distinct_ids.update(distinct_ids or ())
+        touched.groups.update(groups or ())
 
     def _after_transaction(self):
         # Called when this thread's outermost transaction has ended: only then is the write
         # visible to readers, so only then may a reader's cached answer become stale. (A write
         # outside any transaction would be bumped at the thread's next one; writers use one.)
-        if getattr(self._persons_dirty, "value", False):
-            self._persons_dirty.value = False
+        touched = getattr(self._persons_dirty, "value", None)
+        if touched:
+            self._persons_dirty.value = None
+            self.subjects.invalidate(touched)
             with self._lock:
                 self._persons_generation += 1
 
@@ -84,6 +98,49 @@ class PersonsMixin:
             (project_id, distinct_id),
         ).fetchone()
         return _person(row) if row else None
+
+    def flag_subjects(self, project_id, distinct_id, groups):
+        """What a /flags request reads, from memory when it is there, else in one SQLite query:
+        ((person or None, its version), {(index, key): (group or None, its version)}).
+
+        `distinct_id` None: no person wanted. `groups`: (group type index, key text) pairs. A
+        version names the rows read: it changes when they may have (phlite/store/subjects.py)."""
+        subjects = self.subjects
+        person = subjects.person(project_id, distinct_id) if distinct_id is not None else (None, None)
+        found, missing = {}, []
+        for index, key in groups:
+            entry = subjects.group(project_id, index, key)
+            if entry is None:
+                missing.append((index, key))
+            else:
+                found[(index, key)] = (entry[1], entry[0])
+        if person is not None and not missing:
+            return (person[1], person[0]), found
+        started = subjects.start()
+        parts, params = [], []
+        if person is None:
+            parts.append("SELECT 0, p.id, p.uuid, p.properties, p.created_at, p.is_identified FROM person_distinct_id d"
+                         " JOIN person p ON p.id = d.person_id WHERE d.project_id = ? AND d.distinct_id = ?")
+            params += [project_id, distinct_id]
+        for index, key in missing:
+            parts.append("SELECT 1, group_type_index, group_key, properties, created_at, NULL FROM group_"
+                         " WHERE project_id = ? AND group_type_index = ? AND group_key = ?")
+            params += [project_id, index, key]
+        rows = self.db.execute_sql(" UNION ALL ".join(parts), params).fetchall()
+        loaded_person = None
+        loaded_groups = dict.fromkeys(missing)
+        for row in rows:
+            if row[0] == 0:
+                loaded_person = _person(row[1:])
+            else:
+                loaded_groups[(row[1], row[2])] = _group(row[1:5])
+        version, versions = subjects.keep(started, project_id, distinct_id if person is None else None,
+                                          loaded_person, loaded_groups)
+        if person is None:
+            person = (version, loaded_person)
+        for k, group in loaded_groups.items():
+            found[k] = (group, versions[k])
+        return (person[1], person[0]), found
 
     def group_type_mapping(self, project_id):
         """{group_type_index: group_type name}"""
@@ -146,7 +203,7 @@ class PersonsMixin:
 
     def insert_persons(self, rows):
         """rows: (id, project_id, uuid, properties dict, created_at, is_identified)"""
-        self._persons_touched()
+        self._persons_touched(persons=[r[0] for r in rows])
         self.db.connection().executemany(
             "INSERT INTO person (id, project_id, uuid, properties, created_at, is_identified) VALUES (?, ?, ?, ?, ?, ?)",
             [(r[0], r[1], r[2], _dumps(r[3]), r[4], int(r[5])) for r in rows],
@@ -154,7 +211,7 @@ class PersonsMixin:
 
     def update_persons(self, rows):
         """rows: (id, properties dict, created_at, is_identified)"""
-        self._persons_touched()
+        self._persons_touched(persons=[r[0] for r in rows])
         self.db.connection().executemany(
             "UPDATE person SET properties = ?, created_at = ?, is_identified = ?, version = version + 1 WHERE id = ?",
             [(_dumps(r[1]), r[2], int(r[3]), r[0]) for r in rows],
@@ -162,7 +219,7 @@ class PersonsMixin:
 
     def set_distinct_ids(self, project_id, pairs):
         """pairs: (distinct_id, person id); an existing mapping is replaced."""
-        self._persons_touched()
+        self._persons_touched(distinct_ids=[(project_id, d) for d, _ in pairs])
         self.db.connection().executemany(
             "INSERT OR REPLACE INTO person_distinct_id (project_id, distinct_id, person_id) VALUES (?, ?, ?)",
             [(project_id, d, p) for d, p in pairs],
@@ -172,7 +229,7 @@ class PersonsMixin:
         """Move every distinct id and flag hash-key override of person `source_id` to
         `target_id` (the target's own overrides win), then delete the source person.
         Returns the distinct ids moved."""
-        self._persons_touched()
+        self._persons_touched(persons=(source_id, target_id))
         conn = self.db.connection()
         moved = [r[0] for r in conn.execute(
             "UPDATE person_distinct_id SET person_id = ? WHERE project_id = ? AND person_id = ?"
@@ -190,7 +247,7 @@ class PersonsMixin:
 
     def delete_person_rows(self, project_id, person_id):
         """Delete a person with its distinct ids and hash-key overrides; returns the distinct ids."""
-        self._persons_touched()
+        self._persons_touched(persons=(person_id,))
         conn = self.db.connection()
         gone = [r[0] for r in conn.execute(
             "DELETE FROM person_distinct_id WHERE project_id = ? AND person_id = ? RETURNING distinct_id",
@@ -214,7 +271,7 @@ class PersonsMixin:
         return conn.total_changes - before
 
     def insert_group_type(self, project_id, group_type_index, group_type):
-        self._persons_touched()
+        # Group types reach /flags through the definitions cache (re-read when a request names an unknown one).
         self.db.execute_sql(
             "INSERT OR IGNORE INTO group_type (project_id, group_type_index, group_type) VALUES (?, ?, ?)",
             (project_id, group_type_index, group_type),
@@ -222,7 +279,7 @@ class PersonsMixin:
 
     def upsert_groups(self, project_id, rows):
         """rows: (group_type_index, group_key, properties dict, created_at); replaces what is stored."""
-        self._persons_touched()
+        self._persons_touched(groups=[(project_id, r[0], r[1]) for r in rows])
         self.db.connection().executemany(
             "INSERT INTO group_ (project_id, group_type_index, group_key, properties, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, group_type_index, group_key)"
@@ -232,7 +289,7 @@ class PersonsMixin:
 
     def delete_groups(self, project_id, keys):
         """keys: (group_type_index, group_key)"""
-        self._persons_touched()
+        self._persons_touched(groups=[(project_id, i, k) for i, k in keys])
         self.db.connection().executemany(
             "DELETE FROM group_ WHERE project_id = ? AND group_type_index = ? AND group_key = ?",
             [(project_id, i, k) for i, k in keys],

@@ -43,7 +43,8 @@ def register(ui):
         return ctx.project_url(path) + "?" + urlencode([*params, ("insight", str(insight["id"]))])
 
     def number(text):
-        return int(text) if (text or "").isdigit() else None
+        """A posted id, or None (also past SQLite's 64-bit integers)."""
+        return int(text) if (text or "").isdigit() and len(text) < 19 else None
 
     @ui.page("/project/<pid:int>/insights")
     def index(ctx):

@@ -1,9 +1,11 @@
-"""Settings: the project (token, name, timezone, week start), personal API keys (create: shown once;
-revoke) and console users. Members see the project's settings; changing them, keys and users are
-for admins, checked on every request whatever the URL."""
+"""Settings: the project (token, name, timezone, week start), forwarding to PostHog (destination, what
+waits, the last error), personal API keys (create: shown once; revoke) and console users. Members see
+the project's settings; changing them, keys and users are for admins, checked on every request
+whatever the URL."""
 
 import zoneinfo
 
+from phlite import lifecycle
 from phlite.console import SignInError
 from phlite.web.console.ui import redirect, request_origin
 
@@ -15,6 +17,30 @@ def register(ui):
     ui.add_nav("Settings", "settings", 90)
     ui.add_nav("API keys", "keys", 92, admin=True)
     ui.add_nav("Users", "users", 94, admin=True)
+
+    def page(ctx, errors=None, forward_errors=None, forward_form=None):
+        pid = ctx.project["id"]
+        status = next(iter(app.forwarder.status(pid)), None)
+        dest = next(iter(store.forward_destinations(pid)), None)
+        return ctx.render("settings.html", errors=errors or {}, timezones=TIMEZONES, saved=bool(ctx.get("saved")),
+                          api_host=request_origin(app.config), forwarding=status, forward_errors=forward_errors or {},
+                          forward_form=forward_form or {"host": dest["host"] if dest else "",
+                                                        "project_api_key": dest["project_api_key"] if dest else ""},
+                          forward_saved=ctx.get("forwarding"), duration=_duration)
+
+    @ui.page("/project/<pid:int>/forwarding", ("POST",), admin=True)
+    def forwarding(ctx):
+        pid = ctx.project["id"]
+        if ctx.field("action") == "off":
+            store.stop_forwarding(pid)
+            return redirect(ctx.project_url("settings?forwarding=off#forwarding"))
+        form = {"host": ctx.field("host"), "project_api_key": ctx.field("project_api_key")}
+        try:
+            host, key = lifecycle.check_destination(form["host"], form["project_api_key"])
+        except lifecycle.ForwardSettingError as e:
+            return page(ctx, forward_errors={e.field: e.message}, forward_form=form)
+        store.set_forwarding(pid, host, key, backfill_after=0 if ctx.field("backfill") == "all" else None)
+        return redirect(ctx.project_url("settings?forwarding=saved#forwarding"))
 
     @ui.page("/project/<pid:int>/settings", ("GET", "POST"))
     def settings(ctx):
@@ -32,8 +58,7 @@ def register(ui):
             if not errors:
                 store.update_project(ctx.project["id"], name=name, timezone=tz, week_start_day=int(week))
                 return redirect(ctx.project_url("settings?saved=1"))
-        return ctx.render("settings.html", errors=errors, timezones=TIMEZONES, saved=bool(ctx.get("saved")),
-                          api_host=request_origin(app.config))
+        return page(ctx, errors)
 
     @ui.page("/project/<pid:int>/keys", ("GET", "POST"), admin=True)
     def keys(ctx):
@@ -74,3 +99,16 @@ def register(ui):
                 token = user and console.reset_link(user["email"])
                 link = token and f"{request_origin(app.config)}/console/link/{token}"
         return ctx.render("users.html", users=console.list_users(), errors=errors, link=link)
+
+
+def _duration(seconds):
+    """A wait as people say it: 45 s, 12 min, 3.5 h, 2.0 days."""
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
