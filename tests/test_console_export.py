@@ -1,12 +1,16 @@
 """Settings -> "Download an export" over HTTP against a real server: a date range of events as gzip JSONL and
 as CSV, persons, flags; the download is byte for byte what `export()` writes, read back; members may download,
-signed-out visitors and bad parameters may not."""
+signed-out visitors and bad parameters may not; the button in Chromium (tests/js/console_export.mjs). And
+docs/lifecycle.md "Parquet": its DuckDB command, run as written there."""
 
 import csv
 import gzip
 import io
 import json
 import re
+import subprocess
+
+import pytest
 
 from support import ROOT, ConsoleClient, console_user, ev, send
 from phlite import lifecycle
@@ -79,7 +83,7 @@ def test_who_may_download_and_bad_parameters(server, project):
 
 
 def test_the_parquet_command_of_the_docs_reads_the_export(server, project, tmp_path):
-    duckdb = __import__("pytest").importorskip("duckdb")  # in the test extra: tests/run.sh installs it
+    duckdb = pytest.importorskip("duckdb")  # in the test extra: tests/run.sh installs it
     _events(project)
     lifecycle.export(server.store, project.id, tmp_path / "export-1")
     doc = (ROOT / "docs" / "lifecycle.md").read_text()
@@ -92,3 +96,24 @@ def test_the_parquet_command_of_the_docs_reads_the_export(server, project, tmp_p
     assert rows[1][1:4] == ("u1", "1", "TIMESTAMP WITH TIME ZONE")
     # u1 and u2 merged: one person id on both, as in the JSON lines.
     assert rows[1][4] == rows[2][4] and rows[0][4] != rows[1][4]
+
+
+@pytest.mark.slow
+def test_the_download_button_in_chromium(server, project):
+    from test_browser import CHROMIUM, JS, MODULES
+
+    if not (MODULES / "playwright-core").is_dir() or not CHROMIUM.exists():
+        pytest.skip("tests/js/node_modules or /usr/bin/chromium missing (tests/run.sh installs them)")
+    _events(project)
+    email = f"export-{project.id}@example.com"
+    server.app.console.create_user(email, "member", "correct horse battery")
+    proc = subprocess.run(
+        ["node", "console_export.mjs", server.url, str(project.id), email, "correct horse battery", "2024-03-02",
+         "2024-03-03"], cwd=JS, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "error" not in out and out["failure"] is None and out["pageErrors"] == [] and out["console"] == [], out
+    assert out["name"] == f"phlite-project-{project.id}-events-2024-03-02-2024-03-03.csv"
+    assert out["url"].endswith(f"/project/{project.id}/settings")
+    rows = list(csv.DictReader(io.StringIO(out["text"])))
+    assert [r["event"] for r in rows] == ["day2", "day2", "day3"]

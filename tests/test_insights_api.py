@@ -290,7 +290,7 @@ def test_a_posthog_api_script(project):
     assert out.stdout.split() == ["1", "Signups", "1"]
 
 
-def test_a_dashboard_answer_is_bounded(project, monkeypatch):
+def test_a_dashboard_or_list_answer_is_bounded(project, monkeypatch):
     from phlite.insights import service
 
     board = project.api("POST", "/api/projects/@project/dashboards/", {"name": "Big"}).json()
@@ -299,9 +299,14 @@ def test_a_dashboard_answer_is_bounded(project, monkeypatch):
     url = f"/api/projects/@project/dashboards/{board['id']}/?refresh=force_blocking"
     assert all(t["insight"]["result"] for t in project.api("GET", url).json()["tiles"])
     # Past the byte budget, later tiles come without their results (and without running their queries).
-    monkeypatch.setattr(service, "MAX_DASHBOARD_BYTES", 1)
+    monkeypatch.setattr(service, "MAX_ANSWER_BYTES", 1)
     tiles = project.api("GET", url).json()["tiles"]
     assert tiles[0]["insight"]["result"] and tiles[1]["insight"]["result"] is None
+    # A list answer too.
+    listed = project.api("GET", "/api/projects/@project/insights/?search=first").json()["results"]
+    assert listed[0]["result"]
+    listed = project.api("GET", "/api/projects/@project/insights/?limit=2").json()["results"]
+    assert listed[0]["result"] and listed[1]["result"] is None
 
 
 @pytest.mark.parametrize("big", [1 << 63, 1 << 64])

@@ -4,6 +4,7 @@ for pages), filters, identify merges, a project timezone with sessions on both s
 pagination, and PostHog's row shape."""
 
 import random
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -49,6 +50,15 @@ def generate(seed=5):
             if name == "$screen":
                 props["$screen_name"] = page.strip("/") or "home"
             props.update({k2: v for k2, v in entry.items() if v is not None})
+            props["$current_url"] = f"https://example.com{page}"
+            referrer = rnd.choice(["$direct", "https://google.com/search?q=x", "https://example.com/docs",
+                                   "https://example.com", None])
+            if referrer:
+                props["$referrer"] = referrer
+            if k and rnd.random() < 0.5:
+                props["$prev_pageview_pathname"] = rnd.choice(PAGES)
+            if name == "$autocapture" and rnd.random() < 0.5:
+                props["$external_click_url"] = rnd.choice(["https://github.com/x", "https://docs.python.org/"])
             events.append(ev(name, did, t.isoformat(), **props))
             t += timedelta(seconds=rnd.choice([1, 3, 8, 40]))
 
@@ -134,6 +144,19 @@ def expected(by, compare=True, filters=()):
                 value = value if value[1] is not None else None
             elif by == "Language":
                 value = e["properties"]["$browser_language"]
+            elif by == "PreviousPage":
+                props = e["properties"]
+                host = (lambda url: re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#:]*)", url or ""))
+                here, there = host(props.get("$current_url")), host(props.get("$referrer"))
+                if props.get("$prev_pageview_pathname") is not None:
+                    value = props["$prev_pageview_pathname"]
+                elif here and there and here.group(1) and here.group(1) == there.group(1):
+                    value = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)", props["$referrer"]).group(1)
+                else:
+                    value = props.get("$referrer")
+            elif by == "ExitClick":
+                clicks = [x for x in evs if x["properties"].get("$external_click_url") and ts(x) <= HI]
+                value = clicks[-1]["properties"]["$external_click_url"] if clicks else None
             elif by in EVENT_PROP:
                 value = e["properties"].get(EVENT_PROP[by])
             elif by == "ExitPage":
@@ -210,7 +233,7 @@ def check(body, want):
 
 @pytest.mark.parametrize("by", ["Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMSource",
                                 "InitialUTMMedium", "InitialUTMTerm", "InitialUTMSourceMediumCampaign", "Browser", "OS",
-                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City", "Language"])
+                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City", "Language", "PreviousPage", "ExitClick"])
 def test_each_breakdown_with_the_previous_period(project, by):
     body = run(project, breakdownBy=by, compareFilter={"compare": True})
     want = expected(by)

@@ -22,7 +22,7 @@ STALE_OK = {"blocking", "async", "lazy_async", "async_except_on_cache_miss"}
 FRESH_MS = 60_000  # a cached result younger than this is reused by `blocking` (next_allowed_client_refresh)
 MAX_CACHED_BYTES = 1_000_000  # a larger result (a big HogQL table) is not kept
 DASHBOARD_BUDGET = 2.0  # times the query time limit: a dashboard refresh stops computing after that
-MAX_DASHBOARD_BYTES = 16_000_000  # results one dashboard answer carries; later tiles come without theirs
+MAX_ANSWER_BYTES = 16_000_000  # results one list or dashboard answer carries; later insights come without theirs
 
 
 def refresh_mode(value):
@@ -136,8 +136,10 @@ class InsightService:
         emails = self._emails(*rows)
         deadline = time.monotonic() + DASHBOARD_BUDGET * self.queries.timeout_s
         out = []
+        left = MAX_ANSWER_BYTES
         for row in rows:
-            cached = None if basic else self._safe_result(project, row, mode, None, deadline)
+            cached = None if basic or left <= 0 else self._safe_result(project, row, mode, None, deadline)
+            left -= cached[3] if cached else 0
             out.append(shapes.insight_json(row, tiles[row["id"]], cached, project, emails, basic=basic))
         return out, count
 
@@ -233,7 +235,7 @@ class InsightService:
         by_insight = self.store.insight_tiles(project_id, [i["id"] for i in insights])
         emails = self._emails(dashboard, *insights)
         shaped = []
-        left = MAX_DASHBOARD_BYTES
+        left = MAX_ANSWER_BYTES
         for order, tile in enumerate(tiles):
             insight = None
             if tile["insight"]:

@@ -20,6 +20,7 @@ FIELDS = WEB_FIELDS | {"breakdownBy", "includeBounceRate", "includeScrollDepth",
 VIEW = "event IN ('$pageview', '$screen')"
 # breakdownBy -> (HogQL expressions read from each counted event, whether a row of those values counts).
 _ONE = (lambda vs: vs[0] is not None)
+_HOST = "extract(properties.{}, '^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#:]*)')"
 EVENT_LEVEL = {
     "Page": (["properties.$pathname"], _ONE), "Browser": (["properties.$browser"], _ONE),
     "OS": (["properties.$os"], _ONE), "DeviceType": (["properties.$device_type"], _ONE),
@@ -32,6 +33,11 @@ EVENT_LEVEL = {
     "Region": (["properties.$geoip_country_code", "properties.$geoip_subdivision_1_code",
                 "properties.$geoip_subdivision_1_name"], lambda vs: vs[1] is not None),
     "City": (["properties.$geoip_country_code", "properties.$geoip_city_name"], lambda vs: vs[1] is not None),
+    # the page before: the previous pageview's path, else the referrer's path on the same host, else the referrer
+    "PreviousPage": ([f"multiIf(properties.$prev_pageview_pathname IS NOT NULL, properties.$prev_pageview_pathname,"
+                      f" {_HOST.format('$current_url')} != '' AND {_HOST.format('$current_url')} = "
+                      f"{_HOST.format('$referrer')}, extract(properties.$referrer, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*"
+                      f"([^?#]*)'), properties.$referrer)"], _ONE),
     # grouped by the language part of "en-US"; the row is named after the region most of its groups have
     "Language": (["properties.$browser_language"], _ONE),
 }
@@ -41,7 +47,9 @@ SESSION_LEVEL = {"InitialPage": ("entry", "$pathname"), "ExitPage": ("exit", "$p
                  "InitialUTMSource": ("entry", "utm_source"), "InitialUTMMedium": ("entry", "utm_medium"),
                  "InitialUTMCampaign": ("entry", "utm_campaign"), "InitialUTMTerm": ("entry", "utm_term"),
                  "InitialUTMContent": ("entry", "utm_content"),
-                 "InitialUTMSourceMediumCampaign": ("entry", None)}
+                 "InitialUTMSourceMediumCampaign": ("entry", None),
+                 # the session's last outbound link click (posthog-js's autocapture sets the property)
+                 "ExitClick": ("last set", "$external_click_url")}
 KEEP_NULL = {"InitialUTMSource", "InitialUTMMedium", "InitialUTMCampaign", "InitialUTMTerm", "InitialUTMContent"}
 NULL_DISPLAY = "(none)"
 REFERRER_PREFIX = "referrer:"
@@ -87,7 +95,8 @@ def _sessions(store, ctx, tz, lo, hi, picks, counts, timeout_s):
     parts = []
     for name, (which, prop) in picks.items():
         pick = "argMin" if which == "entry" else "argMax"
-        parts.append(f", {pick}({_prop(prop)}, if({VIEW}, timestamp, NULL)) AS `{name}`")
+        among = f"{_prop(prop)} IS NOT NULL" if which == "last set" else VIEW
+        parts.append(f", {pick}({_prop(prop)}, if({among}, timestamp, NULL)) AS `{name}`")
     names = list(picks)
     for name, condition in counts.items():
         cond = f"{in_span} AND ({condition})" if condition else in_span
