@@ -403,3 +403,24 @@ def test_a_deletion_left_when_phlite_stopped_is_finished_at_the_next_start(tmp_p
         assert second.store.count_events(other.id) == 20
     finally:
         second.close()
+
+
+def test_retention_waits_for_events_not_yet_forwarded(srv):
+    p = Project(srv, "forwarding")
+    send(p, *[ev("old", f"u{i}", iso(BASE - 10 * DAY - i)) for i in range(30)])  # before forwarding: not queued
+    # A destination that refuses connections: what is stored from now on waits in the outbox.
+    srv.store.set_forwarding(p.id, "http://127.0.0.1:9", "phc_nowhere")
+    send(p, *[ev("waiting", f"u{i}", iso(BASE - 10 * DAY - i)) for i in range(20)])
+    srv.store.update_project(p.id, retention_days=3)
+    assert srv.app.deleter.run_pending()["retention"] == {p.id: 30}
+    assert {e["event"] for e in p.events()} == {"waiting"}
+    # The destination acknowledges them: the next pass deletes them.
+    top = max(e["_id"] for e in srv.store.list_events(p.id, limit=100)[0])
+    srv.store.forward_ack(p.id, "outbox", top, 20, 0, int(BASE * 1000))
+    assert srv.app.deleter.run_pending()["retention"] == {p.id: 20}
+    # A backfill range not yet sent holds its events the same way.
+    send(p, *[ev("backfill", f"u{i}", iso(BASE - 10 * DAY - i)) for i in range(10)])
+    srv.store.forward_ack(p.id, "outbox", top + 1000, 0, 0, int(BASE * 1000))
+    srv.store.set_forwarding(p.id, "http://127.0.0.1:9", "phc_nowhere", backfill_after=0)
+    assert srv.app.deleter.run_pending()["retention"] == {}
+    assert len(p.events()) == 10

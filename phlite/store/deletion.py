@@ -52,10 +52,20 @@ class DeletionMixin:
             " ORDER BY id").fetchall()
 
     def expired_event_ids(self, project_id, cutoff_ms, limit):
-        """Ids of up to `limit` events older than cutoff_ms (the (project, timestamp) index)."""
-        return [r[0] for r in self.db.execute_sql(
-            "SELECT id FROM event WHERE project_id = ? AND timestamp < ? ORDER BY timestamp LIMIT ?",
-            (project_id, cutoff_ms, limit))]
+        """Ids of up to `limit` events older than cutoff_ms (the (project, timestamp) index), leaving out
+        events that still wait to be forwarded (docs/lifecycle.md "Retention"): in the outbox or in a
+        backfill range not yet sent."""
+        hold = self.db.execute_sql("SELECT backfill_after, backfill_until FROM forward_destination"
+                                   " WHERE project_id = ?", (project_id,)).fetchone()
+        sql = "SELECT id FROM event e WHERE project_id = ? AND timestamp < ?"
+        params = [project_id, cutoff_ms]
+        if hold is not None:
+            sql += (" AND NOT EXISTS (SELECT 1 FROM forward_outbox o WHERE o.project_id = e.project_id"
+                    " AND o.event_id = e.id)")
+            if hold[1] is not None:
+                sql += " AND NOT (id > ? AND id <= ?)"
+                params += [hold[0], hold[1]]
+        return [r[0] for r in self.db.execute_sql(sql + " ORDER BY timestamp LIMIT ?", [*params, limit])]
 
     def delete_event_ids(self, project_id, ids):
         """Delete these events of the project in one transaction; returns how many went."""
