@@ -82,7 +82,8 @@ def open_app(config, clock=time.time, start_writer=True, start_forwarder=None):
     queries = QueryService(store, clock=clock, timeout_s=config.query_timeout)
     monitor = Monitor(config, ingestion, clock=clock)
     monitor.add_source(lambda: forwarding_samples(forwarder))
-    deleter = Deleter(store, ingestion, clock=clock, interval=config.retention_interval)
+    deleter = Deleter(store, ingestion, clock=clock, interval=config.retention_interval,
+                      count_timeout=config.query_timeout)
     if start_writer and config.retention_interval > 0:
         deleter.start()
     return App(config=config, store=store, ingestion=ingestion, flags=FlagService(store, clock=clock), limiter=limiter,

@@ -292,6 +292,13 @@ def test_deletion_errors_are_json(srv):
     assert_error(r, 403, "permission_denied")
     assert_error(http("DELETE", f"{p.url}/api/projects/{p.id}/"), 401)
     assert srv.store.get_project(other.id) is not None
+    # A preview is counted inside the request, so it is bounded like a query (query_timeout).
+    insert_events(srv, p.id, 30_000)
+    srv.app.deleter.count_timeout = 0.0005
+    body = {"properties": [{"key": "plan", "value": "free", "operator": "icontains"}], "dry_run": True}
+    assert_error(p.api("POST", path, body), 400, "timeout_exceeded")
+    srv.app.deleter.count_timeout = 10
+    assert p.api("POST", path, body).json() == {"dry_run": True, "count": 30_000}
 
 
 def test_cli_deletes_a_project_and_switches_an_old_database_to_incremental_vacuum(tmp_path):

@@ -104,8 +104,9 @@ class _Batches:
 
 
 class Deleter:
-    def __init__(self, store, ingestion, clock=time.time, interval=3600.0, batch_rows=1000):
+    def __init__(self, store, ingestion, clock=time.time, interval=3600.0, batch_rows=1000, count_timeout=10.0):
         self.store = store
+        self.count_timeout = count_timeout  # a preview is counted in the request: bounded like a query
         self.ingestion = ingestion
         self.clock = clock
         self.interval = interval
@@ -120,12 +121,12 @@ class Deleter:
 
     def preview(self, project_id, spec):
         """How many events `spec` matches now (what a delete asked for now would delete)."""
-        return self.store.count_events_matching(project_id, spec)
+        return self.store.count_events_matching(project_id, spec, timeout_s=self.count_timeout)
 
     def request_delete(self, project_id, spec):
         """Queue a deletion of the events matching `spec` that exist now; the job {"id", "expected", ...}."""
         upto = self.store.max_event_id()
-        expected = self.store.count_events_matching(project_id, spec, upto)
+        expected = self.store.count_events_matching(project_id, spec, upto, timeout_s=self.count_timeout)
         job = self.store.create_deletion_job(project_id, spec, upto, expected)
         self._wake.set()
         return job

@@ -7,9 +7,11 @@ the writer); every write here is one short transaction meant to run in the write
 
 import json
 import re
+import sqlite3
 import time
 
 from phlite.store.event_filters import property_condition
+from phlite.store.query import PROGRESS_STEPS, QueryTimeout
 
 
 def _now_ms():
@@ -84,12 +86,26 @@ class DeletionMixin:
     def min_event_id(self):
         return self.db.execute_sql("SELECT coalesce(min(id), 0) FROM event").fetchone()[0]
 
-    def count_events_matching(self, project_id, spec, max_event_id=None):
+    def count_events_matching(self, project_id, spec, max_event_id=None, timeout_s=None):
+        """How many events match; past timeout_s (a request's bound) raises QueryTimeout."""
         where, params = event_filter_condition(project_id, spec)
         if max_event_id is not None:
             where += " AND id <= ?"
             params.append(max_event_id)
-        return self.db.execute_sql(f"SELECT count(*) FROM event WHERE {where}", params).fetchone()[0]
+        conn = self.db.connection()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        if deadline is not None:
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), PROGRESS_STEPS)
+        try:
+            return conn.execute(f"SELECT count(*) FROM event WHERE {where}", params).fetchone()[0]
+        except sqlite3.OperationalError:
+            if deadline is not None and time.monotonic() > deadline:
+                raise QueryTimeout(f"Counting the matching events took over {timeout_s:g} s; narrow the filter"
+                                   " (a date range or an event name is read from an index).") from None
+            raise
+        finally:
+            if deadline is not None:
+                conn.set_progress_handler(None, 0)
 
     def matching_event_ids(self, project_id, spec, after_id, upto_id):
         """Ids of the events matching `spec` with after_id < id <= upto_id, in id order. The caller keeps
