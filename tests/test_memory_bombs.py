@@ -167,6 +167,10 @@ CLASSES = {
     # Capture v1: the key is a header, checked before the body is decompressed.
     "v1-unknown-bearer-key": ([("/i/v1/analytics/events", EMPTY_OBJECTS,
                                 {**GZ, "Authorization": "Bearer phc_unknown"})], 401, REFUSED_MB),
+    # The private API: a `personal_api_key` in a 2 MiB JSON body is found without parsing the body.
+    "private-api-body-key-unknown": ([("/api/projects/1/feature_flags/", b'{"personal_api_key": "phx_unknown", "a": ['
+                                       + b"{}," * 699_000 + b"{}]}", {"Content-Type": "application/json"})], 401,
+                                     REFUSED_MB),
     # A valid key: parsed, under the values bound.
     "gzip-empty-objects-key": ([("/batch/", lambda s: _gzip(_with_key(s), b"{},", b"{}]}", repeat=16_000_000),
                                  GZ)], 413, REFUSED_MB),
