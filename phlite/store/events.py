@@ -39,7 +39,9 @@ def event_rows(project_id, events, created_at, materialized=()):
     if materialized:
         keys = [p for p, _c in materialized]
         for i, ev in enumerate(events):
-            rows[i] += materialized_values(ev.properties, keys)
+            vals = materialized_values(ev.properties, keys)
+            if vals is not None:  # else the row stays short: its columns are NULL by default
+                rows[i] += vals
     return rows
 
 
@@ -60,7 +62,14 @@ class EventsMixin:
         conn = self.db.connection()
         mark = self._outbox_mark(conn, rows)
         before = conn.total_changes
-        conn.executemany(self._event_insert_sql(), rows)
+        full = self._event_insert_sql()
+        # Events without any materialized property (server-side ones) skip binding a dozen NULLs: that
+        # was a tenth of their insert. Runs of each kind keep the rows in order.
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or len(rows[i]) != len(rows[start]):
+                conn.executemany(INSERT_EVENT if len(rows[start]) == 8 else full, rows[start:i])
+                start = i
         added = conn.total_changes - before
         if mark is not None and added:
             self._outbox_fill(conn, mark)

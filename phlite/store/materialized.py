@@ -36,13 +36,17 @@ def value(props, key):
 
 
 def values(props, keys):
-    """(value(props, k) for k in keys) as a tuple, at the writer's speed: most values are absent or plain
-    strings, which pass through as they are."""
+    """(value(props, k) for k in keys) as a tuple, or None when every one is NULL; at the writer's
+    speed: most values are absent or plain strings, which pass through as they are."""
     out = tuple(map(props.get, keys))
+    some = False
     for v in out:
-        if v is not None and (v.__class__ is not str or v == "" or v == "null"):
-            return tuple(value(props, k) for k in keys)
-    return out
+        if v is not None:
+            if v.__class__ is not str or v == "" or v == "null":
+                out = tuple(value(props, k) for k in keys)
+                return out if any(v is not None for v in out) else None
+            some = True
+    return out if some else None
 
 
 class _FromText:
@@ -141,6 +145,8 @@ class MaterializedMixin:
         """Fill the registered columns of rows stored before they existed, `batch` rows per
         transaction; resumable (the registry records how far it got). Returns rows filled.
         `progress(done, total)` is called after each batch."""
+        if not self.db.execute_sql("SELECT 1 FROM materialized_property WHERE todo_from <= todo_to LIMIT 1").fetchone():
+            return 0  # nothing to fill: no write lock taken (every store open, read-only commands too, asks)
         conn = self.db.connection()
         conn.create_function("ph_materialize", 2, _FromText(), deterministic=True)
         done = 0
