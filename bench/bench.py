@@ -37,7 +37,8 @@ LUA = ROOT / "bench" / "lua"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 BIG_EVENTS = int(os.environ.get("BENCH_BIG_EVENTS", "1000000"))
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
-# BENCH_ONLY=batch,capture,flags,eval,mixed,big,threads runs only those (no table, results printed as JSON).
+# BENCH_ONLY=batch,capture,flags,eval,mixed,big,threads runs only those (no table, results printed as JSON);
+# BENCH_ONLY=insights runs bench/insights.py (never part of the default run: it takes tens of minutes).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 
 
@@ -904,6 +905,13 @@ def build_table(r):
 
 
 def main():
+    if "insights" in ONLY:
+        # Its own data set, server and report (docs/insights-benchmarks.md); only when asked for by name:
+        # it takes tens of minutes.
+        log("insights (bench/insights.py)")
+        subprocess.run([sys.executable, str(ROOT / "bench" / "insights.py")], check=True)
+        if ONLY == {"insights"}:
+            return
     work = Path(tempfile.mkdtemp(prefix="phlite-bench-"))
     results = {"machine": machine(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     log(f"work dir {work}")
@@ -981,6 +989,8 @@ and their speed drifts, so read ratios, not absolute numbers.
   alternating runs each), on the same cores as the server; phlite with its default settings ({THREADS} threads)
 
 {table}
+Insights (trends, funnels, retention, web overview, HogQL) at 1,000,000 events, next to DuckDB:
+[docs/insights-benchmarks.md](insights-benchmarks.md), written by `BENCH_ONLY=insights bash bench/run.sh`.
 """
     notes = ROOT / "bench" / "notes.md"
     if notes.exists():

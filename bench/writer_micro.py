@@ -4,7 +4,7 @@ raw sqlite3 `executemany` of the same rows into the same schema (the ceiling ben
 1,000 rows per transaction). Prints the median of the runs, by wall clock and by the thread's CPU
 time: the cores are shared, and CPU time is the steadier figure when other work runs.
 
-    python bench/writer_micro.py [--events 50000] [--runs 3] [--profile]
+    python bench/writer_micro.py [--events 50000] [--runs 3] [--profile] [--shape python|js]
 """
 
 import argparse
@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # bench/bench.py as `bench`, and phlite
 
-from bench import NOW, python_event  # noqa: E402
+from bench import NOW, js_event, python_event  # noqa: E402
 from phlite.config import Config  # noqa: E402
 from phlite.app import open_app  # noqa: E402
 from phlite.store import Store  # noqa: E402
@@ -32,12 +32,17 @@ from phlite.store.events import INSERT_EVENT  # noqa: E402
 PER_REQUEST = 100  # events per /batch request, as bench.py sends
 
 
-def requests(n_events, seed=7):
+def requests(n_events, seed=7, shape="python"):
+    """posthog-python events (no web properties), or posthog-js $pageviews (every materialized web property set)."""
     rng = random.Random(seed)
     out = []
     for start in range(0, n_events, PER_REQUEST):
-        out.append([python_event(i, str(uuid.uuid4()), f"user-{rng.randint(1, 10000)}")
-                    for i in range(min(PER_REQUEST, n_events - start))])
+        if shape == "js":
+            out.append([{**js_event("phc_x", i, f"user-{rng.randint(1, 10000)}"), "uuid": str(uuid.uuid4())}
+                        for i in range(min(PER_REQUEST, n_events - start))])
+        else:
+            out.append([python_event(i, str(uuid.uuid4()), f"user-{rng.randint(1, 10000)}")
+                        for i in range(min(PER_REQUEST, n_events - start))])
     return out
 
 
@@ -92,8 +97,10 @@ def main():
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="cProfile one writer run instead")
+    ap.add_argument("--shape", choices=("python", "js"), default="python",
+                    help="posthog-python events, or posthog-js $pageviews with web properties")
     args = ap.parse_args()
-    batches = requests(args.events)
+    batches = requests(args.events, shape=args.shape)
     if args.profile:
         with tempfile.TemporaryDirectory() as tmp:
             run_writer(Path(tmp), batches, profile=True)

@@ -43,6 +43,8 @@ def unknown_keys(data: bytes, known_key) -> list[str] | None:
     caller then parses, under its values bound."""
     if not _JSON_START.match(data):
         return None
+    if b'token"' not in data and b'api_key"' not in data:  # the usual bomb: one fast search says so
+        return []
     seen, keys = set(), []
     for n, m in enumerate(_KEY_FIELD.finditer(data)):
         if n >= _MOST_MATCHES:

@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 7, 8, 9, 10]
+-- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -18,7 +18,7 @@ CREATE INDEX deletion_job_project ON deletion_job (project_id, id);
 -- index event_distinct_id
 CREATE INDEX event_distinct_id ON event (project_id, distinct_id, timestamp);
 -- index event_name
-CREATE INDEX event_name ON event (project_id, event, timestamp);
+CREATE INDEX event_name ON event (project_id, event, timestamp, distinct_id);
 -- index event_time
 CREATE INDEX event_time ON event (project_id, timestamp);
 -- index event_uuid
@@ -58,7 +58,7 @@ CREATE TABLE dashboard_tile ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NUL
 -- table deletion_job
 CREATE TABLE deletion_job ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, filter TEXT NOT NULL, max_event_id INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0, expected INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')), error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER );
 -- table event
-CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER );
+CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER , mp_session_id TEXT, mp_pathname TEXT, mp_host TEXT, mp_browser TEXT, mp_os TEXT, mp_device_type TEXT, mp_referring_domain TEXT, mp_utm_source TEXT, mp_utm_medium TEXT, mp_utm_campaign TEXT, mp_utm_content TEXT, mp_utm_term TEXT);
 -- table feature_flag
 CREATE TABLE feature_flag ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', active INTEGER NOT NULL DEFAULT 1, deleted INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', ensure_experience_continuity INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, evaluation_runtime TEXT NOT NULL DEFAULT 'all', evaluation_tags TEXT NOT NULL DEFAULT '[]', bucketing_identifier TEXT, is_remote_configuration INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table flag_hash_key_override
@@ -79,6 +79,8 @@ CREATE TABLE ingest_quarantine ( id INTEGER PRIMARY KEY, project_id INTEGER NOT 
 CREATE TABLE insight ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, short_id TEXT NOT NULL, name TEXT, description TEXT NOT NULL DEFAULT '', query TEXT, tags TEXT NOT NULL DEFAULT '[]', saved INTEGER NOT NULL DEFAULT 0, favorited INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, created_by_key INTEGER, created_by_user INTEGER, last_modified_at INTEGER NOT NULL, last_modified_by_key INTEGER, last_modified_by_user INTEGER, updated_at INTEGER NOT NULL );
 -- table insight_cache
 CREATE TABLE insight_cache ( insight_id INTEGER NOT NULL, query_key TEXT NOT NULL, project_id INTEGER NOT NULL, response TEXT NOT NULL, computed_at INTEGER NOT NULL, PRIMARY KEY (insight_id, query_key) );
+-- table materialized_property
+CREATE TABLE materialized_property ( property TEXT PRIMARY KEY, column_name TEXT NOT NULL UNIQUE, todo_from INTEGER NOT NULL, todo_to INTEGER NOT NULL, created_at INTEGER NOT NULL );
 -- table person
 CREATE TABLE person ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid TEXT NOT NULL UNIQUE, properties TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, is_identified INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0 );
 -- table person_distinct_id

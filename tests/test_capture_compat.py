@@ -178,6 +178,15 @@ def test_personal_key_in_the_query_or_the_body(project):
              {"personal_api_key": project.key, "key": "from-body", "filters": {"groups": []}})
     assert r.status == 201, r.body
     assert r.json()["key"] == "from-body"
+    # The body is not parsed to find the key (docs/reliability.md "Memory bombs"): the field is found by a scan,
+    # also after another field of that name, and an unknown one is the same 401 as in the query.
+    r = http("POST", f"{project.url}/api/projects/{project.id}/feature_flags/",
+             {"filters": {"groups": [], "payloads": {"true": '{"personal_api_key": "phx_nope"}'},
+                          "personal_api_key": "phx_nested"}, "personal_api_key": project.key, "key": "second"})
+    assert r.status == 201, r.body
+    r = http("POST", f"{project.url}/api/projects/{project.id}/feature_flags/",
+             {"personal_api_key": "phx_nope", "key": "x", "filters": {"groups": []}})
+    assert_error(r, 401, "invalid_personal_api_key")
 
 
 def test_authorization_without_bearer_says_what_is_expected(project):

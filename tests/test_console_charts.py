@@ -72,3 +72,19 @@ def test_numbers_durations_and_changes():
     assert charts.change(5, 0) is None and charts.change(100, 100)["good"] is None
     assert charts.breakdown_label("$$_posthog_breakdown_other_$$") == "Other"
     assert charts.breakdown_label("$$_posthog_breakdown_null_$$") == "(none)"
+
+
+def test_a_trend_too_big_to_draw_shows_its_totals():
+    from phlite.console import insight_forms, insight_views
+
+    form = insight_forms.trends_form({"s0.event": "x", "breakdown": "b"}.get)
+    labels = [f"h{i}" for i in range(2000)]
+    response = {"hasMore": True, "results": [
+        {"action": {"order": 0, "name": "x"}, "label": f"v{k}", "breakdown_value": f"v{k}", "labels": labels,
+         "data": [1] * 2000, "count": 2000.0} for k in range(25)]}
+    view = insight_views.trends(response, form)
+    assert view["too_many"] and view["total_mode"] and "chart" not in view
+    assert [b["value"] for b in view["bars"]] == [2000.0] * 25
+    small = insight_views.trends({**response, "results": response["results"][:15]}, form)  # 30,000 points
+    assert not small["too_many"] and small["chart"]["lines"] and not small["table_intervals"]
+    assert insight_views.sql_cell("x" * 5000)["text"] == "x" * insight_views.MAX_CELL + "…"

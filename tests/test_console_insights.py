@@ -59,7 +59,8 @@ def test_trends_page_shows_the_query_apis_series(shop, member):
                                   {"kind": "EventsNode", "event": "purchase", "math": "sum",
                                    "math_property": "price"}]})["results"]
     shown = rows(body, "serie-row")
-    assert [s[0] for s in shown] == ["$pageview", "purchase", "$pageview (previous)", "purchase (previous)"]
+    assert [s[0] for s in shown] == ["$pageview (unique users)", "purchase (sum of price)",
+                                     "$pageview (unique users) (previous)", "purchase (sum of price) (previous)"]
     assert [s[1] for s in shown] == [[r["count"], *r["data"]] for r in api]
     assert sum(api[0]["data"]) > 0 and sum(api[2]["data"]) > 0  # both periods have data: the test can fail
     # The chart: one line per series (previous periods dashed), one hover title per point.

@@ -351,3 +351,17 @@ def test_an_insight_whose_stored_query_no_longer_runs_still_reads(srv, project):
     assert project.api("PATCH", url, {"name": "renamed"}).json()["name"] == "renamed"
     listed = project.api("GET", "/api/projects/@project/insights/?search=renamed").json()["results"]
     assert [i["id"] for i in listed] == [row["id"]]
+
+
+def test_a_kept_result_is_not_reused_after_the_project_zone_changes(srv):
+    project = Project(srv, "zones")
+    send(project, *events())
+    made = create(project, {"name": "daily", "query": trends()})
+    url = f"/api/projects/@project/insights/{made['id']}/"
+    assert project.api("GET", url).json()["result"] == made["result"]
+    r = project.api("PATCH", "/api/projects/@project/", {"timezone": "Asia/Tokyo"})
+    assert r.status == 200, r.body
+    got = project.api("GET", url).json()
+    assert got["result"] is None and got["timezone"] == "Asia/Tokyo"  # its days were UTC's
+    fresh = project.api("GET", url + "?refresh=blocking").json()
+    assert made["result"][0]["days"][0] == "2026-11-25" and fresh["result"][0]["days"][0] == "2026-11-26"

@@ -26,6 +26,7 @@ CAP = 50 * MIB  # max_decompressed_bytes (the default)
 PARSED_MB = 3 * CAP / MIB
 REFUSED_MB = 16
 LZ64_MB = 1.5 * CAP / MIB
+FORM_MB = 3 * 20  # a 20 MiB form body: the body, its `data` field, slack
 GZ = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 
@@ -151,6 +152,11 @@ MANY_KEYS = b'{"distinct_id": "x", "person_properties": {' + b", ".join(
 DEEP = gzip.compress(b'{"distinct_id": "x", "person_properties": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}")
 
 
+FORM_FIELDS = (b"data=e30=&" + b"&".join(b"k%d=" % i for i in range(2_000_000)))[:20 * MIB - 100]
+MULTIPART = b"".join(b'--b\r\nContent-Disposition: form-data; name="k%d"\r\n\r\nv\r\n' % i
+                     for i in range(100_000))[:2 * MIB - 100]
+
+
 def _with_key(srv, head=b'{"api_key": "%s", "batch": ['):
     return head.replace(b"%s", srv.token.encode())
 
@@ -167,6 +173,16 @@ CLASSES = {
     # Capture v1: the key is a header, checked before the body is decompressed.
     "v1-unknown-bearer-key": ([("/i/v1/analytics/events", EMPTY_OBJECTS,
                                 {**GZ, "Authorization": "Bearer phc_unknown"})], 401, REFUSED_MB),
+    # Form bodies: 20 MiB of 2 M fields (only the fields decoding reads are looked for), and 100,000 multipart
+    # parts (counted before the MIME parser builds a message per part). The form body itself is in memory.
+    "form-2M-fields-no-key": ([("/batch/", FORM_FIELDS, {"Content-Type": "application/x-www-form-urlencoded"})],
+                              401, FORM_MB),
+    "multipart-100000-parts-no-key": ([("/e/", MULTIPART, {"Content-Type": "multipart/form-data; boundary=b"})],
+                                      400, REFUSED_MB),
+    # The private API: a `personal_api_key` in a 2 MiB JSON body is found without parsing the body.
+    "private-api-body-key-unknown": ([("/api/projects/1/feature_flags/", b'{"personal_api_key": "phx_unknown", "a": ['
+                                       + b"{}," * 699_000 + b"{}]}", {"Content-Type": "application/json"})], 401,
+                                     REFUSED_MB),
     # A valid key: parsed, under the values bound.
     "gzip-empty-objects-key": ([("/batch/", lambda s: _gzip(_with_key(s), b"{},", b"{}]}", repeat=16_000_000),
                                  GZ)], 413, REFUSED_MB),

@@ -102,7 +102,7 @@ EVENT_PROP = {"Page": "$pathname", "Browser": "$browser", "OS": "$os", "DeviceTy
               "ScreenName": "$screen_name", "Country": "$geoip_country_code", "Timezone": "$timezone_offset"}
 ENTRY_PROP = {"InitialPage": "$pathname", "InitialReferringDomain": "$referring_domain",
               "InitialUTMSource": "utm_source", "InitialUTMMedium": "utm_medium", "InitialUTMCampaign": "utm_campaign",
-              "InitialUTMTerm": "utm_term"}
+              "InitialUTMTerm": "utm_term", "InitialReferringURL": "$referrer"}
 
 
 def matches(e, filters):
@@ -168,6 +168,8 @@ def expected(by, compare=True, filters=()):
                 value = f"{source} / {first.get('utm_medium') or '(none)'} / {first.get('utm_campaign') or '(none)'}"
             else:
                 value = views[0]["properties"].get(ENTRY_PROP[by])
+                if by == "InitialReferringURL" and value:
+                    value = re.sub(r"[?#].*", "", value)
             groups.setdefault(value, []).append(e)
         for value, group in groups.items():
             if value is None and not by.startswith("InitialUTM"):
@@ -233,7 +235,8 @@ def check(body, want):
 
 @pytest.mark.parametrize("by", ["Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMSource",
                                 "InitialUTMMedium", "InitialUTMTerm", "InitialUTMSourceMediumCampaign", "Browser", "OS",
-                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City", "Language", "PreviousPage", "ExitClick"])
+                                "DeviceType", "ScreenName", "Country", "Timezone", "Viewport", "Region", "City", "Language", "PreviousPage", "ExitClick",
+                                "InitialReferringURL"])
 def test_each_breakdown_with_the_previous_period(project, by):
     body = run(project, breakdownBy=by, compareFilter={"compare": True})
     want = expected(by)

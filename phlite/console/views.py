@@ -8,6 +8,11 @@ from phlite.console import charts
 from phlite.console.charts import breakdown_label
 
 MAX_SQL_ROWS = 1000  # rows of a SQL result drawn in the page; the rest are counted, not shown
+MAX_CELL = 2000  # characters of one SQL result value shown (a property blob can be megabytes)
+# A page draws at most this many points (series x intervals), and its table at most MAX_CELLS values:
+# 10 series x 51 breakdown values x 2 periods x 8,760 hours would be a page of hundreds of megabytes.
+MAX_POINTS = 40_000
+MAX_CELLS = 20_000
 WEB_TILES = {"visitors": "Visitors", "views": "Page views", "sessions": "Sessions",
              "session duration": "Session duration", "bounce rate": "Bounce rate"}
 # (WebStatsTableQuery breakdownBy, the table's title, its first column)
@@ -19,13 +24,24 @@ WEB_TABLE_NAMES = {by: (title, first) for by, title, first in WEB_TABLES}
 WEB_BOUNCE = {"Page", "InitialPage"}  # the tables with a bounce rate column (of sessions entering there)
 
 
+MATH_LABELS = {"dau": "unique users", "weekly_active": "weekly active", "monthly_active": "monthly active",
+               "unique_session": "unique sessions", "sum": "sum", "avg": "average", "min": "minimum",
+               "max": "maximum", "median": "median", "p75": "p75", "p90": "p90", "p95": "p95", "p99": "p99"}
+
+
 def _series_label(r, many):
-    name = (r.get("action") or {}).get("custom_name") or r.get("label") or "All events"
+    """A series as the legend names it: its custom name, else its event, with the math when it is not a
+    plain count and there are several series (two "$pageview" lines need telling apart)."""
+    action = r.get("action") or {}
+    base = action.get("custom_name") or action.get("name") or r.get("label") or "All events"
+    math = action.get("math") or "total"
+    if many and not action.get("custom_name") and math in MATH_LABELS:
+        prop = f" of {action['math_property']}" if action.get("math_property") else ""
+        base = f"{base} ({MATH_LABELS[math]}{prop})"
     if "breakdown_value" in r:
-        base = (r.get("action") or {}).get("custom_name") or (r.get("action") or {}).get("name") or "All events"
         value = breakdown_label(r["breakdown_value"])
         return f"{base} · {value}" if many else value
-    return name
+    return base
 
 
 def trends(response, form, size=charts.W_H):
@@ -46,7 +62,12 @@ def trends(response, form, size=charts.W_H):
     current = [s for s in series if not s["previous"]]
     labels = current[0]["labels"] if current else []
     view = {"series": series, "labels": labels, "total_mode": form["display"] == "ActionsBarValue",
-            "has_more": bool(response.get("hasMore"))}
+            "has_more": bool(response.get("hasMore")), "too_many": None,
+            "table_intervals": len(series) * len(labels) <= MAX_CELLS}
+    if not view["total_mode"] and len(series) * len(labels) > MAX_POINTS:
+        view["too_many"] = (f"{len(series):,} series of {len(labels):,} intervals are too many points to draw:"
+                            " choose a larger interval, a shorter range or fewer breakdown values.")
+        view["total_mode"] = True  # the totals still show, as bars
     if view["total_mode"]:
         view["bars"] = charts.value_bars([{"label": s["label"], "value": s["total"], "color": s["color"]}
                                           for s in series])
@@ -140,10 +161,12 @@ def sql_cell(value):
     if value is None:
         return {"text": "null", "null": True}
     if isinstance(value, (dict, list)):
-        return {"text": orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode(), "null": False}
-    if isinstance(value, float):
-        return {"text": repr(value), "null": False}
-    return {"text": str(value), "null": False}
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    return {"text": text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…", "null": False}
 
 
 def sql(response):

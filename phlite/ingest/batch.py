@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import orjson
 
 from phlite.ingest.normalize import Request, normalize_event
-from phlite.store.events import event_rows
 
 
 # Events normalised and processed together inside a group commit; between two slices the commit
@@ -79,7 +78,7 @@ def commit(store, persons, parts, mark, now_ms, *, over_time=None, slice_events=
                     continue
                 if persons is not None:
                     events = persons.process(store, project_id, events, now_ms)
-                result.stored += store.insert_event_rows(event_rows(project_id, events, now_ms))
+                result.stored += store.insert_events(project_id, events, now_ms)
             if i >= len(parts) or (over_time is not None and over_time()):
                 break
         result.finished, result.index = i, index

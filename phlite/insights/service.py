@@ -52,11 +52,11 @@ class InsightService:
 
     # --- results ------------------------------------------------------------------------------------
 
-    def _effective(self, query, dashboard):
+    def _effective(self, project, query, dashboard):
         """(the node that runs, its cache key) of an insight query, under a dashboard's filters if given."""
         source = with_filters(shapes.query_source(query, self.runnable),
                               dashboard["filters"] if dashboard else None)
-        return source, shapes.query_key(source)
+        return source, shapes.query_key(source, project)
 
     def _keep(self, project, insight_id, key, response, now):
         """Keep a result (unless it is too large); its size in bytes."""
@@ -69,7 +69,7 @@ class InsightService:
         """(response, computed_at, fresh, size in bytes) for the insight, per `refresh`; None if there is none."""
         if row["query"] is None:
             return None
-        source, key = self._effective(row["query"], dashboard)
+        source, key = self._effective(project, row["query"], dashboard)
         hit = self.store.get_insight_cache(project["id"], row["id"], key)
         now = self._now()
         if refresh in CACHE_ONLY or (refresh in STALE_OK and hit and now - hit[1] < FRESH_MS) or (
@@ -81,7 +81,7 @@ class InsightService:
     def _check_query(self, project, query):
         """Run a new or changed query once: (response, computed_at), or None if it ran past the time limit
         (it is saved anyway, without a result). A query the API refuses is a 400 naming `query`."""
-        source, _ = self._effective(query, None)
+        source, _ = self._effective(project, query, None)
         now = self._now()
         try:
             return self.queries.run(project["id"], {"query": source, "refresh": "blocking"}), now
@@ -94,7 +94,7 @@ class InsightService:
         """The checked result of a saved row as its cached result."""
         if checked is None or row["query"] is None:
             return None
-        _, key = self._effective(row["query"], None)
+        _, key = self._effective(project, row["query"], None)
         return checked[0], checked[1], True, self._keep(project, row["id"], key, checked[0], checked[1])
 
     def _emails(self, *rows):

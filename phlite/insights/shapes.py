@@ -196,9 +196,11 @@ def clean_dashboard(body, creating=False):
     return fields, tiles
 
 
-def query_key(source):
-    """A short digest of exactly the node that ran, so a cached result is only reused for the same query."""
-    return hashlib.sha256(orjson.dumps(source, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+def query_key(source, project):
+    """A short digest of exactly the node that ran and the project settings its answer depends on (time zone,
+    week start), so a kept result is only reused for the same question."""
+    key = [source, project["timezone"], project["week_start_day"]]
+    return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 def who(key_id, user_id, emails):

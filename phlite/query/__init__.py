@@ -63,7 +63,8 @@ class QueryService:
         if runner is None:
             raise errors.BadRequest(f"Unsupported query kind: {kind!r}. phlite runs: {', '.join(sorted(RUNNERS))}.",
                                     code="invalid", attr="kind")
-        project = self.store.get_project(project_id)
+        # The materialized columns ready now: a query reads those properties from their columns.
+        project = {**self.store.get_project(project_id), "materialized": self.store.ready_materialized()}
         now_ms = int(self.clock() * 1000)
         response = runner(self.store, project, node, now_ms, self.timeout_s)
         # Every query runs now (no shared cache): the envelope says so.

@@ -126,10 +126,27 @@ def call(c, node, scope):
     raise _Err(f"Unsupported function `{_name(node)}`.")
 
 
+_UTC_NAMES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", ""}
+_UNIT_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+_WEEK_MS, _SUNDAY_MS = 7 * 86_400_000, 3 * 86_400_000  # 1970-01-04 was a Sunday
+
+
+def start_of(c, t, unit, week_start):
+    """toStartOf<unit>(t) as SQL. In UTC minutes to weeks are integer arithmetic, many times cheaper
+    than a Python call per row (it was most of a daily trend's time); elsewhere ph_start_of."""
+    if c.ctx.timezone in _UTC_NAMES and (unit in _UNIT_MS or unit == "week"):
+        if unit == "week":
+            shift = _SUNDAY_MS + (86_400_000 if week_start else 0)
+            return f"(({t}) - ((({t}) - {shift}) % {_WEEK_MS} + {_WEEK_MS}) % {_WEEK_MS})"
+        n = _UNIT_MS[unit]
+        return f"(({t}) - (({t}) % {n} + {n}) % {n})"
+    return f"ph_start_of({t}, {fn_lit(unit)}, {c.tz}, {week_start})"
+
+
 def _trunc(c, node, scope):
     unit = node.args["unit"].name.lower()
     sql, typ = c.expr(node.this, scope)
-    return f"ph_start_of({_as_time(sql, typ, c)}, {fn_lit(unit)}, {c.tz}, {c.ctx.week_start_day})", DT
+    return start_of(c, _as_time(sql, typ, c), unit, c.ctx.week_start_day), DT
 
 
 def _date_diff(c, node, scope):
@@ -333,7 +350,7 @@ def _anonymous(c, node, scope):
             if not isinstance(args[1], exp.Literal):
                 raise _Err("toStartOfWeek(t, mode): mode must be a constant.")
             mode = 1 if int(args[1].this) % 2 else 0
-        return f"ph_start_of({_as_time(t, tt, c)}, 'week', {tz}, {mode})", DT
+        return start_of(c, _as_time(t, tt, c), "week", mode), DT
     if name in ("toDate",):
         _need(node, 1)
         t, tt = c.expr(args[0], scope)

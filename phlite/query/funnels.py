@@ -19,7 +19,8 @@ FUNNEL_FIELDS = {"kind", "series", "dateRange", "properties", "filterTestAccount
                  "dataColorTheme", "tags"}
 UNIT_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000,
            "month": 31 * 86_400_000}  # a funnel's month is 31 days, as PostHog's
-ACTOR = "ifNull(person_id, distinct_id)"
+# The person after merges (its row id), or the distinct id of an event without one: counted, never shown.
+ACTOR = "__actor"
 
 
 def bad(detail, attr=None):

@@ -7,6 +7,7 @@ response needs them (DateTimes are epoch ms inside SQLite and RFC 3339 strings i
 """
 
 import re
+import uuid
 
 import sqlglot
 from sqlglot import exp
@@ -15,7 +16,7 @@ from phlite.query.operators import Operators
 from phlite.query.parse import (  # noqa: F401 (the names callers import from hogql)
     DEFAULT_LIMIT, MAX_LIMIT, Compiled, Context, HogQL, HogQLError, Scope, Source, lit, parse, quote,
 )
-from phlite.query.tables import ANY, BOOL, DT, FIELDS, FLOAT, INT, STR, subquery
+from phlite.query.tables import ANY, BOOL, DT, FIELDS, FLOAT, INT, NO_PERSON, PERSON_KEY, PERSON_ROW, STR, subquery
 
 # --- the compiler -----------------------------------------------------------------------------
 
@@ -26,6 +27,10 @@ class Compiler(Operators):
         self.placeholders = placeholders
         self.tz = lit(ctx.timezone)
         self.array_joins = {}  # id(Explode node) -> the json_each column standing for it
+        # The events subquery is written once the whole query is read (compile_query): only then is it
+        # known which person joins it needs. Until then a token stands for it.
+        self.events_token = f"__phlite_events_{uuid.uuid4().hex}__"
+        self.person = NO_PERSON
 
     # statements
 
@@ -178,6 +183,8 @@ class Compiler(Operators):
                 raise HogQLError(f"Unknown table `{name}`. Tables you can query: {', '.join(sorted(FIELDS))}.")
             src = Source(alias or name, name, FIELDS[name])
             scope.sources.append(src)
+            if name == "events":
+                return f"({self.events_token}) AS {quote(src.alias)}"
             return f"({subquery(name, self.ctx.project_id)}) AS {quote(src.alias)}"
         if isinstance(node, exp.Subquery):
             sql, cols = self.statement(node.this, Scope(scope))
@@ -217,6 +224,8 @@ class Compiler(Operators):
                 raise HogQLError("SELECT * needs a FROM.")
             out = []
             for s in sources:
+                if s.table == "events":
+                    self.person = PERSON_ROW  # `*` includes person_id
                 for name, typ in s.fields.items():
                     out.append((f"{quote(s.alias)}.{quote(name)}", name, typ))
             return out
@@ -302,6 +311,14 @@ class Compiler(Operators):
     def field(self, src, parts):
         col = lambda c: f"{quote(src.alias)}.{quote(c)}"  # noqa: E731
         head, rest = parts[0], parts[1:]
+        if src.table == "events" and head in ("person", "person_id"):
+            self.person = PERSON_ROW
+        if src.table == "events" and head == "__actor" and not rest:
+            self.person = max(self.person, PERSON_KEY)
+            return col("__actor"), ANY
+        if src.table == "events" and head == "properties" and len(rest) == 1 and rest[0] in self.ctx.materialized:
+            # The property's own column: the same value, without parsing the row's JSON.
+            return col(f"__mp_{self.ctx.materialized[rest[0]]}"), STR
         if src.table == "events" and head == "person":
             if not rest:
                 raise HogQLError("`person` is a table: name a field of it, such as person.properties.email.")
@@ -355,6 +372,8 @@ def compile_query(text, ctx):
     tree, placeholders = parse(text)
     compiler = Compiler(ctx, placeholders)
     sql, cols = compiler.statement(tree, Scope())
+    sql = sql.replace(compiler.events_token,
+                      subquery("events", ctx.project_id, ctx.materialized, person=compiler.person))
     limit = None
     has_limit = isinstance(tree, exp.Select) and tree.args.get("limit") is not None
     if not has_limit:

@@ -12,7 +12,21 @@ from phlite.query.tables import ANY, BOOL, DATE, DT, FLOAT, INT, STR
 class Operators:
     # expressions
 
+    _BARE = {exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+
     def bool_expr(self, node, scope):
+        """A WHERE, HAVING or ON condition. There a NULL drops the row as false does, also through AND,
+        OR and parentheses (not through NOT), so a comparison there needs no coalesce(..., 0): written
+        bare, SQLite can answer `timestamp >= x` from an index."""
+        if isinstance(node, exp.Paren):
+            return f"({self.bool_expr(node.this, scope)})"
+        if isinstance(node, (exp.And, exp.Or)):
+            op = "AND" if isinstance(node, exp.And) else "OR"
+            return f"({self.bool_expr(node.this, scope)} {op} {self.bool_expr(node.expression, scope)})"
+        op = self._BARE.get(type(node))
+        if op is not None:
+            a, b = self._cmp_pair(node, scope)
+            return f"({a} {op} {b})"
         return self.expr(node, scope)[0]
 
     def expr(self, node, scope):

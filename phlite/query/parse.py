@@ -38,6 +38,9 @@ class Context:
     values: dict = dataclasses.field(default_factory=dict)
     filters_hogql: str | None = None  # what `{filters}` becomes, as a HogQL expression; None = true
     max_rows: int = MAX_LIMIT  # insight runners that group rows themselves may read more
+    # {property: column} of the events' materialized columns a query may read instead of the JSON
+    # (docs/insights.md "Materialized columns"); empty: every property is read from the JSON.
+    materialized: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -12,7 +12,8 @@ RETENTION_FIELDS = {"kind", "retentionFilter", "dateRange", "properties", "filte
                     "aggregation_group_type_index", "samplingFactor", "modifiers", "response", "version", "tags",
                     "dataColorTheme"}
 PERIODS = {"Hour": "hour", "Day": "day", "Week": "week", "Month": "month"}
-ACTOR = "ifNull(person_id, distinct_id)"
+# The person after merges (its row id), or the distinct id of an event without one: counted, never shown.
+ACTOR = "__actor"
 
 
 def bad(detail, attr=None):

@@ -53,7 +53,7 @@ def filters_hogql(filters, project, now_ms):
 
 def context(project, now_ms, **kw):
     return Context(project_id=project["id"], timezone=project["timezone"], week_start_day=project["week_start_day"],
-                   now_ms=now_ms, **kw)
+                   now_ms=now_ms, materialized=project.get("materialized") or {}, **kw)
 
 
 def execute(store, ctx, text, timeout_s):

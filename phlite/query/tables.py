@@ -16,28 +16,53 @@ FIELDS = {
     "groups": {"index": INT, "key": STR, "created_at": DT, "updated_at": DT, "properties": STR},
 }
 # Fields a query may name that `SELECT *` leaves out (lazy joins in PostHog).
-HIDDEN = {"events": {"__person_properties": STR, "__person_created_at": DT, "team_id": INT}}
+HIDDEN = {"events": {"__person_properties": STR, "__person_created_at": DT, "__actor": ANY, "team_id": INT}}
 
 
-def subquery(table, project_id):
-    """The SELECT standing in for `table`, for project `project_id` (an int, never text)."""
+# How much of the person an events subquery joins: none, the distinct id's person row id (enough to
+# count persons: `__actor`), or the person itself (uuid, properties, created_at).
+NO_PERSON, PERSON_KEY, PERSON_ROW = 0, 1, 2
+
+
+def _prop(name, materialized):
+    col = materialized.get(name)
+    return f"e.{col}" if col else f"ph_prop(CAST(e.properties AS TEXT) -> '$.\"{name}\"')"
+
+
+def subquery(table, project_id, materialized=None, person=PERSON_ROW):
+    """The SELECT standing in for `table`, for project `project_id` (an int, never text).
+
+    `materialized` ({property: column}, columns the query may read) adds each column as `__mp_<column>`
+    and reads `$session_id` from its column when it has one. `person` says which person joins the query
+    needs (SQLite does not drop unused LEFT JOINs of a flattened subquery: they cost a lookup per row)."""
     pid = int(project_id)
+    materialized = materialized or {}
     if table == "events":
         # The person of an event is the current person of its distinct id, so after a merge every
         # distinct id of a person (past events included) counts as that person.
-        # The LEFT JOINs are on unique keys: SQLite drops them when a query uses no person field.
+        if person == PERSON_ROW:
+            persons = (" p.uuid AS person_id, p.properties AS __person_properties, p.created_at AS __person_created_at,"
+                       " coalesce(pdi.person_id, e.distinct_id) AS __actor,")
+            joins = (" LEFT JOIN person_distinct_id pdi ON pdi.project_id = e.project_id AND pdi.distinct_id = e.distinct_id"
+                     " LEFT JOIN person p ON p.id = pdi.person_id")
+        elif person == PERSON_KEY:
+            persons = (" NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at,"
+                       " coalesce(pdi.person_id, e.distinct_id) AS __actor,")
+            joins = " LEFT JOIN person_distinct_id pdi ON pdi.project_id = e.project_id AND pdi.distinct_id = e.distinct_id"
+        else:
+            persons = " NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at, NULL AS __actor,"
+            joins = ""
+        mats = "".join(f" e.{c} AS __mp_{c}," for c in materialized.values())
         return (
             "SELECT e.id AS __rowid, ph_uuid(e.uuid) AS uuid, e.event AS event, CAST(e.properties AS TEXT) AS properties,"
             " e.timestamp AS timestamp, e.distinct_id AS distinct_id,"
             " coalesce(ph_prop(CAST(e.properties AS TEXT) -> '$.\"$elements_chain\"'), '') AS elements_chain,"
             " e.created_at AS created_at,"
-            " ph_prop(CAST(e.properties AS TEXT) -> '$.\"$session_id\"') AS \"$session_id\","
-            " ph_prop(CAST(e.properties AS TEXT) -> '$.\"$window_id\"') AS \"$window_id\","
-            " p.uuid AS person_id, p.properties AS __person_properties, p.created_at AS __person_created_at,"
+            f" {_prop('$session_id', materialized)} AS \"$session_id\","
+            f" {_prop('$window_id', materialized)} AS \"$window_id\","
+            f"{persons}{mats}"
             f" {pid} AS team_id"
-            " FROM event e"
-            " LEFT JOIN person_distinct_id pdi ON pdi.project_id = e.project_id AND pdi.distinct_id = e.distinct_id"
-            " LEFT JOIN person p ON p.id = pdi.person_id"
+            f" FROM event e{joins}"
             f" WHERE e.project_id = {pid}"
         )
     if table == "persons":

@@ -24,7 +24,8 @@ TRENDS_FIELDS = {"kind", "series", "interval", "dateRange", "properties", "filte
                  "response", "version", "dataColorTheme", "conversionGoal", "tags"}
 BUCKET_FN = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay",
              "week": "toStartOfWeek", "month": "toStartOfMonth"}
-ACTOR = "ifNull(person_id, distinct_id)"
+# The person after merges (its row id), or the distinct id of an event without one: counted, never shown.
+ACTOR = "__actor"
 INSIGHT_MAX_ROWS = 5_000_000
 
 

@@ -15,7 +15,8 @@ from phlite.query.trends import INSIGHT_MAX_ROWS
 WEB_FIELDS = {"kind", "dateRange", "properties", "compareFilter", "filterTestAccounts", "conversionGoal",
               "modifiers", "response", "version", "sampling", "useSessionsTable", "includeRevenue", "tags",
               "doPathCleaning"}
-ACTOR = "ifNull(person_id, distinct_id)"
+# The person after merges (its row id), or the distinct id of an event without one: counted, never shown.
+ACTOR = "__actor"
 BOUNCE_SECONDS = 10  # PostHog's bounceRateDurationSeconds default
 LOOKBACK_MS = 24 * 3_600_000  # a session's events before the window, to find where it started
 

@@ -48,6 +48,7 @@ SESSION_LEVEL = {"InitialPage": ("entry", "$pathname"), "ExitPage": ("exit", "$p
                  "InitialUTMCampaign": ("entry", "utm_campaign"), "InitialUTMTerm": ("entry", "utm_term"),
                  "InitialUTMContent": ("entry", "utm_content"),
                  "InitialUTMSourceMediumCampaign": ("entry", None),
+                 "InitialReferringURL": ("entry", "$referrer"),  # without its query string and fragment
                  # the session's last outbound link click (posthog-js's autocapture sets the property)
                  "ExitClick": ("last set", "$external_click_url")}
 KEEP_NULL = {"InitialUTMSource", "InitialUTMMedium", "InitialUTMCampaign", "InitialUTMTerm", "InitialUTMContent"}
@@ -220,6 +221,8 @@ def run_web_stats(store, project, node, now_ms, timeout_s):
             if not facts["counted"]:
                 continue
             v = _combined(facts) if by == "InitialUTMSourceMediumCampaign" else facts["value"]
+            if by == "InitialReferringURL" and v is not None:
+                v = v.split("?", 1)[0].split("#", 1)[0]
             if v is None and by not in KEEP_NULL:
                 continue
             add(cells.setdefault(v, (_Cell(), _Cell())), 0 if first >= lower else 1, facts["visitor"],

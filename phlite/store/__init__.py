@@ -4,6 +4,7 @@
 its own module; they share `self.db`. Only this package imports peewee.
 """
 
+import logging
 import sqlite3
 import threading
 
@@ -18,9 +19,18 @@ from phlite.store.flags import FlagsMixin
 from phlite.store.insights import InsightsMixin
 from phlite.store.forwarding import ForwardingMixin
 from phlite.store.lifecycle import LifecycleMixin
+from phlite.store.materialized import MaterializedMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
 from phlite.store.query import QueryMixin
+
+log = logging.getLogger(__name__)
+
+
+def _log_backfill(done, total):
+    if done % 100_000 < 5_000:
+        log.info("materialized columns: filling stored events, %d done, about %d to go", done, total)
+
 
 # The errors callers may need to catch, without importing peewee themselves.
 DatabaseError = peewee.DatabaseError
@@ -32,7 +42,7 @@ WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
 class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
-            ConsoleMixin, ForwardingMixin, DeletionMixin):
+            ConsoleMixin, ForwardingMixin, DeletionMixin, MaterializedMixin):
     def __init__(self, path, durable=False):
         self.path = path
         self.db = open_database(path, durable=durable)
@@ -40,6 +50,11 @@ class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin,
         with self.db.connection_context():
             migrate(self.db)
         self._init_caches()
+        with self.db.connection_context():
+            # Columns a migration (or an interrupted `materialize`) added: fill the rows stored before.
+            filled = self.backfill_materialized(progress=_log_backfill)
+            if filled:
+                log.info("materialized columns: filled %d stored events", filled)
 
     def _init_caches(self):
         for base in type(self).__mro__:

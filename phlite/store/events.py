@@ -4,7 +4,10 @@ the spool position recorded in the same transaction as the events it produced.""
 import orjson
 
 from phlite.store.event_filters import property_condition
+from phlite.store.materialized import values as materialized_values
 
+# The insert without materialized columns (bench/writer_micro.py's ceiling); the writer's adds them
+# (MaterializedMixin.materialized_columns).
 INSERT_EVENT = (
     "INSERT OR IGNORE INTO event"
     " (project_id, uuid, event, distinct_id, properties, timestamp, created_at, person_id)"
@@ -23,21 +26,35 @@ def _uuid_text(raw):
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def event_rows(project_id, events, created_at):
-    """The INSERT_EVENT parameters of each normalised event (the writer builds one per stored event).
+def event_rows(project_id, events, created_at, materialized=()):
+    """The insert parameters of each normalised event (the writer builds one per stored event), then
+    the value of each materialized property (`materialized`: Store.materialized_columns()).
     ev.uuid is canonical (normalize.py): bytes.fromhex is 4x cheaper than uuid.UUID(...).bytes."""
     dumps, option, fromhex = orjson.dumps, orjson.OPT_NON_STR_KEYS, bytes.fromhex
-    return [
+    rows = [
         (project_id, fromhex(ev.uuid.replace("-", "")), ev.event, ev.distinct_id, dumps(ev.properties, option=option),
          ev.timestamp, created_at, getattr(ev, "person_id", None))
         for ev in events
     ]
+    if materialized:
+        keys = [p for p, _c in materialized]
+        for i, ev in enumerate(events):
+            vals = materialized_values(ev.properties, keys)
+            if vals is not None:  # else the row stays short: its columns are NULL by default
+                rows[i] += vals
+    return rows
 
 
 class EventsMixin:
+    def insert_events(self, project_id, events, created_at):
+        """Insert normalised events in the caller's transaction, with their materialized columns;
+        duplicates by (project, uuid) are ignored. Returns how many were new."""
+        return self.insert_event_rows(event_rows(project_id, events, created_at, self.materialized_columns()))
+
     def insert_event_rows(self, rows):
-        """Insert rows (from `event_rows`) in the caller's transaction; duplicates by
-        (project, uuid) are ignored. Returns how many were new.
+        """Insert rows (from `event_rows` with this store's `materialized_columns()`, read in the same
+        transaction) in the caller's transaction; duplicates by (project, uuid) are ignored. Returns
+        how many were new.
 
         peewee's insert_many is ~6x slower than the driver's executemany (docs/design.md "SQLite inserts").
         New rows of a forwarding project are queued in its outbox in the same transaction
@@ -45,7 +62,14 @@ class EventsMixin:
         conn = self.db.connection()
         mark = self._outbox_mark(conn, rows)
         before = conn.total_changes
-        conn.executemany(INSERT_EVENT, rows)
+        full = self._event_insert_sql()
+        # Events without any materialized property (server-side ones) skip binding a dozen NULLs: that
+        # was a tenth of their insert. Runs of each kind keep the rows in order.
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or len(rows[i]) != len(rows[start]):
+                conn.executemany(INSERT_EVENT if len(rows[start]) == 8 else full, rows[start:i])
+                start = i
         added = conn.total_changes - before
         if mark is not None and added:
             self._outbox_fill(conn, mark)

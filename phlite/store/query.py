@@ -17,6 +17,7 @@ NATIVE_FUNCTIONS = frozenset({
     "count", "sum", "avg", "min", "max", "total", "coalesce", "nullif", "lower", "upper", "length", "trim",
     "replace", "round", "abs", "floor", "ceil", "json_array", "json_extract", "->", "->>", "iif", "cast", "like",
 })
+MMAP_BYTES = 4 << 30  # address space, not memory: the OS keeps what fits of the file's pages
 PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks (~1 ms)
 
 
@@ -46,6 +47,9 @@ class QueryMixin:
         conn.execute("PRAGMA query_only = 1")
         conn.execute("PRAGMA case_sensitive_like = 1")  # HogQL's LIKE is case-sensitive
         conn.execute("PRAGMA cache_size = -32000")
+        # Insights scan whole time ranges of event rows: reading them through a memory map instead of
+        # copying each page into the page cache halved such scans (docs/insights.md "Fast on SQLite").
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         scalars, aggregates = functions
         for name, (nargs, f) in scalars.items():
             conn.create_function(name, nargs, f, deterministic=True)
