@@ -288,3 +288,15 @@ def test_switching_api_host_with_no_gap_migrate_then_forward_after_migration(pai
     assert src.app.forwarder.flush()
     assert_same(src, src_p, dst_p)
     assert src.app.forwarder.status()[0].sent == 52
+
+
+def test_a_batch_holds_at_most_4_mib_of_events_however_large_they_are(pair, fake_posthog):
+    servers, src_p, _, clock, _, _ = pair
+    src = servers["src"]
+    src.store.set_forwarding(src_p.id, fake_posthog, "phc_destination")
+    big = "x" * 300_000
+    send(src_p, *[ev("big", f"u{i}", "2024-05-01T00:00:00Z", blob=big) for i in range(30)])
+    assert src.app.forwarder.flush()
+    sizes = [len(b["batch"]) for _, b in FakePostHog.bodies]
+    assert sizes == [14, 14, 2], sizes  # 14 x 300 kB is past 4 MiB: the 14th closes the batch
+    assert [e["distinct_id"] for _, b in FakePostHog.bodies for e in b["batch"]] == [f"u{i}" for i in range(30)]

@@ -159,17 +159,14 @@ class Forwarder:
 
     def _send(self, dest, st, now):
         pid = dest["project_id"]
-        phase, rows = self.store.forward_batch(dest, st.limit)
+        phase, rows = self.store.forward_batch(dest, st.limit, BATCH_BYTES)
         if not rows:
             return False
-        batch, size, last = [], 0, None
+        batch, last = [], None
         for event_id, uuid, name, distinct_id, properties, timestamp in rows:
             if uuid is None:  # deleted since it was stored (a person deleted with its events): skip it
                 last = event_id
                 continue
-            size += len(properties) + 200
-            if batch and size > BATCH_BYTES:
-                break
             # As stored: uuid and timestamp kept (the destination dedupes a resent event), properties
             # with $set, $set_once, $groups and $ip, no sent_at (no clock-skew correction).
             batch.append({"uuid": uuid, "event": name, "distinct_id": distinct_id,
