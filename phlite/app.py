@@ -8,7 +8,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from phlite.config import Config
+from phlite.config import Config, environ_get
 from phlite.console import Console
 from phlite.flags import FlagService
 from phlite.ingest import Ingestion
@@ -73,7 +73,9 @@ def open_app(config, clock=time.time, start_writer=True, start_forwarder=None):
     # fsync=batch: commits are synced too, so a spool segment is deleted only once SQLite holds its records durably.
     store = Store(config.db_path, durable=config.fsync == "batch")
     ingestion = Ingestion(store, config, clock)
-    forwarder = Forwarder(store, clock=clock, batch_events=config.forward_batch_events)
+    kill = environ_get("PHLITE_FORWARD_KILL_AFTER_BATCHES")  # tests/test_lifecycle_forward.py's kill -9
+    forwarder = Forwarder(store, clock=clock, batch_events=config.forward_batch_events,
+                          kill_after_batches=int(kill) if kill else None)
     if start_writer:
         ingestion.start()
     if start_writer if start_forwarder is None else start_forwarder:

@@ -7,6 +7,7 @@ injected clock."""
 import gzip
 import http.server
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -288,3 +289,37 @@ def test_switching_api_host_with_no_gap_migrate_then_forward_after_migration(pai
     assert src.app.forwarder.flush()
     assert_same(src, src_p, dst_p)
     assert src.app.forwarder.status()[0].sent == 52
+
+
+def test_a_batch_holds_at_most_4_mib_of_events_however_large_they_are(pair, fake_posthog):
+    servers, src_p, _, clock, _, _ = pair
+    src = servers["src"]
+    src.store.set_forwarding(src_p.id, fake_posthog, "phc_destination")
+    big = "x" * 300_000
+    send(src_p, *[ev("big", f"u{i}", "2024-05-01T00:00:00Z", blob=big) for i in range(30)])
+    assert src.app.forwarder.flush()
+    sizes = [len(b["batch"]) for _, b in FakePostHog.bodies]
+    assert sizes == [14, 14, 2], sizes  # 14 x 300 kB is past 4 MiB: the 14th closes the batch
+    assert [e["distinct_id"] for _, b in FakePostHog.bodies for e in b["batch"]] == [f"u{i}" for i in range(30)]
+
+
+def test_a_source_killed_between_a_send_and_its_ack_resends_that_batch_and_the_destination_keeps_it_once(pair):
+    servers, src_p, dst_p, clock, tmp_path, _ = pair
+    src = servers["src"]
+    src.store.set_forwarding(src_p.id, dst_p.url, dst_p.token)
+    for n in range(4):
+        send(src_p, *person_events(n))  # 104 events
+    src.close()
+    servers["src"] = None
+    # `python app.py` as a user runs it; its forwarder kills it (-9) once the second batch was answered 200.
+    r = subprocess.run([sys.executable, str(ROOT / "app.py"), "--port", "0", "--data-dir", str(tmp_path / "src"),
+                        "--forward-batch-events", "40"], capture_output=True, text=True, cwd=str(ROOT), timeout=120,
+                       env={**os.environ, "PHLITE_FORWARD_KILL_AFTER_BATCHES": "2"})
+    assert r.returncode == -9, r.stderr
+    dst_p.flush()
+    assert len(events(dst_p.srv.app.config.db_path, dst_p.id)) == 80
+    servers["src"] = src = source_server(tmp_path, clock)
+    [s] = src.app.forwarder.status()
+    assert (s.waiting, s.sent) == (64, 40)  # the second batch was sent and not yet forgotten: sent again
+    assert src.app.forwarder.flush()
+    assert_same(src, src_p, dst_p)  # every event once, in stored order

@@ -12,7 +12,9 @@ synchronously for tests and reads time from the injected clock.
 
 import dataclasses
 import logging
+import os
 import random
+import signal
 import threading
 import time
 from urllib.parse import urlsplit
@@ -81,8 +83,11 @@ class _State:
 
 
 class Forwarder:
-    def __init__(self, store, *, clock=time.time, batch_events=1000, timeout=TIMEOUT, rng=None):
+    def __init__(self, store, *, clock=time.time, batch_events=1000, timeout=TIMEOUT, rng=None,
+                 kill_after_batches=None):
         self.store = store
+        self.kill_after_batches = kill_after_batches  # test knob: SIGKILL after that many sends, before the ack
+        self.batches_sent = 0
         self.clock = clock
         self.batch_events = max(1, batch_events)
         self.timeout = timeout
@@ -159,17 +164,14 @@ class Forwarder:
 
     def _send(self, dest, st, now):
         pid = dest["project_id"]
-        phase, rows = self.store.forward_batch(dest, st.limit)
+        phase, rows = self.store.forward_batch(dest, st.limit, BATCH_BYTES)
         if not rows:
             return False
-        batch, size, last = [], 0, None
+        batch, last = [], None
         for event_id, uuid, name, distinct_id, properties, timestamp in rows:
             if uuid is None:  # deleted since it was stored (a person deleted with its events): skip it
                 last = event_id
                 continue
-            size += len(properties) + 200
-            if batch and size > BATCH_BYTES:
-                break
             # As stored: uuid and timestamp kept (the destination dedupes a resent event), properties
             # with $set, $set_once, $groups and $ip, no sent_at (no clock-skew correction).
             batch.append({"uuid": uuid, "event": name, "distinct_id": distinct_id,
@@ -180,6 +182,9 @@ class Forwarder:
             try:
                 Destination(dest["host"], dest["project_api_key"], None, max_attempts=1, timeout=self.timeout,
                             user_agent="phlite-forward").send_batch(batch, historical=phase == "backfill")
+                self.batches_sent += 1
+                if self.kill_after_batches and self.batches_sent >= self.kill_after_batches:
+                    os.kill(os.getpid(), signal.SIGKILL)  # the worst moment: sent, and not yet forgotten
             except DestinationError as e:
                 if e.status != 413 or len(batch) > 1:
                     return self._failed(dest, st, now, e, batch)

@@ -87,24 +87,38 @@ class ForwardingMixin:
 
     # --- the forwarder's side ----------------------------------------------------
 
-    def forward_batch(self, dest, limit):
+    def forward_batch(self, dest, limit, max_bytes):
         """The next events to send for a destination row: ("backfill" | "outbox", [(event id, uuid text or
-        None when the event was deleted since, event, distinct_id, properties JSON text, timestamp ms)])."""
+        None when the event was deleted since, event, distinct_id, properties JSON text, timestamp ms)]):
+        at most `limit` rows, and no more once their properties reach `max_bytes` (so memory is bounded
+        by bytes, however large the events)."""
         pid = dest["project_id"]
         if dest["backfill_until"] is not None:
-            rows = self.db.execute_sql(
+            rows = self._rows_up_to(
                 "SELECT id, uuid, event, distinct_id, properties, timestamp FROM event"
                 " WHERE project_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (pid, dest["backfill_after"], dest["backfill_until"], limit)).fetchall()
+                (pid, dest["backfill_after"], dest["backfill_until"], limit), max_bytes)
             if rows:
-                return "backfill", [(r[0], _uuid_text(r[1]), *r[2:]) for r in rows]
+                return "backfill", rows
             # Nothing left in the range (its events deleted since): the backfill is over.
             self.forward_ack(pid, "backfill", dest["backfill_until"], 0, 0, _now_ms())
-        rows = self.db.execute_sql(
+        return "outbox", self._rows_up_to(
             "SELECT o.event_id, e.uuid, e.event, e.distinct_id, e.properties, e.timestamp FROM forward_outbox o"
             " LEFT JOIN event e ON e.id = o.event_id AND e.project_id = o.project_id"
-            " WHERE o.project_id = ? ORDER BY o.event_id LIMIT ?", (pid, limit)).fetchall()
-        return "outbox", [(r[0], None if r[1] is None else _uuid_text(r[1]), *r[2:]) for r in rows]
+            " WHERE o.project_id = ? ORDER BY o.event_id LIMIT ?", (pid, limit), max_bytes)
+
+    def _rows_up_to(self, sql, params, max_bytes):
+        cursor = self.db.execute_sql(sql, params)
+        out, size = [], 0
+        try:
+            for r in cursor:  # stepped one row at a time: rows past the byte budget are never read
+                out.append((r[0], None if r[1] is None else _uuid_text(r[1]), *r[2:]))
+                size += len(r[4] or "") + 200
+                if size >= max_bytes:
+                    break
+        finally:
+            cursor.close()  # ends the read at once, so it never holds back a WAL checkpoint
+        return out
 
     def forward_ack(self, project_id, phase, last_event_id, sent, dropped, now_ms):
         """The destination acknowledged `phase`'s events up to `last_event_id`: forget them."""
