@@ -126,7 +126,9 @@ class _Dispatcher(ThreadedTaskDispatcher):
 
     def add_task(self, task):
         requests = getattr(task, "requests", None)
-        if requests and interactive(requests[0].path or "/"):
+        # A request waitress could not parse has no path (it is answered with an error): FIFO.
+        path = getattr(requests[0], "path", None) if requests else None
+        if path and interactive(path):
             with self.lock:
                 self.queue.appendleft(task)
                 self.queue_cv.notify()

@@ -10,7 +10,10 @@ class Connection:
     """What the dispatcher queues: a waitress channel with its pending requests; service() runs one."""
 
     def __init__(self, path, log, gate=None):
-        self.requests = [type("Request", (), {"path": path})()]
+        request = type("Request", (), {})()
+        if path is not None:
+            request.path = path
+        self.requests = [request]
         self.log, self.gate = log, gate
         self.started, self.done = threading.Event(), threading.Event()
 
@@ -18,7 +21,7 @@ class Connection:
         self.started.set()
         if self.gate is not None:
             self.gate.wait(10)
-        self.log.append(self.requests[0].path)
+        self.log.append(getattr(self.requests[0], "path", "unparsed"))
         self.done.set()
 
 
@@ -32,6 +35,7 @@ def test_interactive_requests_jump_the_queue_of_sdk_requests():
         assert first.started.wait(10)
         tasks = [Connection(path, log) for path in ("/i/v0/e/", "/flags/", "/api/projects/1/feature_flags/local_evaluation",
                                                     "/batch/", "/api/projects/1/events/", "/console/persons")]
+        tasks.insert(2, Connection(None, log))  # a request waitress failed to parse has no path: plain FIFO
         for task in tasks:
             d.add_task(task)
         gate.set()
@@ -39,7 +43,7 @@ def test_interactive_requests_jump_the_queue_of_sdk_requests():
     finally:
         gate.set()
         d.shutdown(timeout=10)
-    assert log == ["/e/", "/console/persons", "/api/projects/1/events/", "/i/v0/e/", "/flags/",
+    assert log == ["/e/", "/console/persons", "/api/projects/1/events/", "/i/v0/e/", "/flags/", "unparsed",
                    "/api/projects/1/feature_flags/local_evaluation", "/batch/"]
 
 
