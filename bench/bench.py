@@ -37,7 +37,7 @@ LUA = ROOT / "bench" / "lua"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 BIG_EVENTS = int(os.environ.get("BENCH_BIG_EVENTS", "1000000"))
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
-# BENCH_ONLY=batch,capture,flags,eval,mixed,big,threads runs only those (no table, results printed as JSON);
+# BENCH_ONLY=batch,capture,fsync,flags,eval,mixed,big,threads runs only those (no table, results printed as JSON);
 # BENCH_ONLY=insights runs bench/insights.py (never part of the default run: it takes tens of minutes).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 
@@ -517,6 +517,22 @@ def scenario_http_pair(ph, bare, script_args, rounds=2):
     return best_of(ours), best_of(theirs)
 
 
+def scenario_fsync(ph, work, cap_file):
+    """/capture with `--fsync batch` (a fresh server) against the default one, alternately."""
+    fs = Phlite(work / "fsync", env={"PHLITE_FSYNC": "batch"}).start()
+    try:
+        fs.wait_listening()
+        f = work / "capture-fsync.req"
+        write_requests(f, capture_requests(fs.token))
+        ours, base = [], []
+        for _ in range(2):
+            ours.append(wrk_with_cpu(fs.url, fs.proc.pid, "replay.lua", [f]))
+            base.append(wrk_with_cpu(ph.url, ph.proc.pid, "replay.lua", [cap_file]))
+        return best_of(ours), best_of(base)
+    finally:
+        fs.stop()
+
+
 def scenario_writer_alone(work, seconds_cap=20):
     """Diagnostic: phlite's writer storing the /batch events in process, no HTTP and no other
     thread: normalisation, person processing and the inserts, one group commit at a time."""
@@ -686,15 +702,38 @@ def scenario_mixed(ph, project, work, token):
                 status, secs = str(e), 0
             reads.append((status, secs))
 
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    # Latency of single /flags and /capture requests under the same load, 10 a second, beside wrk's overall figures.
+    probes = {"flags": [], "capture": []}
+
+    def prober():
+        n = 0
+        while not stop.wait(0.1):
+            kind = "flags" if n % 2 else "capture"
+            method, p, ctype, cenc, data = reqs[9] if kind == "flags" else captures[n % len(captures)]
+            headers = {k: v for k, v in (("Content-Type", ctype), ("Content-Encoding", cenc)) if v}
+            try:
+                status, _, secs = request(ph.url + p, method, data, headers)
+                probes[kind].append(secs)
+            except OSError:
+                pass
+            n += 1
+
+    def p99(values):
+        values = sorted(values)
+        return values[min(len(values) - 1, int(len(values) * 0.99))] * 1000 if values else None
+
+    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=prober, daemon=True)]
+    for t in threads:
+        t.start()
     result = wrk(ph.url, "replay.lua", [path], seconds=max(SECONDS, 8))
     stop.set()
-    t.join()
+    for t in threads:
+        t.join()
     lat = sorted(s for _, s in reads)
     return {"wrk": result, "reads": len(reads), "read_errors": sum(1 for s, _ in reads if s != 200),
-            "read_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else None,
-            "read_p50_ms": statistics.median(lat) * 1000 if lat else None}
+            "read_p99_ms": p99(lat), "read_p50_ms": statistics.median(lat) * 1000 if lat else None,
+            "flags_p99_ms": p99(probes["flags"]), "capture_p99_ms": p99(probes["capture"]),
+            "probes": {k: len(v) for k, v in probes.items()}}
 
 
 def cold_start(ph):
@@ -845,7 +884,7 @@ def build_table(r):
     rows = []
 
     def add(scenario, phlite, baseline, target, value, ok):
-        rows.append(f"| {scenario} | {phlite} | {baseline} | {target} | {value} {verdict(ok)} |")
+        rows.append(f"| {scenario} | {phlite} | {baseline} | {target} | {value} {'' if ok is None else verdict(ok)} |")
 
     rb = ratio(b["stored_per_s"], raw["rows_per_s"])
     add("`/batch`, 100 posthog-python events per request, 16 connections: events **stored**/s",
@@ -866,6 +905,14 @@ def build_table(r):
 
     http_row("`/capture` (`/e/`), one posthog-js event per request, gzip, 16 connections", cap_p, cap_b, 0.7)
     http_row("`/flags?v=2`, 20 flags, stored person with 10 properties, 16 connections", fl_p, fl_b, 0.6)
+    if r.get("fsync"):
+        fb, fo = r["fsync"]
+        q = ratio(fb["rps"], fo["rps"])
+        add("`/capture` as above with `--fsync batch` (group fsync of the spool before each 200)",
+            f"{fb['rps']:,.0f} req/s, p50 {fb['p50_us'] / 1000:.1f} ms, p99 {fb['p99_us'] / 1000:.1f} ms;"
+            f" server CPU {fb['cpu_us_per_request']:.0f} µs/req",
+            f"phlite with the default `--fsync off`: {fo['rps']:,.0f} req/s, p50 {fo['p50_us'] / 1000:.1f} ms,"
+            f" p99 {fo['p99_us'] / 1000:.1f} ms", "— (its cost)", f"{q:.2f} of off", None)
     speed = ratio(ev["posthog_us_per_flag"], ev["phlite_us_per_flag"])
     add("flag evaluation in process, the same 20 flags: µs per flag",
         f"{ev['phlite_us_per_flag']:.2f} µs",
@@ -876,7 +923,9 @@ def build_table(r):
     ok = w["errors"] == 0 and mx["read_errors"] == 0 and mx["read_p99_ms"] is not None and mx["read_p99_ms"] <= 50
     add("mixed: 90% capture / 10% flags, events list read once a second",
         f"{w['rps']:,.0f} req/s, {w['errors']} errors; {mx['reads']} reads, {mx['read_errors']} errors,"
-        f" p50 {mx['read_p50_ms']:.1f} ms, p99 {mx['read_p99_ms']:.1f} ms", "—", "no error, reads p99 <= 50 ms",
+        f" p50 {mx['read_p50_ms']:.1f} ms, p99 {mx['read_p99_ms']:.1f} ms; single requests beside the load"
+        f" ({mx['probes']['flags']} each): `/flags` p99 {mx['flags_p99_ms']:.1f} ms, `/capture` p99"
+        f" {mx['capture_p99_ms']:.1f} ms", "—", "no error, reads p99 <= 50 ms",
         "", ok)
     add("cold start to first 200: empty data dir", f"{big['cold_empty_s']:.2f} s", "—", "<= 1 s", "",
         big["cold_empty_s"] <= 1)
@@ -931,7 +980,7 @@ def main():
             results["writer_alone"] = scenario_writer_alone(work)
             log(f"  writer alone: {results['writer_alone']['events_per_s']:,.0f} events/s")
 
-        if any(wanted(n) for n in ("capture", "flags", "eval", "mixed")):
+        if any(wanted(n) for n in ("capture", "flags", "eval", "mixed", "fsync")):
             log("flags setup")
             project, _ = setup_flags(ph)
             status, flags_response, _ = request(ph.url + "/flags/?v=2", "POST", flags_body(ph.token),
@@ -946,6 +995,11 @@ def main():
                 write_requests(cap_file, capture_requests(ph.token))
                 with Profiler(ph.proc.pid, "capture", work / "profiles"):
                     results["capture"] = scenario_http_pair(ph, bare, [cap_file])
+            if wanted("fsync"):
+                log("/capture with --fsync batch vs the default")
+                cap_file = work / "capture.req"
+                write_requests(cap_file, capture_requests(ph.token))
+                results["fsync"] = scenario_fsync(ph, work, cap_file)
             if wanted("flags"):
                 log("/flags vs bare")
                 flags_file = work / "flags.req"

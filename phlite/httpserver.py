@@ -10,6 +10,8 @@
   limit is the largest route limit, not 1 GiB of temp files.
 - What waitress answers itself (HTTP framing it cannot parse: 400, 431, 501, and its 500 when the app
   fails mid-answer) is phlite's JSON error shape, not waitress's text/plain page.
+- A request a person waits for (the private API, the console) goes to the front of waitress's task
+  queue, ahead of the SDK traffic (capture, flags) queued there (docs/design.md "HTTP server threads").
 """
 
 import logging
@@ -19,7 +21,7 @@ import orjson
 import waitress
 from waitress.parser import HTTPRequestParser
 from waitress.channel import HTTPChannel
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import RequestEntityTooLarge
 
 from phlite import errors
@@ -108,6 +110,32 @@ def _channel_class(body_limit):
     return Channel
 
 
+# Requests a person waits for: the private API (not the SDKs' local-evaluation polling) and the console.
+# The SDK traffic (capture, flags, remote config) is many small requests, retried by their clients.
+INTERACTIVE_PREFIXES = ("/api/projects/", "/console")
+
+
+def interactive(path):
+    """Whether a request is one a person is waiting for (served ahead of queued SDK requests)."""
+    return path.startswith(INTERACTIVE_PREFIXES) and "/local_evaluation" not in path
+
+
+class _Dispatcher(ThreadedTaskDispatcher):
+    """waitress's task queue, with interactive requests put at its front. Under SDK load the queue
+    holds a task per busy connection, and an events-list read waited behind all of them."""
+
+    def add_task(self, task):
+        requests = getattr(task, "requests", None)
+        # A request waitress could not parse has no path (it is answered with an error): FIFO.
+        path = getattr(requests[0], "path", None) if requests else None
+        if path and interactive(path):
+            with self.lock:
+                self.queue.appendleft(task)
+                self.queue_cv.notify()
+            return
+        super().add_task(task)
+
+
 def create_server(wsgi, config, body_limit, max_body_limit, host=None, port=None):
     """A waitress server for `wsgi`; raises OSError when the address cannot be bound."""
     soft = raise_open_file_limit()
@@ -117,6 +145,8 @@ def create_server(wsgi, config, body_limit, max_body_limit, host=None, port=None
         log.warning("connection_limit %d is more than this process can hold with %d open files: using %d",
                     limit, soft, cap)
         limit = cap
+    dispatcher = _Dispatcher()
+    dispatcher.set_thread_count(config.threads)
     server = waitress.create_server(
         wsgi, host=config.host if host is None else host, port=config.port if port is None else port,
         threads=config.threads, connection_limit=limit, channel_timeout=config.channel_timeout,
@@ -127,6 +157,7 @@ def create_server(wsgi, config, body_limit, max_body_limit, host=None, port=None
         max_request_body_size=max_body_limit + 1,
         asyncore_use_poll=True,
         ident="phlite", clear_untrusted_proxy_headers=False,
+        _dispatcher=dispatcher,
     )
     server.channel_class = _channel_class(body_limit)
     return server

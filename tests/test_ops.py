@@ -129,3 +129,26 @@ def test_healthz_reports_ready_writer_and_disk(server, make_server):
 
     srv = make_server(health_min_free_bytes=0)  # no check
     assert http("GET", srv.url + "/healthz").json()["status"] == "ok"
+
+
+def test_route_stats_counted_from_many_threads_add_up():
+    from phlite.monitor import BUCKETS, RouteStats
+
+    stats = RouteStats("POST", "/e")
+    start = threading.Barrier(8)
+
+    def count(k):
+        start.wait()
+        for i in range(5000):
+            stats.record(BUCKETS[i % len(BUCKETS)] if k % 2 else 99.0, 200 if i % 10 else 503)
+
+    threads = [threading.Thread(target=count, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    buckets, total, count_, statuses = stats.snapshot()
+    assert count_ == 40_000 and statuses == {200: 36_000, 503: 4_000}
+    assert buckets[-1] == 20_000  # 99 s: past the last bound
+    assert buckets[0] == 4 * (5000 // len(BUCKETS) + (5000 % len(BUCKETS) > 0))  # a value equal to a bound is in it
+    assert abs(total - (20_000 * 99.0 + 4 * sum(BUCKETS[i % len(BUCKETS)] for i in range(5000)))) < 1e-3

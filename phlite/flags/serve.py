@@ -10,7 +10,7 @@ come back `failed`, and the caller answers `errorsWhileComputingFlags: true`.
 """
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from phlite.flags.answers import request_key
@@ -30,6 +30,9 @@ class Evaluation:
     results: dict  # flag key -> phlite.flags.FlagResult
     errors: bool  # errorsWhileComputingFlags
     read_clock: bool = False  # some answer depended on the time (a relative date): not cacheable
+    # Encoded parts of its answers, per response shape (phlite.flags.wire.shape_response): an
+    # evaluation the answer cache hands out again is not shaped and encoded again.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _failed(result, code, description):
@@ -116,7 +119,7 @@ def evaluate_request(store, cache, project_id: int, req: FlagRequest, *, now: fl
         try:
             (person, person_version), groups = store.flag_subjects(
                 project_id, distinct_id if want_person else None, list(group_keys.values()))
-            versions = (person_version, tuple(sorted((k, v[1]) for k, v in groups.items())))
+            versions = (person_version, tuple((k, v[1]) for k, v in groups.items()))
         except DatabaseError:
             log.warning("person or group lookup failed for project %s", project_id, exc_info=True)
             errors = True

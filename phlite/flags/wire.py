@@ -376,15 +376,36 @@ def _v2_parts(result):
     return parts
 
 
+def _v2_maps(results):
+    """(flags, featureFlags, featureFlagPayloads) of a v2 answer."""
+    flags, values, payloads = {}, {}, {}
+    for k, r in results.items():
+        # The detail is an orjson.Fragment: the same bytes as flag_detail's dict, built once per result.
+        value, payload, flags[k] = _v2_parts(r)
+        values[k] = value
+        if payload is not None:
+            payloads[k] = payload
+    return flags, values, payloads
+
+
 def _value(result):
     return result.variant if result.variant is not None else result.enabled
 
 
 def shape_response(shape: str, results: dict, errors_while_computing: bool, request_id: str,
-                   evaluated_at: int, config: dict | None = None) -> dict:
-    """The answer of `shape` for evaluator results {key: FlagResult}, with `config` merged in."""
+                   evaluated_at: int, config: dict | None = None, memo: dict | None = None) -> dict:
+    """The answer of `shape` for evaluator results {key: FlagResult}, with `config` merged in.
+
+    `memo`: a dict that goes with `results` (they are immutable): the v2 answer's flag maps are kept
+    there encoded, so results answered again are not shaped again."""
     body: dict
-    if shape == DECIDE_V1:
+    if memo is not None and shape == V2:
+        parts = memo.get(shape)
+        if parts is None:
+            parts = memo[shape] = tuple(orjson.Fragment(orjson.dumps(part)) for part in _v2_maps(results))
+        body = {"flags": parts[0], "errorsWhileComputingFlags": errors_while_computing,
+                "featureFlags": parts[1], "featureFlagPayloads": parts[2]}
+    elif shape == DECIDE_V1:
         body = {"featureFlags": [k for k, r in results.items() if r.enabled]}
     elif shape == DECIDE_V2:
         body = {"featureFlags": {k: _value(r) for k, r in results.items() if r.enabled}}
@@ -394,13 +415,7 @@ def shape_response(shape: str, results: dict, errors_while_computing: bool, requ
         body = {"featureFlags": values, "featureFlagPayloads": payloads,
                 "errorsWhileComputingFlags": errors_while_computing}
     else:
-        flags, values, payloads = {}, {}, {}
-        for k, r in results.items():
-            # The detail is an orjson.Fragment: the same bytes as flag_detail's dict, built once per result.
-            value, payload, flags[k] = _v2_parts(r)
-            values[k] = value
-            if payload is not None:
-                payloads[k] = payload
+        flags, values, payloads = _v2_maps(results)
         # featureFlags/featureFlagPayloads beside flags: posthog-js's getRemoteConfigPayload reads them.
         body = {"flags": flags, "errorsWhileComputingFlags": errors_while_computing,
                 "featureFlags": values, "featureFlagPayloads": payloads}

@@ -95,25 +95,13 @@ class _JsonPlugin:
 
     def apply(self, callback, route):
         public = bool(route.config.get("public"))
-        answer = self._answer(callback, public)
-        if self.monitor is None:
-            return answer
-        # One RouteStats per route, found here once; per request: two clock reads and a locked increment
-        # (docs/operations.md "Metrics" has what it costs /capture and /flags).
-        record = self.monitor.route(route.method, route.rule.rstrip("/") or "/").record
+        # With a monitor, one RouteStats per route, found here once; per request: two clock reads and a few
+        # increments (docs/operations.md "Metrics" has what they cost /capture and /flags).
+        record = None if self.monitor is None else self.monitor.route(route.method, route.rule.rstrip("/") or "/").record
         clock = time.perf_counter
 
-        def timed(*args, **kwargs):
-            start = clock()
-            rv = answer(*args, **kwargs)
-            record(clock() - start, rv.status_code if isinstance(rv, bottle.HTTPResponse) else bottle.response.status_code)
-            return rv
-
-        return timed
-
-    @staticmethod
-    def _answer(callback, public):
         def wrapper(*args, **kwargs):
+            start = clock()
             try:
                 rv = callback(*args, **kwargs)
             except errors.PhliteError as e:
@@ -135,8 +123,11 @@ class _JsonPlugin:
             if isinstance(rv, (dict, list)):
                 bottle.response.content_type = JSON
                 rv = dumps(rv)
+            answer = rv if isinstance(rv, bottle.HTTPResponse) else bottle.response
             if public:
-                _cors_headers(rv if isinstance(rv, bottle.HTTPResponse) else bottle.response, True)
+                _cors_headers(answer, True)
+            if record is not None:
+                record(clock() - start, answer.status_code)
             return rv
 
         return wrapper

@@ -121,7 +121,8 @@ def register(web, app):
         runtime = flags.request_runtime(fr.evaluation_runtime, HEADERS)
         outcome = evaluate(project_id, fr, runtime, q)
         config_body = config_for(project_id, token) if with_config else None
-        return flags.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, config_body)
+        return flags.shape_response(shape, outcome.results, outcome.errors, request_id, now_ms, config_body,
+                                    memo=outcome.memo)
 
     def config_for(project_id, token):
         """The project's remote config (what /array/<token>/config answers), for decide and config=true."""
