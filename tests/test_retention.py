@@ -91,9 +91,9 @@ def test_steady_load_with_retention_keeps_the_file_flat(srv):
     p = Project(srv)
     r = p.api("PATCH", "/api/projects/@project/", {"retention_days": 2})
     assert r.status == 200 and r.json()["retention_days"] == 2, r.body
-    per_day = 4000
+    per_day = 3000
     sizes = []
-    for day in range(9):
+    for day in range(8):
         srv.clock.t = BASE + day * DAY
         # A day of traffic through /batch, timestamps spread over the day that just passed.
         for chunk in range(0, per_day, 1000):
@@ -111,7 +111,7 @@ def test_steady_load_with_retention_keeps_the_file_flat(srv):
         # Nothing older than two days is left, and what is younger is all there.
         assert kept <= 3 * per_day
         assert free <= 16, "the freed pages were not given back"
-    # Nine days were sent (36,000 events); from day 3 on the file holds about three days and stays put.
+    # Eight days were sent (24,000 events); from day 3 on the file holds about three days and stays put.
     steady = sizes[3:]
     assert max(steady) <= min(steady) * 1.12, sizes
     assert sizes[-1] < sizes[2] * 1.25, sizes
@@ -121,7 +121,7 @@ def test_steady_load_with_retention_keeps_the_file_flat(srv):
 @pytest.mark.slow
 def test_capture_keeps_answering_while_a_big_delete_runs(srv):
     big, live = Project(srv, "big"), Project(srv, "live")
-    insert_events(srv, big.id, 60_000)
+    insert_events(srv, big.id, 40_000)
     done = threading.Event()
 
     def delete():
@@ -317,6 +317,18 @@ def test_cli_deletes_a_project_and_switches_an_old_database_to_incremental_vacuu
     refused = subprocess.run([sys.executable, str(ROOT / "app.py"), "project", "delete", str(made["id"]),
                               "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "--yes" in refused.stderr
+    # Beside a running server (it holds the data dir's lock) the command only hides the project.
+    from phlite import datadir
+    lock = datadir.DataDirLock(data).acquire()
+    try:
+        assert admin(data, "project", "delete", str(made["id"]), "--yes", "--json") == {"id": made["id"],
+                                                                                        "status": "deleting"}
+    finally:
+        lock.release()
+    store = Store(data / "phlite.db")
+    assert store.get_project(made["id"]) is None and store.projects_being_deleted() == [made["id"]]
+    store.close()
+    # With no server, it does the whole deletion itself (and finishes the hidden one).
     assert admin(data, "project", "delete", str(made["id"]), "--yes", "--json") == {"id": made["id"],
                                                                                     "status": "deleted"}
     assert sum(counts_by_table(data / "phlite.db", made["id"]).values()) == 0

@@ -168,13 +168,15 @@ class DeletionMixin:
     # --- project deletion -----------------------------------------------------------------
 
     def mark_project_deleted(self, project_id, now_ms=None):
-        """Hide the project at once (its token stops working); its rows go later, in batches. False if absent."""
+        """Hide the project at once (its token stops working); its rows go later, in batches. False if there is
+        no such project; True also when it is already being deleted (the work then goes on)."""
         with self.transaction():
-            cur = self.db.execute_sql("UPDATE project SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-                                      (now_ms or _now_ms(), project_id))
+            self.db.execute_sql("UPDATE project SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                                (now_ms or _now_ms(), project_id))
+            found = self.db.execute_sql("SELECT 1 FROM project WHERE id = ?", (project_id,)).fetchone()
         self._token_cache.clear()
         self._flags_changed(project_id)
-        return cur.rowcount > 0
+        return found is not None
 
     def has_pending_deletions(self):
         return self.db.execute_sql(
