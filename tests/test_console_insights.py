@@ -334,3 +334,28 @@ def test_odd_parameters_are_pages_not_server_errors(server, shop, member):
         assert r.status in (303, 400, 404) and b"went wrong" not in r.body, (path, r.status)
     assert member.get(f"/project/{pid}/dashboards/{big}").status == 404
     assert member.get(f"/project/{pid}/web/table?by=Nope").status == 404
+
+
+def test_dashboard_date_range_applies_to_every_tile_and_the_list_searches(shop, member):
+    pid = shop.id
+    page(member, shop, "insights")
+    r = member.post(f"/project/{pid}/dashboards", {"name": "Ranges"})
+    did = int(r.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    params = urlencode({"s0.event": "$pageview", "date_from": "-30d", "display": "ActionsBarValue"})
+    r = member.post(f"/project/{pid}/insights/save", {"page": "trends", "params": params, "name": "Views, ranged",
+                                                      "dashboard": str(did)})
+    assert r.status == 303
+    def tile_total():
+        return rows(member.text(f"/project/{pid}/dashboards/{did}?refresh=1"), "serie-row")[0][1][0]
+    month = tile_total()
+    assert member.post(f"/project/{pid}/dashboards/{did}", {"action": "dates", "date_from": "-7d"}).status == 303
+    api = shop.api("GET", f"/api/projects/@project/dashboards/{did}/").json()
+    assert api["filters"]["date_from"] == "-7d"
+    week = query(shop, {"kind": "TrendsQuery", "dateRange": {"date_from": "-7d"}, "trendsFilter": {
+        "display": "ActionsBarValue"}, "series": [{"kind": "EventsNode", "event": "$pageview"}]})["results"][0]
+    assert tile_total() == week["aggregated_value"] < month
+    member.post(f"/project/{pid}/dashboards/{did}", {"action": "dates", "date_from": ""})
+    assert tile_total() == month
+    listing = member.text(f"/project/{pid}/insights?search=ranged")
+    assert "Views, ranged" in listing and listing.count('class="saved-row"') == 1
+    assert 'class="saved-row"' not in member.text(f"/project/{pid}/insights?search=no-such-name")

@@ -48,9 +48,10 @@ def register(ui):
 
     @ui.page("/project/<pid:int>/insights")
     def index(ctx):
-        insights, count = app.insights.list_insights(ctx.project["id"], limit=200)
+        search = ctx.get("search").strip()[:200]
+        insights, count = app.insights.list_insights(ctx.project["id"], limit=200, search=search or None)
         rows = [{"insight": i, "url": page_url(ctx, i), "kind": views.kind_label(i.get("query"))} for i in insights]
-        return ctx.render("insights.html", kind="index", rows=rows, count=count)
+        return ctx.render("insights.html", kind="index", rows=rows, count=count, search=search)
 
     @ui.page("/project/<pid:int>/insights/save", ("POST",))
     def save(ctx):
@@ -119,6 +120,15 @@ def register(ui):
                                                                              "deleted": True}]}, actor(ctx))
             elif action == "rename" and 0 < len(ctx.field("name").strip()) <= MAX_NAME:
                 app.insights.update_dashboard(pid, dashboard_id, {"name": ctx.field("name").strip()}, actor(ctx))
+            elif action == "dates":  # one date range for every tile (PostHog's dashboard filters), or each its own
+                date_from = ctx.field("date_from").strip()[:40]
+                filters = {**(app.insights.get_dashboard(pid, dashboard_id, refresh="force_cache")["filters"] or {})}
+                filters.pop("date_to", None)
+                if date_from:
+                    filters["date_from"] = date_from
+                else:
+                    filters.pop("date_from", None)
+                app.insights.update_dashboard(pid, dashboard_id, {"filters": filters}, actor(ctx))
             elif action == "delete":
                 app.insights.update_dashboard(pid, dashboard_id, {"deleted": True}, actor(ctx))
                 return redirect(ctx.project_url("dashboards"))
@@ -135,5 +145,6 @@ def register(ui):
                           "view": views.tile(insight, forms.trends_form_from_node)})
         on_board = {t["insight"]["id"] for t in tiles if t.get("insight")}
         others, _ = app.insights.list_insights(pid, limit=200, basic=True)
-        return ctx.render("dashboard.html", board=board, tiles=tiles,
+        return ctx.render("dashboard.html", board=board, tiles=tiles, date_presets=forms.DATE_PRESETS,
+                          date_from=(board.get("filters") or {}).get("date_from") or "",
                           addable=[i for i in others if i["id"] not in on_board])
