@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -282,7 +283,7 @@ def run_phlite(ph, qs, repeat):
     return out
 
 
-# The same questions as queries(), as the console's pages ask them (their GET forms; docs/console.md).
+# Questions like queries()'s, as the console's pages ask them (their GET forms; docs/console.md).
 CONSOLE_PAGES = [
     "/project/1/insights/trends?s0.event=%24pageview&s0.math=total&s1.event=%24pageview&s1.math=dau&date_from=-30d",
     "/project/1/insights/trends?s0.event=%24pageview&date_from=-30d&breakdown=%24browser",
@@ -520,7 +521,7 @@ def table(results):
                        f"| {'yes' if same(name, p['answer'], d['answer']) else '**no**'} |")
         for path, p50, p99 in r["pages"]:
             shown = lambda v: "> 30 s" if v == float("inf") else f"{v:,.0f} ms"  # noqa: E731
-            out.append(f"| console page `{path.split('?')[0]}` (the same question) | {shown(p50)} | {shown(p99)} "
+            out.append(f"| console page `{urllib.parse.unquote_plus(path)}` | {shown(p50)} | {shown(p99)} "
                        "| — | — | — | — |")
     if len(results) > 1:
         a, b = results[0], results[-1]

@@ -21,7 +21,7 @@ PURE = [
     "phlite/codec.py",
     "phlite/ingest/wire.py", "phlite/ingest/mixpanel.py", "phlite/ingest/normalize.py",
     "phlite/ingest/rules.py", "phlite/ingest/record.py", "phlite/ingest/lzstring.py", "phlite/ingest/capture_v1.py",
-    "phlite/ingest/reports.py",
+    "phlite/ingest/reports.py", "phlite/ingest/meta.py",
     "phlite/flags/wire.py", "phlite/flags/definitions.py", "phlite/flags/filters.py",
     "phlite/flags/eval/*.py",
     "phlite/lifecycle/formats.py",

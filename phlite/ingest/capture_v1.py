@@ -15,7 +15,8 @@ import orjson
 
 from phlite import codec, errors
 from phlite.ingest.reports import log_events
-from phlite.ingest.wire import Payload, parse_sent_at
+from phlite.ingest.meta import parse_sent_at
+from phlite.ingest.wire import Payload
 
 # options field -> the property PostHog's ingestion reads (the SDKs move these properties into options).
 _OPTIONS = (

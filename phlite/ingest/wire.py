@@ -1,8 +1,8 @@
 """Capture request bytes -> raw event dicts (a Payload): phlite's ingestion wire format.
 
-Owns docs/protocol.md "Capture: body decoding", "Capture: project key" and "Capture: query parameters"
-(the `data` query parameter, optimistic base64, form bodies, gzip, lz64, the legacy second base64 pass,
-the four JSON shapes, the project key). Mixpanel's shapes (`/track`, `/import`, `/engage`, `/groups`) are
+Owns docs/protocol.md "Capture: body decoding" and "Capture: query parameters" (the `data` query parameter,
+optimistic base64, form bodies, gzip, lz64, the legacy second base64 pass, the four JSON shapes); the
+project key, send time and project id are read by meta.py (docs/protocol.md "Capture: project key"). Mixpanel's shapes (`/track`, `/import`, `/engage`, `/groups`) are
 turned into PostHog-shaped events by mixpanel.py, their operations kept beside the events
 (Payload.operations). It refuses only bodies it cannot decode: per-event validation happens later, in
 normalize.py, after the client got its 200. Pure: no framework, no clock, no I/O.
@@ -17,17 +17,15 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
 import orjson
 
 from phlite import codec, errors
-from phlite.ingest import lzstring, mixpanel, reports
+from phlite.ingest import lzstring, meta, mixpanel, reports
 
 _MIB = 1024 * 1024
-_UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _NO_QUERY: Mapping[str, str] = types.MappingProxyType({})
 
 _FORM_MIME = "application/x-www-form-urlencoded"
@@ -39,8 +37,6 @@ _HINTS = {"gzip": "gzip", "gzip-js": "gzip", "lz64": "lz64", "lz-string": "lz64"
 # First path segment of the endpoints that get the legacy second base64 pass. PostHog does it for
 # /e, /capture, /engage and /track; /groups and /import are Mixpanel's and get the same treatment.
 _LEGACY_ENDPOINTS = frozenset({"e", "capture", "engage", "track", "groups", "import"})
-_MIN_QUERY_SENT_AT_MS = 1_609_459_200_000  # 2021-01-01: older send times are not believed (docs/protocol.md "Capture: query parameters")
-_MAX_QUERY_SECONDS = 99_999_999_999  # 10-11 digits: `_` in seconds; longer values are milliseconds
 _MULTIPART_MIME = "multipart/form-data"
 # The form fields read: the payload, its hint, the send time, Mixpanel's verbose flag, the key.
 _FORM_FIELDS = ("data", "compression", "_", "sent_at", "verbose", "api_key", "token")
@@ -105,7 +101,7 @@ def decode_request(
     # feature (docs/protocol.md "Legacy second base64 pass").
     gate = None
     if known_key is not None:
-        outside = _first_text(form, query)
+        outside = meta.first_text(form, query)
         if not (outside and known_key(outside)):
             gate = functools.partial(_refuse_without_key, known_key=known_key, hint=outside)
     obj = _parse_json(data, max_decompressed, max_values, base64_fallback=data is undecoded and not was_base64,
@@ -149,7 +145,7 @@ def decode_request(
     if not events:
         raise errors.BadRequest("failed to parse request: no event is a JSON object", code="invalid_payload")
 
-    token = _batch_token(batch) or _events_token(events) or _first_text(form, query)
+    token = meta.batch_token(batch) or meta.events_token(events) or meta.first_text(form, query)
     if endpoint in ("track", "import"):
         for event in events:
             mixpanel.track_event(event, token)
@@ -161,16 +157,19 @@ def decode_request(
         events=events,
         operations=operations,
         token=token,
-        sent_at=_batch_sent_at(batch) or _query_sent_at(query) or _query_sent_at(form),
+        sent_at=meta.batch_sent_at(batch) or meta.query_sent_at(query) or meta.query_sent_at(form),
         historical_migration=batch.get("historical_migration") is True,
         verbose=codec.truthy(query.get("verbose")) or codec.truthy(form.get("verbose")),
-        project_id=_project_id(batch, query),
+        project_id=meta.project_id(batch, query),
     )
 
 
 # The endpoints whose decoding differs from posthog-js's shape (Mixpanel's): never the fast path.
 _NOT_FAST = frozenset({"engage", "groups", "track", "import"})
 _FAST_MIMES = frozenset({"text/plain", "", "application/json"})
+# Decoded bodies up to this size are parsed before the project-key check (what posthog-js sends is a
+# few KB); the check's byte scan was ~8% of a capture request's CPU (bench/notes.md).
+FAST_PARSE_BYTES = 64 * 1024
 
 
 def _posthog_js(body, content_type, query, cap, max_values, max_events, known_key=None) -> Payload | None:
@@ -186,11 +185,15 @@ def _posthog_js(body, content_type, query, cap, max_values, max_events, known_ke
         return None  # base64 or lz64 inside the gzip, whitespace first...: the general path
     gate = None
     if known_key is not None:
-        outside = _first_text(_NO_QUERY, query)
+        outside = meta.first_text(_NO_QUERY, query)
         if not (outside and known_key(outside)):
             gate = functools.partial(_refuse_without_key, known_key=known_key, hint=outside)
+    # A small body is parsed before the key check: its parsed size is bounded anyway, and when the
+    # events' own key is known the byte scan would find it too (it reads the same fields, when no
+    # \u escape can hide a key name), so it is skipped; otherwise the scan runs after parsing.
+    late_gate = gate if gate is not None and len(data) <= FAST_PARSE_BYTES else None
     try:
-        obj = _loads(data, max_values, gate)
+        obj = _loads(data, max_values, None if late_gate else gate)
     except orjson.JSONDecodeError:
         return None
     if isinstance(obj, dict):
@@ -208,16 +211,19 @@ def _posthog_js(body, content_type, query, cap, max_values, max_events, known_ke
         if event.get("event") == "$performance_event":
             return None
     try:
-        token = _events_token(events) or _first_text(_NO_QUERY, query)
+        token = meta.events_token(events) or meta.first_text(_NO_QUERY, query)
     except errors.Unauthorized:
         return None
+    # The scan reads the same fields the parse did, once no key name can be written with \u escapes.
+    if late_gate is not None and not (token and b"\\u" not in data and known_key(token)):
+        late_gate(data)
     return Payload(
         events=events,
         token=token,
-        sent_at=_query_sent_at(query),
+        sent_at=meta.query_sent_at(query),
         historical_migration=False,
         verbose=codec.truthy(query.get("verbose")),
-        project_id=_project_id({}, query),
+        project_id=meta.project_id({}, query),
     )
 
 
@@ -441,94 +447,3 @@ def _from_cesu8(data: bytes) -> bytes | None:
         return None
     # Through UTF-16, where a high + low surrogate pair is one character; a lone surrogate becomes U+FFFD.
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
-
-
-# -- request metadata ---------------------------------------------------------------------------------
-
-
-def _clean_token(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _batch_token(batch: dict) -> str | None:
-    if not batch:  # an array or a single event: no batch object
-        return None
-    return _clean_token(batch.get("api_key")) or _clean_token(batch.get("token"))
-
-
-def _event_token(event: dict) -> str | None:
-    for key in ("token", "$token", "api_key"):
-        token = _clean_token(event.get(key))
-        if token:
-            return token
-    props = event.get("properties")
-    return _clean_token(props.get("token")) if isinstance(props, dict) else None
-
-
-def _events_token(events: list[dict]) -> str | None:
-    if len(events) == 1:  # the browser SDKs' usual request: one key cannot conflict
-        return _event_token(events[0])
-    tokens = {t for t in map(_event_token, events) if t}
-    if len(tokens) > 1:
-        raise errors.invalid_project_key()
-    return tokens.pop() if tokens else None
-
-
-def _first_text(form: Mapping, query: Mapping) -> str | None:
-    # Mixpanel's /import sends api_key in the form body (python) or the query (node).
-    for source, key in ((form, "api_key"), (form, "token"), (query, "api_key"), (query, "token")):
-        token = _clean_token(source.get(key))
-        if token:
-            return token
-    return None
-
-
-def _batch_sent_at(batch: dict) -> datetime | None:
-    return parse_sent_at(batch.get("sent_at"))
-
-
-def parse_sent_at(value) -> datetime | None:
-    """An ISO 8601 send time (a batch's `sent_at`, capture v1's `created_at`) as aware UTC, or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip())
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=_UTC)
-        return when.astimezone(_UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _query_sent_at(query: Mapping) -> datetime | None:
-    """`_` or `sent_at` of the query or the form: epoch milliseconds, or seconds (10-11 digits)."""
-    value = query.get("_") or query.get("sent_at")
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    try:
-        ms = int(value)  # PostHog 400s a non-integer; phlite just ignores it
-    except (TypeError, ValueError):
-        return None
-    if 0 < ms <= _MAX_QUERY_SECONDS:
-        ms *= 1000
-    if ms < _MIN_QUERY_SENT_AT_MS:
-        return None
-    try:
-        return _EPOCH + timedelta(milliseconds=ms)
-    except OverflowError:
-        return None
-
-
-def _project_id(batch: dict, query: Mapping[str, str]) -> str | None:
-    value = batch.get("project_id")
-    if value is None or isinstance(value, bool):
-        value = query.get("project_id")
-    if isinstance(value, (int, str)) and str(value).strip():
-        return str(value).strip()
-    return None
