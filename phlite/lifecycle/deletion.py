@@ -236,7 +236,8 @@ class Deleter:
             if cursor >= upto:
                 self._call(lambda: store.finish_deletion_job(job["id"]))
         except errors.BadRequest as e:  # a filter the store cannot read (checked when asked; belt and braces)
-            self._call(lambda: store.finish_deletion_job(job["id"], e.detail))
+            detail = e.detail  # bound outside the lambda: `e` is unbound once the except block ends
+            self._call(lambda: store.finish_deletion_job(job["id"], detail))
         return store.get_deletion_job(pid, job["id"])
 
     def _delete_project_rows(self, project_id):

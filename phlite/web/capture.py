@@ -9,9 +9,8 @@ import bottle
 
 from phlite import errors, ingest
 from phlite.codec import parse_int64
-from phlite.web.common import (
-    body_limit, client_ip, header, is_preflight, key_checker, preflight, query, read_body, route,
-)
+from phlite.web.auth import key_checker
+from phlite.web.common import body_limit, client_ip, header, is_preflight, preflight, query, read_body, route
 
 POSTHOG_PATHS = ["/capture", "/batch", "/e", "/i/v0/e", "/s", "/i/v0/ai/batch", "/report"]
 MIXPANEL_PATHS = ["/track", "/engage", "/groups", "/import"]

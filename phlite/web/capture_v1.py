@@ -6,7 +6,8 @@ import bottle
 
 from phlite import ingest
 from phlite.web.capture import resolve_project
-from phlite.web.common import client_ip, header, is_preflight, key_checker, preflight, query, read_body, route
+from phlite.web.auth import key_checker
+from phlite.web.common import client_ip, header, is_preflight, preflight, query, read_body, route
 
 V1_PATH = "/i/v1/analytics/events"
 LOGS_PATH = "/i/v1/logs"

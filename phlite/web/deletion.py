@@ -5,7 +5,8 @@ counts them first, and whole projects. The work itself runs in the background in
 from phlite import errors
 from phlite.codec import parse_int64
 from phlite.lifecycle import clean_filter
-from phlite.web.common import iso_ms, json_body, json_response, personal_key, project_for_key, route
+from phlite.web.auth import personal_key, project_for_key
+from phlite.web.common import iso_ms, json_body, json_response, route
 
 
 def job_json(job):

@@ -11,7 +11,8 @@ from phlite import errors
 from phlite import flags
 from phlite.web.common import bool_query as _bool_query
 from phlite.web.common import created as _created
-from phlite.web.common import json_body, page_limits as _limits, page as _page, personal_key, project_for_key, query, route
+from phlite.web.auth import personal_key, project_for_key
+from phlite.web.common import json_body, page_limits as _limits, page as _page, query, route
 
 
 def register(web, app):

@@ -15,10 +15,8 @@ import bottle
 from phlite import errors
 from phlite import flags
 from phlite.store import DatabaseError
-from phlite.web.common import (
-    HEADERS, JSON, dumps, header, is_preflight, key_checker, key_project_ids, personal_key, preflight,
-    project_for_key, query, read_body, route,
-)
+from phlite.web.auth import key_checker, key_project_ids, personal_key, project_for_key
+from phlite.web.common import HEADERS, JSON, dumps, header, is_preflight, preflight, query, read_body, route
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,8 @@ dashboards").
 """
 
 from phlite import errors
-from phlite.web.common import (
-    bool_query, created, json_body, page, page_limits, personal_key, project_for_key, query, route,
-)
+from phlite.web.auth import personal_key, project_for_key
+from phlite.web.common import bool_query, created, json_body, page, page_limits, query, route
 
 BASES = ("/api/projects/<project>", "/api/environments/<project>")
 

@@ -11,7 +11,8 @@ import bottle
 
 from phlite import errors
 from phlite.monitor import CONTENT_TYPE
-from phlite.web.common import bearer_key, json_response, route
+from phlite.web.auth import bearer_key
+from phlite.web.common import json_response, route
 
 
 def register(web, app):

@@ -8,7 +8,8 @@ import bottle
 
 from phlite import errors
 from phlite.codec import parse_int64, truthy
-from phlite.web.common import int_param, iso_ms, personal_key, project_for_key, query, route, url_with
+from phlite.web.auth import personal_key, project_for_key
+from phlite.web.common import int_param, iso_ms, query, route, url_with
 
 
 def person_json(p):

@@ -7,10 +7,8 @@ import orjson
 from phlite import errors
 from phlite.codec import parse_int64
 from phlite.lifecycle import clean_retention_days
-from phlite.web.common import (
-    int_param, iso_ms, json_body, key_project_ids, parse_time_param, personal_key, project_for_key, query, route,
-    url_with,
-)
+from phlite.web.auth import key_project_ids, personal_key, project_for_key
+from phlite.web.common import int_param, iso_ms, json_body, parse_time_param, query, route, url_with
 
 
 def project_json(p):

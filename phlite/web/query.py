@@ -5,7 +5,8 @@ request is a 401 wherever it points."""
 import bottle
 
 from phlite import errors
-from phlite.web.common import json_body, personal_key, project_for_key, route
+from phlite.web.auth import personal_key, project_for_key
+from phlite.web.common import json_body, route
 
 PREFIXES = ("/api/projects/<project>/query", "/api/environments/<project>/query")
 
