@@ -310,7 +310,7 @@ def test_records_handed_over_parsed_store_exactly_what_records_read_from_the_spo
         for evs in _generated_requests(seed):
             w.submit(pid, evs, ip="10.0.0.1", token="tok")
         kinds = {type(item).__name__ for _, item in w.queue}
-        assert kinds == ({"_Parsed"} if name == "parsed" else {"_InSpool"})
+        assert kinds == ({"Parsed"} if name == "parsed" else {"InSpool"})
         assert w.flush()
         with store.db.connection_context():
             q = store.db.execute_sql

@@ -22,68 +22,11 @@ import time
 
 from phlite import errors
 from phlite.ingest import batch, record
+from phlite.ingest.queue import BATCH_BYTES, MEMORY_BYTES, Call, InSpool, Parsed, memory_weight, queue_full
 from phlite.ingest.spool import GroupFsync, SpoolLost
 from phlite.store import WRITE_ERRORS
 
 log = logging.getLogger(__name__)
-
-# A group commit takes queued records up to this many bytes (and events up to the
-# configured writer_batch_events): big enough to amortise the commit (1 MB is ~2,500
-# posthog-python events), small enough to keep a transaction short. The records are
-# parsed all at once, so this also bounds the writer's memory: 4 MB cost ~45 MB more
-# peak RSS under /batch load for no measurable throughput (bench/README.md).
-BATCH_BYTES = 1024 * 1024
-# Queued records are kept in memory, as the events submit() was handed (already parsed by the
-# request thread, so the writer does not parse them again), up to about this many bytes of
-# memory; past it a queued record is only in the spool file (submit() has just written it
-# there, so it is in the page cache) and the writer reads it back. queue_max_bytes bounds what
-# is accepted and not yet stored; this bounds the memory it takes: under /batch overload the
-# full 32 MB queue cost ~50 MB of peak RSS (bench/README.md).
-MEMORY_BYTES = 1024 * 1024
-# Parsed events take about 3.8x the bytes of their JSON (posthog-python events, tracemalloc):
-# a record kept parsed counts this many times its spooled length against MEMORY_BYTES.
-PARSED_WEIGHT = 4
-
-
-class _InSpool:
-    """A queued record kept only in the spool; it has a length, like the bytes it stands for."""
-
-    __slots__ = ("length",)
-
-    def __init__(self, length):
-        self.length = length
-
-    def __len__(self):
-        return self.length
-
-
-class _Parsed:
-    """A queued record kept in memory as submit() built it; its length is its spooled length."""
-
-    __slots__ = ("record", "length")
-
-    def __init__(self, rec, length):
-        self.record = rec
-        self.length = length
-
-    def __len__(self):
-        return self.length
-
-    @property
-    def weight(self):
-        return self.length * PARSED_WEIGHT
-
-
-def _weight(item):
-    """Memory a queued item holds, as counted against MEMORY_BYTES."""
-    if isinstance(item, _Parsed):
-        return item.weight
-    return len(item) if isinstance(item, bytes) else 0
-
-
-def _queue_full():
-    return errors.Unavailable("Ingestion queue is full; retry shortly.", retry_after=1)
-
 
 # spool/rejected.log (records that cannot even be decoded) grows to this, then starts again with
 # one older generation kept as rejected.log.1.
@@ -92,15 +35,6 @@ REJECTED_LOG_BYTES = 64 * 1024 * 1024
 # On shutdown, how long the writer keeps retrying a store that refuses writes (a passing
 # lock, say) before it leaves the rest in the spool for the next start.
 STOP_RETRY_SECONDS = 5
-
-
-class _Call:
-    def __init__(self, fn):
-        self.fn = fn
-        self.done = threading.Event()
-        self.result = None
-        self.error = None
-        self.state = "queued"  # -> "running" -> done, or "cancelled" (changed under the writer's cond)
 
 
 class Writer:
@@ -121,7 +55,7 @@ class Writer:
         self.retry_delay = retry_delay
         self.persons = persons  # the PersonProcessor; None stores events without person processing
         self.cond = threading.Condition()
-        self.queue = collections.deque()  # (position, record bytes, _Parsed or _InSpool) or (None, _Call)
+        self.queue = collections.deque()  # (position, record bytes, Parsed or InSpool) or (None, Call)
         self.queued_bytes = 0
         self.memory_bytes = 0  # of queued records held in memory
         self.failure = None  # the last store error; while set, submit() answers 503
@@ -160,7 +94,7 @@ class Writer:
         Under overload this matters: decoding the requests that were then refused took the
         GIL from the writer, and events stored/s fell as the 503s rose (bench/README.md)."""
         if self.queue and self.queued_bytes + incoming_bytes > self.max_bytes:
-            raise _queue_full()
+            raise queue_full()
 
     def submit(self, project_id, events, *, sent_at=None, ip=None, token="", received_ms=None, operations=None):
         """Accept events for storage, durably (spooled) before returning. Raises Unavailable.
@@ -176,7 +110,7 @@ class Writer:
             if refusal:
                 raise errors.Unavailable(f"{refusal}; retry later.", retry_after=5)
             if self.queue and self.queued_bytes + len(data) > self.max_bytes:
-                raise _queue_full()
+                raise queue_full()
             try:
                 position = self.spool.append(data)
             except SpoolLost as e:
@@ -192,12 +126,12 @@ class Writer:
                 raise errors.Unavailable(f"Cannot write to disk ({e.strerror or e}); retry later.", retry_after=5)
             # The events as the request thread parsed them: the writer stores the same record the
             # spool holds (record.decode(data) == rec), without parsing it again.
-            item = _Parsed(rec, len(data))
+            item = Parsed(rec, len(data))
             if self.memory_bytes + item.weight <= self.memory_limit:
                 self.queue.append((position, item))
                 self.memory_bytes += item.weight
             else:
-                self.queue.append((position, _InSpool(len(data))))
+                self.queue.append((position, InSpool(len(data))))
             self.queued_bytes += len(data)
             self.appended = position
             self.accepted += len(events)
@@ -239,8 +173,8 @@ class Writer:
                 if position is not None and i >= self.in_flight:
                     payload = self._payload(position, item)
                     position = self.spool.append(payload)
-                    if isinstance(item, _InSpool):
-                        item = _InSpool(len(payload))
+                    if isinstance(item, InSpool):
+                        item = InSpool(len(payload))
                 moved.append((position, item))
         except OSError as e:
             self.spool_fault = str(e)
@@ -282,7 +216,7 @@ class Writer:
         """Run fn() in the writer thread, ordered after everything already queued."""
         if self.thread is None or threading.current_thread() is self.thread:
             return fn()
-        c = _Call(fn)
+        c = Call(fn)
         with self.cond:
             self.queue.append((None, c))
             self.cond.notify_all()
@@ -429,7 +363,7 @@ class Writer:
                 _, item = self.queue.popleft()
                 self.arrivals.popleft()
                 self.queued_bytes -= len(item)
-                self.memory_bytes -= _weight(item)
+                self.memory_bytes -= memory_weight(item)
             self.in_flight = max(0, self.in_flight - records)
             self.committed, self.done_events = committed, done_events
             if self.failure is not None:
@@ -440,7 +374,7 @@ class Writer:
 
     def _payload(self, position, item):
         """The spooled bytes of a queued record."""
-        if isinstance(item, _Parsed):
+        if isinstance(item, Parsed):
             return record.encode(item.record)
         return item if isinstance(item, bytes) else self.spool.read(position, len(item))
 
@@ -463,7 +397,7 @@ class Writer:
         now_ms = int(self.clock() * 1000)
         pending = collections.deque()
         for position, item in items:
-            if isinstance(item, _Parsed):
+            if isinstance(item, Parsed):
                 pending.append((position, item.record))
                 continue
             payload = self._payload(position, item)
