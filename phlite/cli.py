@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from phlite import __version__, cli_deletion, cli_forward, config as configmod, datadir
+from phlite import __version__, cli_data, cli_deletion, cli_forward, config as configmod, datadir
 from phlite.codec import parse_bool
 from phlite.errors import StartupError
 
@@ -291,84 +291,6 @@ def _project(store, wanted):
     return projects[0]
 
 
-def run_export(args, config):
-    from pathlib import Path
-
-    from phlite import lifecycle
-    from phlite.app import open_store
-
-    store = open_store(config)
-    try:
-        project = _project(store, args.project)
-        after = lifecycle.parse_when(args.after) if args.after else None
-        before = lifecycle.parse_when(args.before) if args.before else None
-        out = Path(args.out or f"export-{project['id']}")
-        bar = lifecycle.Progress(sys.stderr, "exporting events",
-                                 store.count_events_between(project["id"], after, before))
-        written = lifecycle.export(store, project["id"], out, after=after, before=before, fmt=args.format,
-                                   progress=bar.update)
-        bar.finish()
-    finally:
-        store.close()
-    _print({"directory": str(out), "files": written}, args.json,
-           "\n".join(f"{out / name}\t{n} rows" for name, n in written.items()))
-    return 0
-
-
-def run_import(args, config):
-    from pathlib import Path
-
-    from phlite import lifecycle
-    from phlite.app import open_app
-
-    paths = [Path(f) for f in args.files]
-    for p in paths:
-        if not p.is_file():
-            raise SystemExit(f"phlite: no such file: {p}")
-    # Import runs a writer over the data dir's spool, as the server does: never both at once.
-    datadir.prepare(config.data_dir)
-    lock = datadir.DataDirLock(config.data_dir).acquire()
-    app = open_app(config)
-    try:
-        project = _project(app.store, args.project)
-        bar = lifecycle.Progress(sys.stderr, "importing", sum(p.stat().st_size for p in paths), " B")
-        summary = lifecycle.import_files(app.ingestion, project, paths, progress=bar.update)
-        bar.finish()
-    finally:
-        app.close()
-        lock.release()
-    dropped = ", ".join(f"{k}: {v}" for k, v in summary["dropped"].items()) or "none"
-    _print(summary, args.json, f"read {summary['read']} objects: stored {summary['stored']},"
-           f" deduplicated {summary['deduplicated']} (already stored), dropped {sum(summary['dropped'].values())}"
-           f" ({dropped})")
-    return 0
-
-
-def run_migrate(args, config):
-    from pathlib import Path
-
-    from phlite import lifecycle
-    from phlite.app import open_store
-
-    store = open_store(config)
-    try:
-        project = _project(store, args.project)
-        path = Path(args.checkpoint or Path(config.data_dir) / f"migrate-{project['id']}.json")
-        summary = lifecycle.migrate_posthog(
-            store, project["id"], args.destination, args.project_api_key, args.personal_api_key,
-            checkpoint_path=path, dry_run=args.dry_run, rate=config.migrate_rate_limit, batch_events=args.batch_size,
-            progress_stream=sys.stderr, log=(lambda m: None) if args.json else print,
-            kill_after_batches=configmod.environ_get("PHLITE_MIGRATE_KILL_AFTER_BATCHES"))
-    except lifecycle.MigrationError as e:
-        print(f"phlite: migration stopped: {e} (run the same command again to resume)", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    if args.json:
-        print(json.dumps(summary), flush=True)
-    return 0 if summary.get("dry_run") or summary["verification"]["ok"] else 1
-
-
 def first_start(app, url):
     """On an empty data dir: create the default project and a personal key, and say how to use them."""
     store = app.store
@@ -499,11 +421,11 @@ def main(argv=None):
         if args.command in ("backup", "verify"):
             sys.exit(run_backup(args, config))
         if args.command == "export":
-            sys.exit(run_export(args, config))
+            sys.exit(cli_data.run_export(args, config))
         if args.command == "import":
-            sys.exit(run_import(args, config))
+            sys.exit(cli_data.run_import(args, config))
         if args.command == "migrate":
-            sys.exit(run_migrate(args, config))
+            sys.exit(cli_data.run_migrate(args, config))
         if args.command == "forward":
             sys.exit(cli_forward.run(args, config))
         if cli_deletion.handles(args):
