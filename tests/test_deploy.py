@@ -1,4 +1,4 @@
-"""The deployment files docs/operations.md shows (deploy/): the systemd unit verifies and its command, with its
+"""The deployment files docs/operations.md shows (docs/deploy/): the systemd unit verifies and its command, with its
 environment, serves and stops cleanly on its stop signal; nginx and Caddy, run on loopback with TLS in front of a
 trust_proxy phlite, pass capture, big batches and links through, and never let a client choose its own address.
 
@@ -19,7 +19,7 @@ import pytest
 
 from support import ROOT, Project, Subprocess, http, stored_uuids
 
-DEPLOY = ROOT / "deploy"
+DEPLOY = ROOT / "docs" / "deploy"
 TOOLS = ROOT / "tests" / ".tools"
 CLIENT = "127.0.0.3"  # the client's own address on loopback, which only X-Forwarded-For can carry to phlite
 FORGED = "203.0.113.9"
@@ -40,7 +40,7 @@ def test_docs_show_each_deploy_file_as_it_is():
     doc = (ROOT / "docs" / "operations.md").read_text()
     for name in ("phlite.service", "nginx.conf", "Caddyfile"):
         body = (DEPLOY / name).read_text()
-        assert body.strip() in doc, f"docs/operations.md does not show deploy/{name} as it is"
+        assert body.strip() in doc, f"docs/operations.md does not show docs/deploy/{name} as it is"
 
 
 def test_systemd_unit_verifies_and_its_command_serves_and_stops_on_its_signal(tmp_path):
