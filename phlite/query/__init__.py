@@ -4,27 +4,29 @@ The face web handlers use. Each query kind has its runner (`runner` for HogQLQue
 pure, and SQL runs only through the store's read-only executor (docs/insights.md).
 """
 
+import importlib
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 from phlite import errors
-from phlite.query.runner import run_hogql
-from phlite.query.events_query import run_events
-from phlite.query.funnels import run_funnels
 from phlite.query.overrides import clean_filters, with_filters
-from phlite.query.retention import run_retention
-from phlite.query.trends import run_trends
-from phlite.query.web import run_web_overview
-from phlite.query.web_stats import run_web_stats
 
 REFRESH = {"blocking", "async", "lazy_async", "async_except_on_cache_miss", "force_blocking", "force_async",
            "force_cache", True, False}
 REQUEST_FIELDS = {"query", "refresh", "async", "client_query_id", "filters_override", "variables_override",
                   "name", "limit_context"}
-RUNNERS = {"HogQLQuery": run_hogql, "TrendsQuery": run_trends, "EventsQuery": run_events,
-           "FunnelsQuery": run_funnels, "RetentionQuery": run_retention, "WebOverviewQuery": run_web_overview,
-           "WebStatsTableQuery": run_web_stats}
+# kind -> (module, function). The runners are imported at the first query, not at start: they bring sqlglot,
+# ~13 MB of the idle server's memory that a server nobody queries never needs (docs/benchmarks.md, peak RSS).
+RUNNERS = {"HogQLQuery": ("runner", "run_hogql"), "TrendsQuery": ("trends", "run_trends"),
+           "EventsQuery": ("events_query", "run_events"), "FunnelsQuery": ("funnels", "run_funnels"),
+           "RetentionQuery": ("retention", "run_retention"), "WebOverviewQuery": ("web", "run_web_overview"),
+           "WebStatsTableQuery": ("web_stats", "run_web_stats")}
+
+
+def _runner(kind):
+    module, name = RUNNERS[kind]
+    return getattr(importlib.import_module(f"phlite.query.{module}"), name)
 
 
 def _iso(ms):
@@ -59,14 +61,13 @@ class QueryService:
         if path_kind is not None and path_kind != kind:
             raise errors.BadRequest(f"Query kind mismatch: the path says {path_kind}, the query says {kind}.",
                                     code="invalid", attr="kind")
-        runner = RUNNERS.get(kind)
-        if runner is None:
+        if not isinstance(kind, str) or kind not in RUNNERS:
             raise errors.BadRequest(f"Unsupported query kind: {kind!r}. phlite runs: {', '.join(sorted(RUNNERS))}.",
                                     code="invalid", attr="kind")
         # The materialized columns ready now: a query reads those properties from their columns.
         project = {**self.store.get_project(project_id), "materialized": self.store.ready_materialized()}
         now_ms = int(self.clock() * 1000)
-        response = runner(self.store, project, node, now_ms, self.timeout_s)
+        response = _runner(kind)(self.store, project, node, now_ms, self.timeout_s)
         # Every query runs now (no shared cache): the envelope says so.
         response.update({
             "is_cached": False,
