@@ -1,6 +1,7 @@
 """Realistic-looking web traffic for the insight pages' tests and screenshots: visitors in sessions of
-pageviews (paths, referrers, UTM sources, browsers, OS, devices), some signing up (identify merges an
-anonymous id into the user) and buying (a price), over the last `days` days. Deterministic per seed."""
+pageviews (paths, referrers, UTM sources, mediums and campaigns, countries, browsers, OS, devices), some
+signing up (identify merges an anonymous id into the user) and buying (a price), over the last `days` days.
+Deterministic per seed."""
 
 import random
 import time
@@ -14,6 +15,9 @@ PATHS = ["/", "/pricing", "/docs", "/docs/install", "/blog", "/blog/sqlite-is-en
 REFERRERS = [("$direct", 5), ("www.google.com", 6), ("news.ycombinator.com", 3), ("github.com", 2),
              ("duckduckgo.com", 1), ("t.co", 1)]
 UTM = [None, None, None, "newsletter", "twitter", "producthunt"]
+MEDIUM = {"newsletter": "email", "twitter": "social", "producthunt": "referral"}  # a source's utm_medium
+CAMPAIGNS = ["launch", "spring-sale", None]
+COUNTRIES = [("US", 6), ("DE", 3), ("GB", 2), ("FR", 2), ("IN", 2), ("BR", 1), (None, 1)]  # None: not sent
 BROWSERS = [("Chrome", 10), ("Safari", 5), ("Firefox", 3), ("Edge", 1)]
 OSES = [("Windows", 5), ("Mac OS X", 5), ("iOS", 3), ("Android", 3), ("Linux", 2)]
 
@@ -37,6 +41,9 @@ def traffic(visitors=200, days=30, seed=7, now=None, extra=None):
         device = "Mobile" if os_ in ("iOS", "Android") else "Desktop"
         user = f"user-{seed}-{v}@example.com" if rng.random() < 0.35 else None
         first = now_ms - int(rng.random() * days * 86_400_000)
+        # Campaigns and countries from their own generator, so the other values stay those of earlier versions.
+        own = random.Random(f"{seed}-{v}")
+        country = _pick(own, COUNTRIES)
         start = first
         identified = False
         for _s in range(1 + int(rng.expovariate(0.7))):
@@ -52,8 +59,13 @@ def traffic(visitors=200, days=30, seed=7, now=None, extra=None):
                 props = {"$session_id": sid, "$current_url": f"https://shop.example{path}", "$pathname": path,
                          "$host": "shop.example", "$browser": browser, "$os": os_, "$device_type": device,
                          "$referring_domain": ref, "$lib": "web"}
+                if country:
+                    props["$geoip_country_code"] = country  # as a proxy or client sends it (phlite does no GeoIP)
                 if p == 0 and utm:
-                    props["utm_source"] = utm
+                    props["utm_source"], props["utm_medium"] = utm, MEDIUM[utm]
+                    campaign = own.choice(CAMPAIGNS)
+                    if campaign:
+                        props["utm_campaign"] = campaign
                 out.append({"event": "$pageview", "distinct_id": did, "timestamp": iso(t), "properties": props,
                             "uuid": str(uuid.UUID(int=rng.getrandbits(128)))})
                 t += int(rng.uniform(3, 90) * 1000)

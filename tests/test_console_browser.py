@@ -145,7 +145,8 @@ def test_insight_pages_draw_their_charts_in_chromium(server, page_origin):  # no
 
     project = Project(server, name="shop.example")
     hostile = [{"event": "$pageview", "distinct_id": HOSTILE, "properties": {
-        "$browser": HOSTILE, "$os": HOSTILE, "$session_id": "hostile-session", "$pathname": HOSTILE}}]
+        "$browser": HOSTILE, "$os": HOSTILE, "$session_id": "hostile-session", "$pathname": HOSTILE,
+        "utm_source": "newsletter", "utm_medium": HOSTILE, "utm_campaign": HOSTILE, "$geoip_country_code": HOSTILE}}]
     send_all(project, traffic(150, days=60, seed=11, extra=hostile))
     email = "insights-member@example.com"
     user, _ = server.app.console.create_user(email, "member", PASSWORD)
@@ -169,7 +170,7 @@ def test_insight_pages_draw_their_charts_in_chromium(server, page_origin):  # no
     assert charts["insight-funnel"]["bars"] == 3 and charts["insight-funnel-breakdown"]["bars"] >= 8
     assert charts["insight-retention"]["lines"] == 1 and charts["insight-retention"]["tableRows"] == 9
     assert len(charts["insight-web"]["tiles"]) == 5 and charts["insight-web"]["lines"] == 2
-    assert charts["insight-web"]["webTables"] == 7 and charts["insight-web"]["loading"] == 0
+    assert charts["insight-web"]["webTables"] == 11 and charts["insight-web"]["loading"] == 0
     assert HOSTILE in charts["insight-sql"]["sqlCells"] and "$pageview" in charts["insight-sql"]["sqlCells"]
     assert "Unable to resolve field: nope" in charts["insight-sql-error"]["error"]
     assert charts["insight-saved"]["tableRows"] == len(DASHBOARD_INSIGHTS)

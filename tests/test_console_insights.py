@@ -20,7 +20,12 @@ def shop(server):
     from support import Project
 
     project = Project(server, name="shop")
-    send_all(project, traffic(150, days=60, seed=3))
+    # One session with hostile UTM and country values, which the web page's tables must show as text.
+    hostile = [{"event": "$pageview", "distinct_id": "hostile-visitor", "properties": {
+        "$session_id": "hostile-session", "$pathname": "/", "$browser": "Chrome", "$os": "Linux",
+        "$device_type": "Desktop", "$referring_domain": "$direct", "utm_source": "newsletter", "utm_medium": HOSTILE,
+        "utm_campaign": HOSTILE, "$geoip_country_code": HOSTILE}}]
+    send_all(project, traffic(150, days=60, seed=3, extra=hostile))
     return project
 
 
@@ -144,7 +149,7 @@ def test_retention_page_is_the_triangle_of_the_query_api(shop, member):
 
 def test_web_page_tiles_are_the_overview_query(shop, member):
     lazy = page(member, shop, "web", date_from="-14d")
-    assert lazy.count('hx-trigger="load"') == 7 and "tables=1" in lazy  # tables load after the numbers
+    assert lazy.count('hx-trigger="load"') == 11 and "tables=1" in lazy  # tables load after the numbers
     body = page(member, shop, "web", date_from="-14d", tables="1")  # all inline, as without script
     api = query(shop, {"kind": "WebOverviewQuery", "dateRange": {"date_from": "-14d"}, "properties": [],
                        "compareFilter": {"compare": True}})["results"]
@@ -160,22 +165,36 @@ def test_web_page_tiles_are_the_overview_query(shop, member):
     assert change is not None and f"{change:+d}%" in body
     assert body.count('<path class="series c') == 2  # visitors and views per day
     # The tables: each is the WebStatsTableQuery answer for its breakdown (visitors, views[, bounce rate]).
-    for by in ("Page", "InitialReferringDomain", "Browser"):
+    # Exit pages have no bounce column: PostHog asks none there (a session's bounce is its entry page's).
+    assert re.findall(r'<div class="web-table" data-by="([^"]+)">', body) == [
+        "Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMSource", "InitialUTMMedium",
+        "InitialUTMCampaign", "Browser", "OS", "DeviceType", "Country"]
+    for by in ("Page", "InitialPage", "ExitPage", "InitialReferringDomain", "InitialUTMMedium", "InitialUTMCampaign",
+               "Browser", "Country"):
+        bounce = by in ("Page", "InitialPage")
         node = {"kind": "WebStatsTableQuery", "breakdownBy": by, "dateRange": {"date_from": "-14d"}, "properties": [],
                 "limit": 10, "compareFilter": {"compare": True}}
-        if by == "Page":
+        if bounce:
             node["includeBounceRate"] = True
         answer = query(shop, node)
         section = re.search(rf'<div class="web-table" data-by="{by}">(.*?)</table>', body, re.S).group(1)
+        heads = re.findall(r"<th[^>]*>([^<]*)</th>", section)
+        assert heads[1:] == (["Visitors", "Views", "Bounce"] if bounce else ["Visitors", "Views"]), (by, heads)
         shown = [[html.unescape(label), [float(v) for v in re.findall(r'data-value="([^"]*)"', tr)]]
                  for tr, label in re.findall(r'(<tr><td class="name wrap"><span class="label">([^<]*)</span>.*?</tr>)',
                                              section, re.S)]
-        width = 3 if by == "Page" else 2
+        width = 3 if bounce else 2
         fragment = page(member, shop, "web/table", by=by, date_from="-14d", compare="1")
         assert section in fragment  # the same table, alone
         assert len(shown) == len(answer["results"]) > 1, by
         for (label, values), row in zip(shown, answer["results"]):
-            assert label == row[0] and values == [cell[0] for cell in row[1:1 + width]], (by, label)
+            assert label == ("(none)" if row[0] is None else row[0]), (by, label)
+            assert values == [cell[0] for cell in row[1:1 + width]], (by, label)
+        if by in ("InitialUTMMedium", "InitialUTMCampaign", "Country"):
+            # the hostile session's value: a row of its own, escaped (the label regex above reads no tag)
+            assert HOSTILE in [label for label, _ in shown] and HOSTILE in [row[0] for row in answer["results"]]
+            assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in section and "<script>window" not in section
+    assert "<script>window" not in body and "<img src=x" not in body
 
 
 def test_sql_page_results_and_errors(shop, member):

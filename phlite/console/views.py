@@ -17,11 +17,15 @@ WEB_TILES = {"visitors": "Visitors", "views": "Page views", "sessions": "Session
              "session duration": "Session duration", "bounce rate": "Bounce rate"}
 # (WebStatsTableQuery breakdownBy, the table's title, its first column)
 WEB_TABLES = [("Page", "Top pages", "Path"), ("InitialPage", "Entry pages", "Path"),
-              ("InitialReferringDomain", "Referrers", "Referring domain"),
-              ("InitialUTMSource", "UTM sources", "utm_source"), ("Browser", "Browsers", "Browser"),
-              ("OS", "Operating systems", "OS"), ("DeviceType", "Device types", "Device type")]
+              ("ExitPage", "Exit pages", "Path"), ("InitialReferringDomain", "Referrers", "Referring domain"),
+              ("InitialUTMSource", "UTM sources", "utm_source"), ("InitialUTMMedium", "UTM mediums", "utm_medium"),
+              ("InitialUTMCampaign", "UTM campaigns", "utm_campaign"), ("Browser", "Browsers", "Browser"),
+              ("OS", "Operating systems", "OS"), ("DeviceType", "Device types", "Device type"),
+              ("Country", "Countries", "Country")]  # $geoip_country_code as clients send it: phlite has no GeoIP
 WEB_TABLE_NAMES = {by: (title, first) for by, title, first in WEB_TABLES}
-WEB_BOUNCE = {"Page", "InitialPage"}  # the tables with a bounce rate column (of sessions entering there)
+# The tables with a bounce rate column (of sessions entering there). Not exit pages: PostHog's exit paths
+# table asks no bounce rate, and a session's bounce belongs to where it entered.
+WEB_BOUNCE = {"Page", "InitialPage"}
 
 
 MATH_LABELS = {"dau": "unique users", "weekly_active": "weekly active", "monthly_active": "monthly active",
