@@ -132,7 +132,7 @@ def main():
             "web analytics, top pages table": (f"/project/{pid}/web/table?by=Page&date_from=-7d&compare=1", {
                 "kind": "WebStatsTableQuery", "breakdownBy": "Page", "dateRange": {"date_from": "-7d"}, "properties": [],
                 "limit": 10, "compareFilter": {"compare": True}, "includeBounceRate": True}),
-            "web analytics, all 7 tables inline": (f"/project/{pid}/web?date_from=-7d&tables=1", None),
+            "web analytics, all tables inline": (f"/project/{pid}/web?date_from=-7d&tables=1", None),
             "SQL, count()": (f"/project/{pid}/sql?q=SELECT+count()+FROM+events",
                              {"kind": "HogQLQuery", "query": "SELECT count() FROM events"}),
         }
