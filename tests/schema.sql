@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+-- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -17,10 +17,10 @@ CREATE INDEX dashboard_tile_insight ON dashboard_tile (insight_id);
 CREATE INDEX deletion_job_project ON deletion_job (project_id, id);
 -- index event_distinct_id
 CREATE INDEX event_distinct_id ON event (project_id, distinct_id, timestamp);
+-- index event_facts
+CREATE INDEX event_facts ON event (project_id, timestamp, event, distinct_id, mp_session_id, mp_pathname, mp_host, mp_browser, mp_os, mp_device_type, mp_referring_domain, mp_utm_source, mp_utm_medium, mp_utm_campaign, mp_utm_content, mp_utm_term);
 -- index event_name
 CREATE INDEX event_name ON event (project_id, event, timestamp, distinct_id);
--- index event_time
-CREATE INDEX event_time ON event (project_id, timestamp);
 -- index event_uuid
 CREATE UNIQUE INDEX event_uuid ON event (project_id, uuid);
 -- index feature_flag_key
@@ -59,6 +59,8 @@ CREATE TABLE dashboard_tile ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NUL
 CREATE TABLE deletion_job ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, filter TEXT NOT NULL, max_event_id INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0, expected INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')), error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER );
 -- table event
 CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER , mp_session_id TEXT, mp_pathname TEXT, mp_host TEXT, mp_browser TEXT, mp_os TEXT, mp_device_type TEXT, mp_referring_domain TEXT, mp_utm_source TEXT, mp_utm_medium TEXT, mp_utm_campaign TEXT, mp_utm_content TEXT, mp_utm_term TEXT);
+-- table event_hour
+CREATE TABLE event_hour ( project_id INTEGER NOT NULL, event TEXT NOT NULL, hour INTEGER NOT NULL, distinct_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (project_id, event, hour, distinct_id) ) WITHOUT ROWID;
 -- table feature_flag
 CREATE TABLE feature_flag ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', active INTEGER NOT NULL DEFAULT 1, deleted INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', ensure_experience_continuity INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, evaluation_runtime TEXT NOT NULL DEFAULT 'all', evaluation_tags TEXT NOT NULL DEFAULT '[]', bucketing_identifier TEXT, is_remote_configuration INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table flag_hash_key_override
@@ -93,3 +95,7 @@ CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEX
 CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 -- table spool_state
 CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL , done_events INTEGER NOT NULL DEFAULT 0);
+-- trigger event_hour_delete
+CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN UPDATE event_hour SET n = n - 1 WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id; DELETE FROM event_hour WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND n <= 0; END;
+-- trigger event_hour_insert
+CREATE TRIGGER event_hour_insert AFTER INSERT ON event BEGIN INSERT INTO event_hour (project_id, event, hour, distinct_id, n) VALUES (NEW.project_id, NEW.event, (NEW.timestamp - ((NEW.timestamp % 3600000) + 3600000) % 3600000), NEW.distinct_id, 1) ON CONFLICT (project_id, event, hour, distinct_id) DO UPDATE SET n = n + 1; END;

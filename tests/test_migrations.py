@@ -86,6 +86,11 @@ def test_an_older_data_dir_keeps_its_data(tmp_path, upto):
             assert store.spool_position() == ((3, 77), 0)
             # and the new tables work on the old data
             assert store.get_person_by_distinct_id(1, "user-1") is None
+        # the hourly roll-up (m0011) was filled from the events already stored
+        con = sqlite3.connect(path)
+        assert con.execute("SELECT project_id, event, hour, distinct_id, n FROM event_hour ORDER BY event").fetchall() \
+            == [(1, f"e{i}", 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000, "user-1", 1) for i in range(3)]
+        con.close()
     finally:
         store.close()
     assert schema(path) == PINNED.read_text()

@@ -329,8 +329,8 @@ class Compiler(Operators):
             if rest[0] == "created_at" and len(rest) == 1:
                 return col("__person_created_at"), DT
             raise HogQLError(f"Unable to resolve field: person.{'.'.join(map(str, rest))}")
-        if src.table == "events" and head == "team_id":
-            return col("team_id"), INT
+        if src.table == "events" and head in ("team_id", "__n") and not rest:
+            return col(head), INT
         if head not in src.fields:
             raise HogQLError(f"Unable to resolve field: {'.'.join(map(str, parts))}")
         if rest:
@@ -373,7 +373,8 @@ def compile_query(text, ctx):
     compiler = Compiler(ctx, placeholders)
     sql, cols = compiler.statement(tree, Scope())
     sql = sql.replace(compiler.events_token,
-                      subquery("events", ctx.project_id, ctx.materialized, person=compiler.person))
+                      subquery("events", ctx.project_id, ctx.materialized, person=compiler.person,
+                               rollup=ctx.rollup))
     limit = None
     has_limit = isinstance(tree, exp.Select) and tree.args.get("limit") is not None
     if not has_limit:

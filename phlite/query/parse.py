@@ -41,6 +41,9 @@ class Context:
     # {property: column} of the events' materialized columns a query may read instead of the JSON
     # (docs/insights.md "Materialized columns"); empty: every property is read from the JSON.
     materialized: dict = dataclasses.field(default_factory=dict)
+    # Insight runners only: `events` is the hourly roll-up (event, timestamp = the UTC hour, distinct_id,
+    # __actor, __n = how many events), for questions it answers exactly (docs/insights.md "Roll-ups").
+    rollup: bool = False
 
 
 @dataclasses.dataclass

@@ -16,7 +16,8 @@ FIELDS = {
     "groups": {"index": INT, "key": STR, "created_at": DT, "updated_at": DT, "properties": STR},
 }
 # Fields a query may name that `SELECT *` leaves out (lazy joins in PostHog).
-HIDDEN = {"events": {"__person_properties": STR, "__person_created_at": DT, "__actor": ANY, "team_id": INT}}
+HIDDEN = {"events": {"__person_properties": STR, "__person_created_at": DT, "__actor": ANY, "team_id": INT,
+                    "__n": INT}}
 
 
 # How much of the person an events subquery joins: none, the distinct id's person row id (enough to
@@ -29,7 +30,25 @@ def _prop(name, materialized):
     return f"e.{col}" if col else f"ph_prop(CAST(e.properties AS TEXT) -> '$.\"{name}\"')"
 
 
-def subquery(table, project_id, materialized=None, person=PERSON_ROW):
+def rollup_subquery(pid, person):
+    """`events` as the hourly roll-up `event_hour` (migration m0011): one row per event name, UTC hour
+    and distinct id, `__n` its events. Only an insight runner asks for it, for questions that read no
+    more than event, hour and person; every other field is NULL."""
+    actor, joins = "NULL", ""
+    if person != NO_PERSON:
+        actor = "coalesce(pdi.person_id, h.distinct_id)"
+        joins = (" LEFT JOIN person_distinct_id pdi ON pdi.project_id = h.project_id"
+                 " AND pdi.distinct_id = h.distinct_id")
+    return (
+        "SELECT NULL AS __rowid, NULL AS uuid, h.event AS event, NULL AS properties, h.hour AS timestamp,"
+        " h.distinct_id AS distinct_id, NULL AS elements_chain, NULL AS created_at, NULL AS \"$session_id\","
+        " NULL AS \"$window_id\", NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at,"
+        f" {actor} AS __actor, h.n AS __n, {pid} AS team_id"
+        f" FROM event_hour h{joins} WHERE h.project_id = {pid}"
+    )
+
+
+def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False):
     """The SELECT standing in for `table`, for project `project_id` (an int, never text).
 
     `materialized` ({property: column}, columns the query may read) adds each column as `__mp_<column>`
@@ -37,6 +56,8 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW):
     needs (SQLite does not drop unused LEFT JOINs of a flattened subquery: they cost a lookup per row)."""
     pid = int(project_id)
     materialized = materialized or {}
+    if table == "events" and rollup:
+        return rollup_subquery(pid, person)
     if table == "events":
         # The person of an event is the current person of its distinct id, so after a merge every
         # distinct id of a person (past events included) counts as that person.
@@ -61,7 +82,7 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW):
             f" {_prop('$session_id', materialized)} AS \"$session_id\","
             f" {_prop('$window_id', materialized)} AS \"$window_id\","
             f"{persons}{mats}"
-            f" {pid} AS team_id"
+            f" 1 AS __n, {pid} AS team_id"
             f" FROM event e{joins}"
             f" WHERE e.project_id = {pid}"
         )
@@ -79,5 +100,6 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW):
 
 
 # The store tables those subqueries read: the read-only connection's authorizer allows no other.
+# event_hour is the roll-up the insight runners may read (a user's HogQL cannot name it).
 # json_each is SQLite's table-valued JSON function (arrayJoin), reading no stored table.
-STORE_TABLES = frozenset({"event", "person", "person_distinct_id", "group_", "json_each"})
+STORE_TABLES = frozenset({"event", "event_hour", "person", "person_distinct_id", "group_", "json_each"})

@@ -6,15 +6,19 @@ project scoping and limits. Bucketing, zero-filling, ranking breakdown values an
 done here, in Python, over the grouped rows.
 """
 
+import dataclasses
+
 from phlite import errors
 from phlite.query import dates
 from phlite.query import functions as fn
 from phlite.query.filters import field, literal, to_hogql
+from phlite.query.rollup import aligned
 from phlite.query.runner import context, execute
 
 NULL_BV = "$$_posthog_breakdown_null_$$"
 OTHER_BV = "$$_posthog_breakdown_other_$$"
 COUNT_MATHS = {"total", "dau", "weekly_active", "monthly_active", "unique_session"}
+ROLLUP_MATHS = {"total", "dau", "weekly_active", "monthly_active"}  # what the hourly roll-up can count
 PROPERTY_MATHS = {"sum": "sum", "avg": "avg", "min": "min", "max": "max", "median": "quantile(0.5)",
                   "p75": "quantile(0.75)", "p90": "quantile(0.9)", "p95": "quantile(0.95)", "p99": "quantile(0.99)"}
 TOTAL_DISPLAYS = {"BoldNumber", "ActionsPie", "ActionsBarValue", "ActionsTable", "WorldMap"}
@@ -47,6 +51,7 @@ class Trends:
         self.tz, self.ws = project["timezone"], project["week_start_day"]
         # Grouped rows (buckets x breakdown values, or days x actors for WAU/MAU) are read whole.
         self.ctx = context(project, now_ms, max_rows=INSIGHT_MAX_ROWS)
+        self.rollup_ctx = dataclasses.replace(self.ctx, rollup=True)
         self.interval = node.get("interval") or "day"
         if self.interval not in dates.INTERVALS:
             raise bad(f"Unknown interval {self.interval!r}: use one of {', '.join(dates.INTERVALS)}.", "interval")
@@ -103,10 +108,20 @@ class Trends:
                 out.append(("previous", p_start, p_end, p_lower))
         return out
 
-    def query(self, text):
+    def query(self, text, rollup=False):
         if self.hogql is None:
             self.hogql = text
-        return execute(self.store, self.ctx, text, self.timeout_s)[1]
+        return execute(self.store, self.rollup_ctx if rollup else self.ctx, text, self.timeout_s)[1]
+
+    def rollup_edges_ok(self, serie, bv, first, end, starts):
+        """Whether this series may read the hourly roll-up (phlite/query/rollup.py): it counts events or
+        persons of one event (or all) with no filter and no breakdown, and its window [first, end] and
+        bucket starts `starts` fall on UTC hours."""
+        if bv or self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
+            return False
+        if (serie.get("math") or "total") not in ROLLUP_MATHS or self.interval == "minute":
+            return False
+        return aligned([first, end + 1, *starts])
 
     # one series
 
@@ -119,10 +134,10 @@ class Trends:
                 parts.append(f)
         return " AND ".join(parts)
 
-    def value_expr(self, serie):
+    def value_expr(self, serie, rollup=False):
         math = serie.get("math") or "total"
         if math == "total":
-            return "count()"
+            return "sum(__n)" if rollup else "count()"
         if math in ("dau", "weekly_active", "monthly_active"):
             return f"count(DISTINCT {ACTOR})"
         if math == "unique_session":
@@ -138,12 +153,14 @@ class Trends:
     def run_series(self, serie, start, end, lower, bv_expr=None):
         """{breakdown value or None: {bucket ms or None: value}}"""
         math = serie.get("math") or "total"
-        value = self.value_expr(serie)
         bv = bv_expr or (self.breakdown[0] if self.breakdown else None)
         active = ACTIVE_DAYS.get(math)
         if active and (self.total_mode or self.interval in ("minute", "hour", "day")
                        or (math == "monthly_active" and self.interval == "week")):
             return self.run_active(serie, start, end, lower, bv, active)
+        starts = [] if self.total_mode else dates.buckets(start, end, self.interval, self.tz, self.ws)
+        rollup = self.rollup_edges_ok(serie, bv, lower, end, starts)
+        value = self.value_expr(serie, rollup)
         cols, group = [], []
         if not self.total_mode:
             cols.append(f"{BUCKET_FN[self.interval]}(timestamp) AS b")
@@ -157,7 +174,7 @@ class Trends:
             text += f" GROUP BY {', '.join(group)}"
         text += f" LIMIT {INSIGHT_MAX_ROWS}"
         out = {}
-        for row in self.query(text):
+        for row in self.query(text, rollup):
             b = row[0] if not self.total_mode else None
             key = row[-2] if bv else None
             out.setdefault(key, {})[b] = row[-1]
@@ -172,11 +189,14 @@ class Trends:
             starts = dates.buckets(start, end, self.interval, self.tz, self.ws)
             bucket_ends = {b: fn.add_interval(b, 1, self.interval, self.tz) for b in starts}
             lo = fn.add_interval(min(bucket_ends.values()), -days, "day", self.tz)
+        first = min(lo, lower)
         cols = ["toStartOfDay(timestamp) AS d"] + ([f"{bv} AS bv"] if bv else []) + [f"{ACTOR} AS a"]
-        text = (f"SELECT {', '.join(cols)} FROM events WHERE {self.where(serie, min(lo, lower), end)}"
+        text = (f"SELECT {', '.join(cols)} FROM events WHERE {self.where(serie, first, end)}"
                 f" GROUP BY {', '.join(['d', 'bv', 'a'] if bv else ['d', 'a'])} LIMIT {INSIGHT_MAX_ROWS}")
+        # The days are the buckets here, and the windows are made of days.
+        rollup = self.rollup_edges_ok(serie, bv, first, end, dates.buckets(first, end, "day", self.tz, self.ws))
         by_key = {}
-        for row in self.query(text):
+        for row in self.query(text, rollup):
             key = row[1] if bv else None
             by_key.setdefault(key, {}).setdefault(row[0], set()).add(row[-1])
         self._active_sets = by_key

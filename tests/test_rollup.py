@@ -1,0 +1,123 @@
+"""The hourly roll-up `event_hour` (docs/insights.md "Roll-ups"): exactly the stored events grouped by
+project, event, UTC hour and distinct id, through every way events arrive and leave; and the insights
+that read it give the answers of the events in every kind of time zone."""
+
+import sqlite3
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from support import InProcessServer, Project, ev, person, send
+from phlite.config import Config
+from phlite.query.hogql import Context, compile_query
+from phlite.query.rollup import aligned
+
+NOW = datetime(2026, 12, 2, 15, 0, tzinfo=timezone.utc)
+HOUR = 3_600_000
+
+
+class Clock:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def srv(tmp_path):
+    s = InProcessServer(Config(data_dir=tmp_path / "d", retention_interval=0), clock=Clock(NOW.timestamp()))
+    yield s
+    s.close()
+
+
+def grouped(db_path):
+    """(the roll-up, the same grouping computed from the events), read from the SQLite file."""
+    con = sqlite3.connect(db_path)
+    try:
+        rollup = con.execute("SELECT project_id, event, hour, distinct_id, n FROM event_hour"
+                             " ORDER BY 1, 2, 3, 4").fetchall()
+        events = con.execute(f"SELECT project_id, event, timestamp - timestamp % {HOUR} AS h, distinct_id, count(*)"
+                             " FROM event GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").fetchall()
+    finally:
+        con.close()
+    return rollup, events
+
+
+def test_rollup_follows_inserts_duplicates_and_deletes(srv):
+    a, b = Project(srv, "a"), Project(srv, "b")
+    t = NOW - timedelta(days=2)
+    dup = str(uuid.uuid4())
+    events = [ev("$pageview", f"u{i % 3}", (t + timedelta(minutes=25 * i)).isoformat()) for i in range(12)]
+    events += [{**ev("buy", "u1", t.isoformat()), "uuid": dup}]
+    send(a, *events)
+    send(a, {**ev("buy", "u1", t.isoformat()), "uuid": dup})  # the same uuid again: stored once
+    send(b, *events[:5])
+    send(a, ev("$identify", "u1", t.isoformat(), **{"$anon_distinct_id": "anon-1"}),
+         ev("$pageview", "anon-1", t.isoformat()))
+    rollup, want = grouped(srv.store.path)
+    assert rollup == want and sum(r[-1] for r in rollup) == 12 + 1 + 5 + 2
+    # deleting a person with its events
+    p = person(a, "u1")
+    assert a.api("DELETE", f"/api/projects/@project/persons/{p['uuid']}/?delete_events=true").status == 204
+    rollup, want = grouped(srv.store.path)
+    assert rollup == want and not [r for r in rollup if r[0] == a.id and r[3] in ("u1", "anon-1")]
+    # retention deleting old events of one project
+    assert a.api("PATCH", "/api/projects/@project/", {"retention_days": 1}).status == 200
+    srv.app.deleter.run_pending()
+    rollup, want = grouped(srv.store.path)
+    assert rollup == want and {r[0] for r in rollup} == {b.id}
+
+
+def _trends(p, tz, **q):
+    p.srv.store.update_project(p.id, timezone=tz)
+    r = p.api("POST", "/api/projects/@project/query/", {"query": {"kind": "TrendsQuery", **q}})
+    assert r.status == 200, r.body
+    return [(s["action"]["math"], s["data"]) for s in r.json()["results"]]
+
+
+# Whole-hour offsets with DST (the roll-up), half- and quarter-hour ones (the events).
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_trends_and_retention_agree_with_a_property_filter_that_reads_the_events(srv, tz):
+    """The same series with and without an always-true property filter: the first may read the roll-up,
+    the second must read the events; both must agree, in zones where day edges are UTC hours and not."""
+    p = Project(srv, "z")
+    base = NOW - timedelta(days=9)
+    events = []
+    for i in range(300):
+        ts = base + timedelta(minutes=41 * i + (i * 7) % 29)
+        for j in range(1 + i % 3):  # sessions of 1-3 events of one person within minutes: a roll-up row each
+            events.append(ev("$pageview" if i % 4 else "buy", f"u{(i * 13) % 17}",
+                             (ts + timedelta(minutes=j)).isoformat(), k="v"))
+    send(p, *events, ev("$identify", "u2", base.isoformat(), **{"$anon_distinct_id": "u3"}))
+    always = [{"key": "k", "value": "v", "operator": "exact", "type": "event"}]
+    for interval in ("hour", "day", "week"):
+        series = [{"kind": "EventsNode", "event": "$pageview", "math": m} for m in ("total", "dau", "weekly_active")]
+        filtered = [{**s, "properties": always} for s in series]
+        q = {"interval": interval, "dateRange": {"date_from": "-10d"}}
+        assert _trends(p, tz, series=series, **q) == _trends(p, tz, series=filtered, **q), interval
+    def retention(props):
+        entity = {"id": "$pageview", "type": "events", "properties": props}
+        r = p.api("POST", "/api/projects/@project/query/", {"query": {"kind": "RetentionQuery", "retentionFilter": {
+            "targetEntity": entity, "returningEntity": entity, "period": "Day", "totalIntervals": 9}}})
+        assert r.status == 200, r.body
+        return r.json()["results"]
+    assert retention([]) == retention(always)
+    srv.store.update_project(p.id, timezone="UTC")
+
+
+def test_only_insight_runners_read_the_rollup():
+    ctx = Context(project_id=3)
+    assert "event_hour" not in compile_query("SELECT count() FROM events", ctx).sql
+    rolled = Context(project_id=3, rollup=True)
+    sql = compile_query("SELECT sum(__n), count(DISTINCT __actor) FROM events WHERE event = 'x'", rolled).sql
+    assert "FROM event_hour h" in sql and "h.project_id = 3" in sql
+    # a user's HogQL cannot name the table
+    with pytest.raises(Exception, match="Unknown table"):
+        compile_query("SELECT * FROM event_hour", ctx)
+
+
+def test_edges_on_utc_hours():
+    assert aligned([0, HOUR, 24 * HOUR])
+    assert not aligned([0, HOUR // 2])
