@@ -452,6 +452,21 @@ def run_duckdb(con, today, repeat):
 # --- one size ---------------------------------------------------------------------------------------
 
 
+def wait_rollups(db, limit_s=120):
+    """Until the server's background pass has recounted every hour that is over (docs/insights.md
+    "Roll-ups"): the queries are measured on a server in its steady state, not while it catches up."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            waiting = conn.execute("SELECT count(*) FROM rollup_dirty WHERE hour <= ?",
+                                   (int(time.time() * 1000) - 3_600_000,)).fetchone()[0]
+        if not waiting:
+            log(f"  roll-up recounted ({time.monotonic() - t0:.1f} s after the last event)")
+            return
+        time.sleep(0.5)
+    log(f"  roll-up: {waiting} hours still waiting after {limit_s} s")
+
+
 def run_size(work, n_events, n_persons):
     data = os.environ.get("BENCH_INSIGHTS_DATA")
     # A query measured must finish: past the default 10 s limit (a loaded machine) it would be a 400.
@@ -474,6 +489,7 @@ def run_size(work, n_events, n_persons):
         meta = orjson.loads(meta_file.read_bytes())
         ph.key, ph.token = meta["key"], meta["token"]
         wait_http(ph.url + "/api/projects/", headers={"Authorization": f"Bearer {ph.key}"})
+        wait_rollups(ph.db)
         result.update(stored=meta["sent"], ingest_per_s=meta["sent"] / meta["ingest_s"])
         today = dt.datetime.fromtimestamp(meta["now_ms"] / 1000, dt.timezone.utc).date()
         qs = queries(today)

@@ -91,11 +91,11 @@ CREATE TABLE person_distinct_id ( project_id INTEGER NOT NULL, distinct_id TEXT 
 CREATE TABLE personal_key ( id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT '', lookup TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, project_ids TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER );
 -- table project
 CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL , timezone TEXT NOT NULL DEFAULT 'UTC', week_start_day INTEGER NOT NULL DEFAULT 0, retention_days INTEGER, deleted_at INTEGER);
+-- table rollup_dirty
+CREATE TABLE rollup_dirty ( project_id INTEGER NOT NULL, hour INTEGER NOT NULL, PRIMARY KEY (project_id, hour) ) WITHOUT ROWID;
 -- table schema_migration
 CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 -- table spool_state
 CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL , done_events INTEGER NOT NULL DEFAULT 0);
 -- trigger event_hour_delete
 CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN UPDATE event_hour SET n = n - 1 WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id; DELETE FROM event_hour WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND n <= 0; END;
--- trigger event_hour_insert
-CREATE TRIGGER event_hour_insert AFTER INSERT ON event BEGIN INSERT INTO event_hour (project_id, event, hour, distinct_id, n) VALUES (NEW.project_id, NEW.event, (NEW.timestamp - ((NEW.timestamp % 3600000) + 3600000) % 3600000), NEW.distinct_id, 1) ON CONFLICT (project_id, event, hour, distinct_id) DO UPDATE SET n = n + 1; END;

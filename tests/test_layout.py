@@ -39,7 +39,7 @@ OLD_FLAG_MODULES = set() if FLAGS_MOVED else {"phlite.flagrequest", "phlite.flag
 SERVICES = {"Store", "Ingestion", "FlagService", "RateLimiter", "QueryService", "Console", "InsightService",
             "Monitor", "Forwarder", "Deleter"}  # FlagService builds its own FlagCache
 # The parts of ingestion, built only by its face.
-INGEST_PARTS = {"Spool", "Writer", "PersonProcessor"}
+INGEST_PARTS = {"Spool", "Writer", "PersonProcessor", "RollupRefresher"}
 
 
 def module_name(path):

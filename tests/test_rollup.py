@@ -45,6 +45,14 @@ def grouped(db_path):
     return rollup, events
 
 
+def marked(db_path):
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("SELECT project_id, hour FROM rollup_dirty ORDER BY 1, 2").fetchall()
+    finally:
+        con.close()
+
+
 def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     a, b = Project(srv, "a"), Project(srv, "b")
     t = NOW - timedelta(days=2)
@@ -56,9 +64,14 @@ def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     send(b, *events[:5])
     send(a, ev("$identify", "u1", t.isoformat(), **{"$anon_distinct_id": "anon-1"}),
          ev("$pageview", "anon-1", t.isoformat()))
+    # the writer marked the hours it wrote into; the pass recounts them (they are over)
+    hours = {(pid, (int(t.timestamp() * 1000) // HOUR + k) * HOUR) for pid in (a.id, b.id) for k in range(6)}
+    assert set(marked(srv.store.path)) <= hours and len(marked(srv.store.path)) >= 6
+    assert srv.app.ingestion.rollups.run_pending() > 0
+    assert marked(srv.store.path) == []
     rollup, want = grouped(srv.store.path)
     assert rollup == want and sum(r[-1] for r in rollup) == 12 + 1 + 5 + 2
-    # deleting a person with its events
+    # deleting a person with its events: the trigger takes them out at once
     p = person(a, "u1")
     assert a.api("DELETE", f"/api/projects/@project/persons/{p['uuid']}/?delete_events=true").status == 204
     rollup, want = grouped(srv.store.path)
@@ -68,6 +81,31 @@ def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     srv.app.deleter.run_pending()
     rollup, want = grouped(srv.store.path)
     assert rollup == want and {r[0] for r in rollup} == {b.id}
+
+
+def test_hours_not_recounted_yet_are_read_from_the_events(srv):
+    """The current hour (not over), and a late event in an hour already recounted, count at once."""
+    p = Project(srv, "late")
+    old = NOW - timedelta(days=1, minutes=30)
+    send(p, *[ev("$pageview", f"u{i}", (old + timedelta(minutes=i)).isoformat()) for i in range(4)])
+    srv.app.ingestion.rollups.run_pending()
+    assert marked(srv.store.path) == []
+
+    def series():
+        return _trends(p, "UTC", series=[{"kind": "EventsNode", "event": "$pageview", "math": m}
+                                         for m in ("total", "dau")], dateRange={"date_from": "-3d"})
+
+    assert [sum(d) for _m, d in series()] == [4, 4]
+    send(p, ev("$pageview", "u9", (old + timedelta(minutes=5)).isoformat()),  # late, into a recounted hour
+         ev("$pageview", "u1", NOW.isoformat()))  # this hour, not over
+    now_hour = int(NOW.timestamp() * 1000) // HOUR * HOUR
+    assert {h for _p, h in marked(srv.store.path)} == {int(old.timestamp() * 1000) // HOUR * HOUR, now_hour}
+    assert [sum(d) for _m, d in series()] == [6, 6]  # u9 and u0-u3 a day ago, u1 today
+    srv.app.ingestion.rollups.run_pending()
+    assert marked(srv.store.path) == [(p.id, now_hour)]  # still going on: not recounted
+    assert [sum(d) for _m, d in series()] == [6, 6]  # u9 and u0-u3 a day ago, u1 today
+    rollup, want = grouped(srv.store.path)
+    assert [r for r in rollup if r[2] != now_hour] == [r for r in want if r[2] != now_hour]
 
 
 def _trends(p, tz, **q):
@@ -92,6 +130,14 @@ def test_trends_and_retention_agree_with_a_property_filter_that_reads_the_events
                              (ts + timedelta(minutes=j)).isoformat(), k="v"))
     send(p, *events, ev("$identify", "u2", base.isoformat(), **{"$anon_distinct_id": "u3"}))
     always = [{"key": "k", "value": "v", "operator": "exact", "type": "event"}]
+    for recounted in (False, True):
+        if recounted:
+            srv.app.ingestion.rollups.run_pending()
+        _compare(p, tz, always)
+    srv.store.update_project(p.id, timezone="UTC")
+
+
+def _compare(p, tz, always):
     for interval in ("hour", "day", "week"):
         series = [{"kind": "EventsNode", "event": "$pageview", "math": m} for m in ("total", "dau", "weekly_active")]
         filtered = [{**s, "properties": always} for s in series]
@@ -104,7 +150,6 @@ def test_trends_and_retention_agree_with_a_property_filter_that_reads_the_events
         assert r.status == 200, r.body
         return r.json()["results"]
     assert retention([]) == retention(always)
-    srv.store.update_project(p.id, timezone="UTC")
 
 
 def test_only_insight_runners_read_the_rollup():
@@ -112,7 +157,12 @@ def test_only_insight_runners_read_the_rollup():
     assert "event_hour" not in compile_query("SELECT count() FROM events", ctx).sql
     rolled = Context(project_id=3, rollup=True)
     sql = compile_query("SELECT sum(__n), count(DISTINCT __actor) FROM events WHERE event = 'x'", rolled).sql
-    assert "FROM event_hour h" in sql and "h.project_id = 3" in sql
+    assert "FROM event_hour h" in sql and "h.project_id = 3" in sql and "UNION" not in sql
+    # hours not recounted yet come from the events, as consecutive ranges
+    marked = Context(project_id=3, rollup=True, rollup_marked=(HOUR * 5, HOUR * 7, HOUR * 6, HOUR * 9))
+    sql = compile_query("SELECT sum(__n) FROM events", marked).sql
+    assert f"h.hour NOT IN ({HOUR * 5}, {HOUR * 6}, {HOUR * 7}, {HOUR * 9})" in sql
+    assert f"(e.timestamp >= {HOUR * 5} AND e.timestamp < {HOUR * 8}) OR (e.timestamp >= {HOUR * 9}" in sql
     # a user's HogQL cannot name the table
     with pytest.raises(Exception, match="Unknown table"):
         compile_query("SELECT * FROM event_hour", ctx)

@@ -6,6 +6,7 @@
     record.py     the versioned spool record;  spool.py  the write-ahead log it is appended to
     writer.py     the queue and its one thread (admission, retry, stop)
     batch.py      one group commit: normalize.py, then persons.py / groups.py (rules.py: pure rules)
+    rollups.py    the background recount of the insights' hourly roll-up, through the writer
 
 `Ingestion` is the package's face: the web layer and the app use only it.
 """
@@ -19,6 +20,7 @@ from phlite import errors
 from phlite.ingest.capture_v1 import decode_logs, decode_v1
 from phlite.ingest.mixpanel import track_event as mixpanel_track_event
 from phlite.ingest.persons import PersonProcessor
+from phlite.ingest.rollups import RollupRefresher
 from phlite.ingest.spool import Spool
 from phlite.ingest.wire import Payload, decode_request
 from phlite.ingest.writer import Writer
@@ -59,6 +61,8 @@ class Ingestion:
             clock=clock,
             persons=self.persons,
         )
+        # Recounts the insights' hourly roll-up through this writer (phlite/ingest/rollups.py).
+        self.rollups = RollupRefresher(store, self, clock=clock)
 
     # --- request side ---
 
@@ -140,9 +144,11 @@ class Ingestion:
 
     def start(self):
         self.writer.start()
+        self.rollups.start()
 
     def stop(self, timeout=60):
         """Stop accepting, store what is queued (True when all of it was), close the spool."""
+        self.rollups.stop()
         drained = self.writer.stop(timeout)
         self.spool.close()
         return drained

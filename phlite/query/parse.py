@@ -44,6 +44,9 @@ class Context:
     # Insight runners only: `events` is the hourly roll-up (event, timestamp = the UTC hour, distinct_id,
     # __actor, __n = how many events), for questions it answers exactly (docs/insights.md "Roll-ups").
     rollup: bool = False
+    # With rollup: the marked hours of the question's window, not counted in the roll-up yet; the subquery
+    # reads those from the events.
+    rollup_marked: tuple = ()
 
 
 @dataclasses.dataclass

@@ -1,13 +1,11 @@
 """RetentionQuery: of the persons who did the target event in period k, how many did the returning
 event in period k + j (docs/insights.md "RetentionQuery")."""
 
-import dataclasses
-
 from phlite import errors
 from phlite.query import dates
 from phlite.query import functions as fn
 from phlite.query.filters import literal, to_hogql
-from phlite.query.rollup import aligned
+from phlite.query.rollup import aligned, rollup_context
 from phlite.query.runner import context, execute
 from phlite.query.trends import INSIGHT_MAX_ROWS
 
@@ -85,7 +83,9 @@ def run_retention(store, project, node, now_ms, timeout_s):
     # when the periods start on UTC hours (phlite/query/rollup.py).
     if not glob and not _filtered(rf.get("targetEntity")) and not _filtered(rf.get("returningEntity")) \
             and aligned([*starts, end]):
-        ctx = dataclasses.replace(ctx, rollup=True)
+        # first-time retention reads every actor's first event, from all of history
+        first = start if kind == "retention_recurring" else -(1 << 62)
+        ctx = rollup_context(store, ctx, first, end - 1) or ctx
     answers = {}
 
     def q(text):

@@ -30,25 +30,49 @@ def _prop(name, materialized):
     return f"e.{col}" if col else f"ph_prop(CAST(e.properties AS TEXT) -> '$.\"{name}\"')"
 
 
-def rollup_subquery(pid, person):
+HOUR_MS = 3_600_000
+_COLUMNS = ("SELECT NULL AS __rowid, NULL AS uuid, {t}.event AS event, NULL AS properties, {hour} AS timestamp,"
+            " {t}.distinct_id AS distinct_id, NULL AS elements_chain, NULL AS created_at, NULL AS \"$session_id\","
+            " NULL AS \"$window_id\", NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at,"
+            " {actor} AS __actor, {n} AS __n, {pid} AS team_id FROM {table}{joins}")
+
+
+def _ranges(hours):
+    """Sorted UTC hours -> [(start, end)) ranges of consecutive ones."""
+    out = []
+    for h in hours:
+        if out and out[-1][1] == h:
+            out[-1][1] = h + HOUR_MS
+        else:
+            out.append([h, h + HOUR_MS])
+    return out
+
+
+def rollup_subquery(pid, person, marked=()):
     """`events` as the hourly roll-up `event_hour` (migration m0011): one row per event name, UTC hour
     and distinct id, `__n` its events. Only an insight runner asks for it, for questions that read no
-    more than event, hour and person; every other field is NULL."""
-    actor, joins = "NULL", ""
-    if person != NO_PERSON:
-        actor = "coalesce(pdi.person_id, h.distinct_id)"
-        joins = (" LEFT JOIN person_distinct_id pdi ON pdi.project_id = h.project_id"
-                 " AND pdi.distinct_id = h.distinct_id")
-    return (
-        "SELECT NULL AS __rowid, NULL AS uuid, h.event AS event, NULL AS properties, h.hour AS timestamp,"
-        " h.distinct_id AS distinct_id, NULL AS elements_chain, NULL AS created_at, NULL AS \"$session_id\","
-        " NULL AS \"$window_id\", NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at,"
-        f" {actor} AS __actor, h.n AS __n, {pid} AS team_id"
-        f" FROM event_hour h{joins} WHERE h.project_id = {pid}"
-    )
+    more than event, hour and person; every other field is NULL. The `marked` hours (ints: the roll-up
+    has not recounted them yet) come from the events instead, one row per event."""
+    def part(t, table, hour, n):
+        actor, joins = "NULL", ""
+        if person != NO_PERSON:
+            actor = f"coalesce(pdi.person_id, {t}.distinct_id)"
+            joins = (f" LEFT JOIN person_distinct_id pdi ON pdi.project_id = {t}.project_id"
+                     f" AND pdi.distinct_id = {t}.distinct_id")
+        return _COLUMNS.format(t=t, table=table, hour=hour, actor=actor, n=n, pid=pid, joins=joins)
+
+    rolled = part("h", "event_hour h", "h.hour", "h.n") + f" WHERE h.project_id = {pid}"
+    if not marked:
+        return rolled
+    hours = sorted({int(h) for h in marked})
+    rolled += f" AND h.hour NOT IN ({', '.join(map(str, hours))})"
+    spans = " OR ".join(f"(e.timestamp >= {a} AND e.timestamp < {b})" for a, b in _ranges(hours))
+    raw = (part("e", "event e", f"e.timestamp - ((e.timestamp % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS}", "1")
+           + f" WHERE e.project_id = {pid} AND ({spans})")
+    return f"{rolled} UNION ALL {raw}"
 
 
-def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False):
+def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=()):
     """The SELECT standing in for `table`, for project `project_id` (an int, never text).
 
     `materialized` ({property: column}, columns the query may read) adds each column as `__mp_<column>`
@@ -57,7 +81,7 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=Fal
     pid = int(project_id)
     materialized = materialized or {}
     if table == "events" and rollup:
-        return rollup_subquery(pid, person)
+        return rollup_subquery(pid, person, rollup_marked)
     if table == "events":
         # The person of an event is the current person of its distinct id, so after a merge every
         # distinct id of a person (past events included) counts as that person.

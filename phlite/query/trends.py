@@ -6,13 +6,11 @@ project scoping and limits. Bucketing, zero-filling, ranking breakdown values an
 done here, in Python, over the grouped rows.
 """
 
-import dataclasses
-
 from phlite import errors
 from phlite.query import dates
 from phlite.query import functions as fn
 from phlite.query.filters import field, literal, to_hogql
-from phlite.query.rollup import aligned
+from phlite.query.rollup import aligned, rollup_context
 from phlite.query.runner import context, execute
 
 NULL_BV = "$$_posthog_breakdown_null_$$"
@@ -51,7 +49,6 @@ class Trends:
         self.tz, self.ws = project["timezone"], project["week_start_day"]
         # Grouped rows (buckets x breakdown values, or days x actors for WAU/MAU) are read whole.
         self.ctx = context(project, now_ms, max_rows=INSIGHT_MAX_ROWS)
-        self.rollup_ctx = dataclasses.replace(self.ctx, rollup=True)
         self.interval = node.get("interval") or "day"
         if self.interval not in dates.INTERVALS:
             raise bad(f"Unknown interval {self.interval!r}: use one of {', '.join(dates.INTERVALS)}.", "interval")
@@ -108,20 +105,22 @@ class Trends:
                 out.append(("previous", p_start, p_end, p_lower))
         return out
 
-    def query(self, text, rollup=False):
+    def query(self, text, ctx=None):
         if self.hogql is None:
             self.hogql = text
-        return execute(self.store, self.rollup_ctx if rollup else self.ctx, text, self.timeout_s)[1]
+        return execute(self.store, ctx or self.ctx, text, self.timeout_s)[1]
 
-    def rollup_edges_ok(self, serie, bv, first, end, starts):
-        """Whether this series may read the hourly roll-up (phlite/query/rollup.py): it counts events or
-        persons of one event (or all) with no filter and no breakdown, and its window [first, end] and
-        bucket starts `starts` fall on UTC hours."""
+    def rollup_ctx(self, serie, bv, first, end, starts):
+        """The context reading the hourly roll-up for this series (phlite/query/rollup.py), or None: it
+        must count events or persons of one event (or all) with no filter and no breakdown, and its
+        window [first, end] and bucket starts `starts` must fall on UTC hours."""
         if bv or self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
-            return False
+            return None
         if (serie.get("math") or "total") not in ROLLUP_MATHS or self.interval == "minute":
-            return False
-        return aligned([first, end + 1, *starts])
+            return None
+        if not aligned([first, end + 1, *starts]):
+            return None
+        return rollup_context(self.store, self.ctx, first, end)
 
     # one series
 
@@ -159,8 +158,8 @@ class Trends:
                        or (math == "monthly_active" and self.interval == "week")):
             return self.run_active(serie, start, end, lower, bv, active)
         starts = [] if self.total_mode else dates.buckets(start, end, self.interval, self.tz, self.ws)
-        rollup = self.rollup_edges_ok(serie, bv, lower, end, starts)
-        value = self.value_expr(serie, rollup)
+        rollup = self.rollup_ctx(serie, bv, lower, end, starts)
+        value = self.value_expr(serie, rollup is not None)
         cols, group = [], []
         if not self.total_mode:
             cols.append(f"{BUCKET_FN[self.interval]}(timestamp) AS b")
@@ -194,7 +193,7 @@ class Trends:
         text = (f"SELECT {', '.join(cols)} FROM events WHERE {self.where(serie, first, end)}"
                 f" GROUP BY {', '.join(['d', 'bv', 'a'] if bv else ['d', 'a'])} LIMIT {INSIGHT_MAX_ROWS}")
         # The days are the buckets here, and the windows are made of days.
-        rollup = self.rollup_edges_ok(serie, bv, first, end, dates.buckets(first, end, "day", self.tz, self.ws))
+        rollup = self.rollup_ctx(serie, bv, first, end, dates.buckets(first, end, "day", self.tz, self.ws))
         by_key = {}
         for row in self.query(text, rollup):
             key = row[1] if bv else None

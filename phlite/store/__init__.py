@@ -23,6 +23,7 @@ from phlite.store.materialized import MaterializedMixin
 from phlite.store.persons import PersonsMixin
 from phlite.store.projects import ProjectsMixin
 from phlite.store.query import QueryMixin
+from phlite.store.rollups import RollupsMixin
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ WRITE_ERRORS = (peewee.DatabaseError, sqlite3.OperationalError)
 
 
 class Store(ProjectsMixin, EventsMixin, PersonsMixin, FlagsMixin, InsightsMixin, QueryMixin, LifecycleMixin,
-            ConsoleMixin, ForwardingMixin, DeletionMixin, MaterializedMixin):
+            ConsoleMixin, ForwardingMixin, DeletionMixin, MaterializedMixin, RollupsMixin):
     def __init__(self, path, durable=False):
         self.path = path
         self.db = open_database(path, durable=durable)

@@ -68,9 +68,11 @@ class EventsMixin:
         start = 0
         for i in range(1, len(rows) + 1):
             if i == len(rows) or len(rows[i]) != len(rows[start]):
-                # rowcount, not total_changes: the roll-up triggers' writes are not events (m0011).
+                # rowcount, not total_changes: other rows written alongside are not events.
                 added += conn.executemany(INSERT_EVENT if len(rows[start]) == 8 else full, rows[start:i]).rowcount
                 start = i
+        if added:
+            self.mark_rollup_hours(conn, rows)  # the hours to recount (phlite/store/rollups.py)
         if mark is not None and added:
             self._outbox_fill(conn, mark)
         return added

@@ -266,7 +266,7 @@ class PersonsMixin:
         conn = self.db.connection()
         gone = 0
         for chunk in _chunks(distinct_ids):
-            # rowcount leaves out the roll-up triggers' writes (m0011)
+            # rowcount leaves out the roll-up trigger's writes (m0011)
             gone += conn.execute(f"DELETE FROM event WHERE project_id = ? AND distinct_id IN ({_marks(len(chunk))})",
                                  [project_id, *chunk]).rowcount
         return gone

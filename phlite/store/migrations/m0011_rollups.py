@@ -1,11 +1,11 @@
 """Reading less for insights (docs/insights.md "Roll-ups" and "Fast on SQLite").
 
 `event_hour`: one row per project, event, UTC hour and distinct id, with how many of those events are
-stored. Triggers on `event` keep it exact: they fire only for rows SQLite really inserted (a duplicate
-uuid ignored by INSERT OR IGNORE does not count) and for every delete (person deletion, retention, the
-deletion jobs), whatever code path ran them. Trends counts and unique users and retention read it
-instead of the events when the question only needs event, hour and person; ~2.5 events per row on
-posthog-js traffic (one row per session-hour rather than per pageview).
+stored. It is recounted from the events an hour at a time, off the write path: the writer only marks the
+hours it wrote into in `rollup_dirty` (a handful of rows per group commit), and a background pass
+recounts the marked hours once they are over (Store.refresh_rollups). Until then queries read a marked
+hour from the events. A delete keeps it exact at once: the trigger fires for every deleted event
+(person deletion, retention, the deletion jobs, project deletion), whatever code ran it.
 
 `event_facts` replaces `event_time` (its first two columns are the same): the time-ordered index also
 holds the event, the distinct id and the default materialized columns, so a scan over a time range that
@@ -16,8 +16,7 @@ every row (~1.2 KB with its properties).
 VERSION = 11
 
 HOUR_MS = 3_600_000
-_HOUR = f"(NEW.timestamp - ((NEW.timestamp % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
-_OLD_HOUR = _HOUR.replace("NEW.", "OLD.")
+_OLD_HOUR = f"(OLD.timestamp - ((OLD.timestamp % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
 _KEY_OLD = f"project_id = OLD.project_id AND event = OLD.event AND hour = {_OLD_HOUR} AND distinct_id = OLD.distinct_id"
 
 STATEMENTS = [
@@ -29,14 +28,16 @@ STATEMENTS = [
         n INTEGER NOT NULL,
         PRIMARY KEY (project_id, event, hour, distinct_id)
     ) WITHOUT ROWID""",
+    """CREATE TABLE rollup_dirty (
+        project_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        PRIMARY KEY (project_id, hour)
+    ) WITHOUT ROWID""",
     "INSERT INTO event_hour (project_id, event, hour, distinct_id, n)"
     f" SELECT project_id, event, timestamp - ((timestamp % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS} AS h, distinct_id,"
     " count(*) FROM event GROUP BY project_id, event, h, distinct_id",
-    f"""CREATE TRIGGER event_hour_insert AFTER INSERT ON event BEGIN
-        INSERT INTO event_hour (project_id, event, hour, distinct_id, n)
-        VALUES (NEW.project_id, NEW.event, {_HOUR}, NEW.distinct_id, 1)
-        ON CONFLICT (project_id, event, hour, distinct_id) DO UPDATE SET n = n + 1;
-    END""",
+    # A row whose events are all gone reaches n <= 0 and goes, even in a marked hour (whose count may
+    # not include its newest events yet): the recount then sets every remaining key exactly.
     f"""CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN
         UPDATE event_hour SET n = n - 1 WHERE {_KEY_OLD};
         DELETE FROM event_hour WHERE {_KEY_OLD} AND n <= 0;
