@@ -8,14 +8,18 @@ in the same run: read the ratio, the machine is shared (docs/design.md "Machine 
 Knobs (environment): BENCH_INSIGHTS_EVENTS (default 1,000,000; a comma list runs each size, e.g.
 1000000,3000000, to show growth), BENCH_INSIGHTS_PERSONS (default events / 20), BENCH_INSIGHTS_REPEAT
 (runs per query, default 15), BENCH_INSIGHTS_OUT (the Markdown file written, default
-docs/insights-benchmarks.md; `-` prints it only), BENCH_KEEP=1 (keep the data dirs),
+docs/insights-benchmarks.md; `-` prints it only), BENCH_INSIGHTS_ORDER (`time`, the default: events
+sent in time order, as a live site's arrive; `person`: person after person, as an import), BENCH_KEEP=1
+(keep the data dirs),
 BENCH_INSIGHTS_DATA=DIR (keep the data sets in DIR/data-<events> and reuse them on the next run: the
 generation is skipped, the queries run again).
 DuckDB is a dependency of this benchmark only: pip-installed here when missing.
 """
 
 import datetime as dt
+import heapq
 import http.client
+import itertools
 import os
 import platform
 import queue
@@ -42,6 +46,7 @@ from bench import Phlite, log, wait_http  # noqa: E402
 DAYS = 30
 REPEAT = int(os.environ.get("BENCH_INSIGHTS_REPEAT", "15"))
 SIZES = [int(s) for s in os.environ.get("BENCH_INSIGHTS_EVENTS", "1000000").split(",") if s]
+ORDER = os.environ.get("BENCH_INSIGHTS_ORDER", "time")  # or "person" (generate's docstring)
 PER_REQUEST = 1000
 SENDERS = 3
 TARGETS = {"trends": 200, "trends_breakdown": 200, "web_overview": 200, "funnel": 1000, "retention": 1000,
@@ -64,62 +69,92 @@ def _pick(rng, weighted):
 # --- the data set -----------------------------------------------------------------------------
 
 
-def generate(n_events, n_persons, now_ms, seed=13):
+def generate(n_events, n_persons, now_ms, seed=13, order=None):
     """posthog-js-shaped events for n_persons people over DAYS days ending at now_ms, about n_events
-    in all, person after person (each person's events in time order). 60% of persons identify
-    ($identify anon -> user, with a `signed_up`; some buy); a fifth of those come back later on a
-    second device and identify again, which merges two persons. Yields event dicts."""
+    in all. 60% of persons identify ($identify anon -> user, with a `signed_up`; some buy); a fifth of
+    those come back later on a second device and identify again, which merges two persons. Yields event
+    dicts: in time order across persons (`order` "time", the default: a live site's traffic as it
+    arrives; a `purchase` is sent when it is made, up to days after its session) or person after
+    person ("person": an import of history; BENCH_INSIGHTS_ORDER)."""
+    order = order or ORDER
     rng = random.Random(seed)
     span = DAYS * 86_400_000
     weights = [rng.paretovariate(1.6) for _ in range(n_persons)]
     scale = n_events / sum(weights)
-    for p in range(n_persons):
-        budget = max(2, round(weights[p] * scale))
-        first = now_ms - int(span * rng.random() ** 0.7)
-        identify_at = rng.randrange(budget) if rng.random() < 0.6 else None
-        second_device = identify_at is not None and rng.random() < 0.2
-        devices = [f"anon-{p}"] + ([f"anon-{p}-b"] if second_device else [])
-        did, device = devices[0], 0
-        browser, os_ = _pick(rng, BROWSERS), _pick(rng, OSES)
-        times = sorted(first + int((now_ms - first) * rng.random()) for _ in range(max(1, round(budget / 4.6))))
-        emitted, identified = 0, False
-        for session_start in times:
-            if second_device and identified and device == 0 and rng.random() < 0.3:
-                device, did = 1, devices[1]  # the second device starts anonymous
-                browser, os_ = _pick(rng, BROWSERS), "iOS"
-            sid, wid = str(uuid.uuid4()), str(uuid.uuid4())
-            ref = _pick(rng, REFERRERS)
-            utm = rng.choice(UTM) if rng.random() < 0.2 else None
-            t = session_start
-            for _ in range(1 + int(rng.expovariate(1 / 3))):
-                path = _pick(rng, PATHS)
-                props = _page_props(path, browser, os_, ref, utm, sid, wid, did)
-                yield _event("$pageview", did, t, props)
+    streams = [_in_time_order(_person(p, weights[p], scale, span, now_ms, seed)) for p in range(n_persons)]
+    if order == "person":
+        merged = itertools.chain.from_iterable(streams)
+    else:
+        merged = heapq.merge(*streams, key=lambda item: item[0])
+    for _ts, _n, event in merged:
+        yield event
+
+
+def _in_time_order(stream):
+    """(ms, n, event) of a person's (ms, event) stream in time order: a purchase, yielded with its
+    session but made later, waits until the stream reaches its time."""
+    pending = []
+    for n, (ts, event) in enumerate(stream):
+        heapq.heappush(pending, (ts, n, event))
+        while pending and pending[0][0] <= ts:
+            yield heapq.heappop(pending)
+    while pending:
+        yield heapq.heappop(pending)
+
+
+def _timed(name, distinct_id, ts_ms, props):
+    return ts_ms, _event(name, distinct_id, ts_ms, props)
+
+
+def _person(p, weight, scale, span, now_ms, seed):
+    """One person's events as (ms, event), in time order but for a purchase (made later)."""
+    rng = random.Random(seed * 1_000_003 + p)
+    budget = max(2, round(weight * scale))
+    first = now_ms - int(span * rng.random() ** 0.7)
+    identify_at = rng.randrange(budget) if rng.random() < 0.6 else None
+    second_device = identify_at is not None and rng.random() < 0.2
+    devices = [f"anon-{p}"] + ([f"anon-{p}-b"] if second_device else [])
+    did, device = devices[0], 0
+    browser, os_ = _pick(rng, BROWSERS), _pick(rng, OSES)
+    times = sorted(first + int((now_ms - first) * rng.random()) for _ in range(max(1, round(budget / 4.6))))
+    emitted, identified = 0, False
+    for session_start in times:
+        if second_device and identified and device == 0 and rng.random() < 0.3:
+            device, did = 1, devices[1]  # the second device starts anonymous
+            browser, os_ = _pick(rng, BROWSERS), "iOS"
+        sid, wid = str(uuid.uuid4()), str(uuid.uuid4())
+        ref = _pick(rng, REFERRERS)
+        utm = rng.choice(UTM) if rng.random() < 0.2 else None
+        t = session_start
+        for _ in range(1 + int(rng.expovariate(1 / 3))):
+            path = _pick(rng, PATHS)
+            props = _page_props(path, browser, os_, ref, utm, sid, wid, did)
+            yield _timed("$pageview", did, t, props)
+            emitted += 1
+            if rng.random() < 0.3:
+                t += rng.randint(1000, 20_000)
+                yield _timed("$autocapture", did, t, {**props, "$event_type": "click",
+                                                      "$elements_chain": "button.cta:nth-child=\"1\"text=\"Go\""})
                 emitted += 1
+            if identify_at is not None and not identified and emitted >= identify_at:
+                identified = True
+                t += rng.randint(1000, 60_000)
+                yield _timed("$identify", f"user-{p}", t, {**props, "$anon_distinct_id": did, "$set": {
+                    "email": f"user{p}@example.com", "plan": rng.choice(["free", "pro"])}})
+                yield _timed("signed_up", f"user-{p}", t + 500, {**props})
+                emitted += 2
+                did = f"user-{p}"
                 if rng.random() < 0.3:
-                    t += rng.randint(1000, 20_000)
-                    yield _event("$autocapture", did, t, {**props, "$event_type": "click",
-                                                          "$elements_chain": "button.cta:nth-child=\"1\"text=\"Go\""})
+                    later = {k: v for k, v in props.items() if k not in ("$session_id", "$window_id")}
+                    yield _timed("purchase", did, t + rng.randint(60_000, 5 * 86_400_000),
+                                 {**later, "amount": rng.choice([9, 29, 99])})  # server-side: no session
                     emitted += 1
-                if identify_at is not None and not identified and emitted >= identify_at:
-                    identified = True
-                    t += rng.randint(1000, 60_000)
-                    yield _event("$identify", f"user-{p}", t, {**props, "$anon_distinct_id": did, "$set": {
-                        "email": f"user{p}@example.com", "plan": rng.choice(["free", "pro"])}})
-                    yield _event("signed_up", f"user-{p}", t + 500, {**props})
-                    emitted += 2
-                    did = f"user-{p}"
-                    if rng.random() < 0.3:
-                        later = {k: v for k, v in props.items() if k not in ("$session_id", "$window_id")}
-                        yield _event("purchase", did, t + rng.randint(60_000, 5 * 86_400_000),
-                                     {**later, "amount": rng.choice([9, 29, 99])})  # server-side: no session
-                        emitted += 1
-                elif device == 1 and identified and did != f"user-{p}" and rng.random() < 0.5:
-                    t += rng.randint(1000, 60_000)
-                    yield _event("$identify", f"user-{p}", t, {**props, "$anon_distinct_id": did})
-                    emitted += 1
-                    did = f"user-{p}"
-                t += rng.randint(5_000, 120_000)
+            elif device == 1 and identified and did != f"user-{p}" and rng.random() < 0.5:
+                t += rng.randint(1000, 60_000)
+                yield _timed("$identify", f"user-{p}", t, {**props, "$anon_distinct_id": did})
+                emitted += 1
+                did = f"user-{p}"
+            t += rng.randint(5_000, 120_000)
 
 
 def _page_props(path, browser, os_, ref, utm, sid, wid, did):

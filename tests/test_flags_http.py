@@ -345,8 +345,8 @@ def test_one_query_for_the_person_and_its_groups_and_none_once_in_memory(project
         real = getattr(server.store, name)
         monkeypatch.setattr(server.store, name, lambda *a, _n=name, _r=real: calls.append(_n) or _r(*a))
     real_sql = server.store.db.execute_sql
-    # Only the request's own statements: the writer, forwarder and deleter threads share the store.
-    background = ("phlite-writer", "phlite-forwarder", "phlite-deleter")
+    # Only the request's own statements: the writer, forwarder, deleter and roll-up threads share the store.
+    background = ("phlite-writer", "phlite-forwarder", "phlite-deleter", "phlite-rollups")
     monkeypatch.setattr(server.store.db, "execute_sql",
                         lambda sql, *a, **kw: (threading.current_thread().name in background or statements.append(sql))
                         or real_sql(sql, *a, **kw))

@@ -30,13 +30,15 @@ def _sessions(store, ctx, tz, lo, hi, props, timeout_s):
             f" countIf(event IN ('$pageview', '$screen') AND timestamp >= {dates.ms_literal(lo, tz)}) AS views,"
             f" countIf(event IN ('$pageview', '$screen')) AS all_views,"
             f" countIf(event = '$autocapture') AS autocaptures,"
-            f" min(if(event IN ('$pageview', '$screen'), {ACTOR}, NULL)) AS visitor"
+            f" min(if(event IN ('$pageview', '$screen'), distinct_id, NULL)) AS visitor"
             f" FROM events WHERE {' AND '.join(where)} GROUP BY s LIMIT {INSIGHT_MAX_ROWS}")
-    rows = execute(store, ctx, text, timeout_s)[1]
+    rows = [r for r in execute(store, ctx, text, timeout_s)[1] if r[1] >= lo and r[3]]
+    # A session's visitor is the person (after merges) of the least distinct id of its pageviews, looked up
+    # once per session rather than joined to every event (PostHog takes any person of the session).
+    persons = store.person_ids_for(ctx.project_id, {r[6] for r in rows})
     out = []
-    for s, first, last, views, all_views, autocaptures, visitor in rows:
-        if first < lo or not views:
-            continue
+    for s, first, last, views, all_views, autocaptures, distinct_id in rows:
+        visitor = persons.get(distinct_id, distinct_id)
         duration = (last - first) // 1000
         bounce = None if not all_views else not (all_views > 1 or autocaptures > 0 or duration >= BOUNCE_SECONDS)
         out.append((visitor, views, duration, bounce))
