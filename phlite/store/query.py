@@ -27,21 +27,26 @@ class QueryTimeout(errors.BadRequest):
 
 class QueryMixin:
     def _init_cache(self):
-        self._query_local = threading.local()
-        self._query_conns = []  # every thread's query connection, closed with the store
+        # Idle query connections, the most recently used last: a query takes the warmest one whatever
+        # thread runs it. Each connection maps the file on its own, and a fresh mapping pays a page fault
+        # per page it reads (~30 ms more for a count over 750,000 index entries), so reusing the last
+        # one beats a connection per server thread.
+        self._query_idle = []  # (key, connection)
+        self._query_conns = []  # every query connection, closed with the store
         self._query_conns_lock = threading.Lock()
 
     def close_query_connections(self):
         with self._query_conns_lock:
-            conns, self._query_conns = self._query_conns, []
+            conns, self._query_conns, self._query_idle = self._query_conns, [], []
         for conn in conns:
             conn.close()
 
     def _query_connection(self, functions, tables):
-        local = self._query_local
-        conn = getattr(local, "conn", None)
-        if conn is not None and local.key == (id(functions), tables):
-            return conn
+        key = (id(functions), tables)
+        with self._query_conns_lock:
+            for i in range(len(self._query_idle) - 1, -1, -1):
+                if self._query_idle[i][0] == key:
+                    return key, self._query_idle.pop(i)[1]
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
                                cached_statements=64)
         conn.execute("PRAGMA query_only = 1")
@@ -76,13 +81,12 @@ class QueryMixin:
         conn.set_authorizer(authorize)
         with self._query_conns_lock:
             self._query_conns.append(conn)
-        local.conn, local.key = conn, (id(functions), tables)
-        return conn
+        return key, conn
 
     def run_read_query(self, sql, *, functions, tables, timeout_s, max_rows):
         """(column names, rows) of one SELECT; at most max_rows rows. Raises QueryTimeout past
         timeout_s, errors.BadRequest if SQLite refuses the statement."""
-        conn = self._query_connection(functions, tables)
+        key, conn = self._query_connection(functions, tables)
         deadline = time.monotonic() + timeout_s
         timed_out = []
 
@@ -107,3 +111,6 @@ class QueryMixin:
             raise errors.BadRequest(f"Query failed: {e}.", code="invalid") from None
         finally:
             conn.set_progress_handler(None, 0)
+            with self._query_conns_lock:
+                if conn in self._query_conns:  # not closed meanwhile (close_query_connections)
+                    self._query_idle.append((key, conn))
