@@ -138,7 +138,7 @@ def main():
         }
         auth = {"Authorization": f"Bearer {key}"}
         base = timed(lambda: http("GET", f"{srv.url}/api/projects/{pid}/events/?limit=100", headers=auth))
-        print(f"| page | p50 ms | p99 ms | p50 / events API p50 |\n|---|---|---|---|")
+        print("| page | p50 ms | p99 ms | p50 / events API p50 |\n|---|---|---|---|")
         print(f"| events API, 100 newest (baseline) | {base[0]:.1f} | {base[1]:.1f} | 1.0 |")
         for name, path in pages.items():
             assert c.get(path).status == 200, path

@@ -243,8 +243,8 @@ class _Batch:
         missing = [p for p in person_ids if p not in self.persons]
         if not missing:
             return
-        for pid, (uuid, props, created_at, identified) in self.store.load_persons(missing).items():
-            self.persons[pid] = _Person(pid, uuid, props, created_at, identified)
+        for pid, (person_uuid, props, created_at, identified) in self.store.load_persons(missing).items():
+            self.persons[pid] = _Person(pid, person_uuid, props, created_at, identified)
 
     def _person(self, pid):
         person = self.persons.get(pid)
