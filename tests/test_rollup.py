@@ -143,13 +143,17 @@ def _compare(p, tz, always):
         filtered = [{**s, "properties": always} for s in series]
         q = {"interval": interval, "dateRange": {"date_from": "-10d"}}
         assert _trends(p, tz, series=series, **q) == _trends(p, tz, series=filtered, **q), interval
-    def retention(props):
+
+    def retention(props, kind):
         entity = {"id": "$pageview", "type": "events", "properties": props}
         r = p.api("POST", "/api/projects/@project/query/", {"query": {"kind": "RetentionQuery", "retentionFilter": {
-            "targetEntity": entity, "returningEntity": entity, "period": "Day", "totalIntervals": 9}}})
+            "targetEntity": entity, "returningEntity": entity, "period": "Day", "totalIntervals": 9,
+            "retentionType": kind}}})
         assert r.status == 200, r.body
         return r.json()["results"]
-    assert retention([]) == retention(always)
+
+    for kind in ("retention_recurring", "retention_first_time", "retention_first_ever_occurrence"):
+        assert retention([], kind) == retention(always, kind), kind
 
 
 def test_only_insight_runners_read_the_rollup():
