@@ -257,3 +257,35 @@ def test_export_memory_stays_flat_as_events_grow(tmp_path):
     small, large = peak_kb(make(50_000)), peak_kb(make(150_000))
     assert large - small < 8_000, (small, large)
     assert sum(1 for _ in gzip.open(tmp_path / "d150000" / "out" / "events.jsonl.gz")) == 150_000
+
+
+def test_time_cursors_page_through_ties(tmp_path):
+    """The events list and the export page by (timestamp, id) cursors that seek the time index; events
+    sharing a timestamp across a page boundary are neither skipped nor repeated."""
+    from phlite.store.events import INSERT_EVENT
+
+    store = Store(tmp_path / "phlite.db")
+    try:
+        with store.db.connection_context():
+            pid = store.create_project("ties")["id"]
+            times = [1_700_000_000_000 + 1000 * (i // 7) for i in range(40)]  # runs of 7 equal timestamps
+            with store.transaction():
+                store.db.connection().executemany(INSERT_EVENT, [
+                    (pid, uuid.uuid4().bytes, "e", f"d{i}", "{}", t, 0, None) for i, t in enumerate(times)])
+            listed, cursor = [], None
+            for _ in range(20):  # bounded: a cursor that does not advance fails, it does not hang
+                rows, cursor = store.list_events(pid, cursor=cursor, limit=3)
+                listed += [r["_id"] for r in rows]
+                if cursor is None:
+                    break
+            exported, cur = [], None
+            for _ in range(20):
+                rows = store.export_events_page(pid, cursor=cur, limit=3)
+                if not rows:
+                    break
+                exported += [r[0] for r in rows]
+                cur = (rows[-1][5], rows[-1][0])
+        ids = sorted(range(1, 41), key=lambda i: (times[i - 1], i))
+        assert exported == ids and listed == ids[::-1]
+    finally:
+        store.close()

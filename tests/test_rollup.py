@@ -175,3 +175,4 @@ def test_only_insight_runners_read_the_rollup():
 def test_edges_on_utc_hours():
     assert aligned([0, HOUR, 24 * HOUR])
     assert not aligned([0, HOUR // 2])
+

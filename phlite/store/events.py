@@ -133,7 +133,8 @@ class EventsMixin:
             where.append("timestamp < ?")
             params.append(before)
         if cursor is not None:
-            where.append("(timestamp < ? OR (timestamp = ? AND id < ?))")
+            # the bare `<=` lets SQLite seek the time index to the cursor (an OR alone hides it)
+            where.append("timestamp <= ? AND (timestamp < ? OR id < ?)")
             params.extend([cursor[0], cursor[0], cursor[1]])
         sql = (
             "SELECT id, uuid, event, distinct_id, properties, timestamp, created_at, person_id FROM event"
