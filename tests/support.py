@@ -208,6 +208,16 @@ class Project:
         return out
 
 
+class Clock:
+    """An injected clock a test moves by setting `t` (seconds)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
 # --- events and persons ----------------------------------------------------------------------------
 
 

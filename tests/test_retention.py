@@ -16,7 +16,7 @@ import uuid
 import orjson
 import pytest
 
-from support import ROOT, InProcessServer, Project, admin, assert_error, ev, http, send
+from support import ROOT, Clock, InProcessServer, Project, admin, assert_error, ev, http, send
 from phlite.config import Config
 from phlite.store import Store
 
@@ -26,14 +26,6 @@ BASE = 1_800_000_000.0  # 2027-01-15
 
 def iso(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 @pytest.fixture

@@ -8,21 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from support import InProcessServer, Project, ev, person, send
+from support import Clock, InProcessServer, Project, ev, person, send
 from phlite.config import Config
 from phlite.query.hogql import Context, compile_query
 from phlite.query.rollup import aligned
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=timezone.utc)
 HOUR = 3_600_000
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ subqueries, so a query cannot see another project's rows nor any other table
 (docs/insights.md "What a HogQL query can read").
 """
 
+from phlite.query.rollup import HOUR_MS
+
 DT, DATE, STR, INT, FLOAT, BOOL, ANY = "DateTime", "Date", "String", "Int", "Float", "Bool", None
 
 # name -> {field: type}; `properties` is JSON text. Order is the order of `SELECT *`.
@@ -30,7 +32,6 @@ def _prop(name, materialized):
     return f"e.{col}" if col else f"ph_prop(CAST(e.properties AS TEXT) -> '$.\"{name}\"')"
 
 
-HOUR_MS = 3_600_000
 _COLUMNS = ("SELECT NULL AS __rowid, NULL AS uuid, {t}.event AS event, NULL AS properties, {hour} AS timestamp,"
             " {t}.distinct_id AS distinct_id, NULL AS elements_chain, NULL AS created_at, NULL AS \"$session_id\","
             " NULL AS \"$window_id\", NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at,"
