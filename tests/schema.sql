@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+-- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project

@@ -6,6 +6,7 @@ A new migration changes the schema on purpose: regenerate the pinned file with
 """
 
 import json
+import uuid
 import re
 import sqlite3
 import sys
@@ -86,14 +87,41 @@ def test_an_older_data_dir_keeps_its_data(tmp_path, upto):
             assert store.spool_position() == ((3, 77), 0)
             # and the new tables work on the old data
             assert store.get_person_by_distinct_id(1, "user-1") is None
-        # the hourly roll-up (m0011) was filled from the events already stored
+        # the hourly roll-up (m0011), when it came after them, was filled from the events already stored
         con = sqlite3.connect(path)
-        assert con.execute("SELECT project_id, event, hour, distinct_id, n FROM event_hour ORDER BY event").fetchall() \
+        assert upto >= 11 or con.execute("SELECT project_id, event, hour, distinct_id, n FROM event_hour ORDER BY event").fetchall() \
             == [(1, f"e{i}", 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000, "user-1", 1) for i in range(3)]
         con.close()
     finally:
         store.close()
     assert schema(path) == PINNED.read_text()
+
+
+def test_distinct_ids_left_without_a_person_get_one(tmp_path):
+    """m0012: ids an older writer left pointing at a person it never wrote (a stored person merged through
+    a person new in the same batch) become one person per missing id."""
+    path = tmp_path / "phlite.db"
+    _old_data_dir(path, 11)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("INSERT INTO person (id, project_id, uuid, properties, created_at, is_identified)"
+                    " VALUES (5, 1, 'kept', '{\"a\": 1}', 1, 1)")
+        con.executemany("INSERT INTO person_distinct_id (project_id, distinct_id, person_id) VALUES (1, ?, ?)",
+                        [("kept-id", 5), ("user-1", 9), ("other", 9), ("lone", 12)])
+    con.close()
+    store = Store(path)
+    try:
+        with store.db.connection_context():
+            nine = store.get_person_by_distinct_id(1, "user-1")
+            assert nine["id"] == 9 and store.get_person_by_distinct_id(1, "other")["id"] == 9
+            assert nine["properties"] == {} and nine["is_identified"]
+            assert nine["created_at"] == 1_700_000_000_000  # user-1's first event
+            assert store.get_person_by_distinct_id(1, "lone")["id"] == 12
+            assert store.get_person_by_distinct_id(1, "kept-id")["properties"] == {"a": 1}
+            uuids = [r[0] for r in store.db.execute_sql("SELECT uuid FROM person WHERE id IN (9, 12)")]
+            assert len({str(uuid.UUID(u)) for u in uuids}) == 2
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from support import assert_error, creator_checked, ev, http, person, send
+from support import Project, assert_error, creator_checked, ev, http, person, send
 from phlite.ingest.rules import is_illegal_id
 
 
@@ -301,6 +301,58 @@ def test_merges_chain_within_one_batch(project):
     (p,) = all_persons(project)
     assert p["distinct_ids"] == ["anon-1", "anon-2", "user"]
     assert creator_checked(p)["properties"] == {"x": 1, "y": 2, "z": 3}
+
+
+def test_a_stored_person_merged_into_a_new_one_follows_it_into_the_next_merge(project):
+    """A person stored earlier is merged into one created in this batch, which is merged again in the same
+    batch: the stored distinct ids (and hash-key overrides) move along the whole chain, none is left
+    pointing at a person that was never written (this split a forwarded chain of merges in two)."""
+    send(project, merge_event("$identify", "old-user", "old-anon"))
+    store = project.srv.store
+    old_id = store.get_person_by_distinct_id(project.id, "old-user")["id"]
+    with store.transaction():
+        store.db.execute_sql("INSERT INTO flag_hash_key_override (project_id, person_id, flag_key, hash_key)"
+                             " VALUES (?, ?, 'f1', 'old')", (project.id, old_id))
+    send(project,
+         ev("pageview", "a"),
+         merge_event("$merge_dangerously", "a", "old-user"),  # stored person into a's, new in this batch
+         ev("pageview", "b"),
+         merge_event("$merge_dangerously", "b", "a"),  # a's (holding the stored ids) into b's, also new
+         ev("pageview", "c", **{"$set": {"last": True}}),
+         merge_event("$merge_dangerously", "c", "b"))
+    (p,) = all_persons(project)
+    assert p["distinct_ids"] == ["a", "b", "c", "old-anon", "old-user"]
+    assert person(project, "old-anon")["id"] == p["id"]
+    rows = store.db.execute_sql("SELECT person_id FROM flag_hash_key_override WHERE project_id = ?",
+                                (project.id,)).fetchall()
+    assert rows == [(store.get_person_by_distinct_id(project.id, "c")["id"],)]
+    # Later batches find the ids where they are: one more merge keeps one person.
+    send(project, merge_event("$merge_dangerously", "old-anon", "d"))
+    assert [q["distinct_ids"] for q in all_persons(project)] == [["a", "b", "c", "d", "old-anon", "old-user"]]
+
+
+def _merge_chain(n):
+    """User n identifies an anonymous id, aliases another and merges user n-1 (all identified): one long chain."""
+    return [ev("pageview", f"anon-{n}-{i}") for i in range(3)] + [
+        merge_event("$identify", f"user-{n}", f"anon-{n}-0", **{"$set": {"plan": n}}),
+        merge_event("$create_alias", f"user-{n}", f"anon-{n}-1"),
+        merge_event("$merge_dangerously", f"user-{n}", f"user-{n - 1}" if n else f"anon-{n}-2"),
+    ]
+
+
+@pytest.mark.parametrize("cuts", [[6, 12, 18, 24, 30], [16], [9, 25], [22], []], ids=str)
+def test_a_chain_of_merges_ends_the_same_whatever_the_batch_boundaries(server, cuts):
+    """The same events sent one user at a time or cut anywhere into requests (so group commits) end as the same
+    one person: a chain through persons stored before and persons new in the batch loses no distinct id."""
+    project = Project(server)
+    events, at = [e for n in range(6) for e in _merge_chain(n)], 0
+    for cut in cuts + [len(events)]:
+        send(project, *events[at:cut])
+        at = cut
+    (p,) = [p for p in all_persons(project) if len(p["distinct_ids"]) > 1]  # anon-n-2 stays alone for n > 0
+    assert p["distinct_ids"] == sorted([f"anon-{n}-{i}" for n in range(6) for i in range(2)] + ["anon-0-2"] +
+                                       [f"user-{n}" for n in range(6)])
+    assert creator_checked(p)["properties"]["plan"] == 5 and len(all_persons(project)) == 6
 
 
 def test_merge_moves_flag_hash_key_overrides(project):

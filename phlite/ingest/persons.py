@@ -33,7 +33,7 @@ PERSON_ONLY_EVENTS = MERGE_EVENTS | {"$groupidentify"}
 
 
 class _Person:
-    __slots__ = ("id", "uuid", "properties", "created_at", "is_identified", "new", "dirty", "creator")
+    __slots__ = ("id", "uuid", "properties", "created_at", "is_identified", "new", "dirty", "creator", "stored")
 
     def __init__(self, id, uuid, properties, created_at, is_identified, new=False, creator=None):
         self.id = id
@@ -45,6 +45,10 @@ class _Person:
         self.created_at = created_at
         self.is_identified = is_identified
         self.new = new
+        # Whether store rows (distinct ids, hash-key overrides) point at this id: always for a loaded
+        # person, and for a new one once a stored person was merged into it in this batch. Those rows
+        # must move with it when it is merged or deleted in turn.
+        self.stored = not new
         self.dirty = False
 
     def identify(self):
@@ -299,7 +303,7 @@ class _Batch:
         for d in dropped:
             del self.ids[d]
             self.new_ids.pop(d, None)
-        if not person.new:
+        if person.stored:
             dropped += self.store.delete_person_rows(self.project_id, pid)
         self.cache.forget(self.project_id, dropped)
         self.persons.pop(pid, None)
@@ -345,10 +349,11 @@ class _Batch:
             self.ids[d] = target.id
             if d in self.new_ids:
                 self.new_ids[d] = target.id
-        if not source.new:
+        if source.stored:
             moved = self.store.merge_person_rows(self.project_id, source.id, target.id)
             for d in moved:  # those of this batch were re-pointed above
                 self.cache.remember(self.project_id, d, target.id)
+            target.stored = True
         self.merged_into[source.id] = target.id  # chains are followed when events get their person
         del self.persons[source.id]
 
