@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+-- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -95,7 +95,11 @@ CREATE TABLE project ( id INTEGER PRIMARY KEY, name TEXT NOT NULL, api_token TEX
 CREATE TABLE rollup_dirty ( project_id INTEGER NOT NULL, hour INTEGER NOT NULL, PRIMARY KEY (project_id, hour) ) WITHOUT ROWID;
 -- table schema_migration
 CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+-- table session_hour
+CREATE TABLE session_hour ( project_id INTEGER NOT NULL, hour INTEGER NOT NULL, session_id TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, views INTEGER NOT NULL, autocaptures INTEGER NOT NULL, visitor TEXT, PRIMARY KEY (project_id, hour, session_id) ) WITHOUT ROWID;
 -- table spool_state
 CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL , done_events INTEGER NOT NULL DEFAULT 0);
 -- trigger event_hour_delete
 CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN UPDATE event_hour SET n = n - 1 WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id; DELETE FROM event_hour WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND n <= 0; END;
+-- trigger session_hour_delete
+CREATE TRIGGER session_hour_delete AFTER DELETE ON event WHEN OLD.mp_session_id IS NOT NULL BEGIN INSERT OR IGNORE INTO rollup_dirty (project_id, hour) VALUES (OLD.project_id, OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000); END;

@@ -124,6 +124,43 @@ def test_distinct_ids_left_without_a_person_get_one(tmp_path):
         store.close()
 
 
+@pytest.mark.parametrize("upto", [5, 12])
+def test_the_session_roll_up_is_filled_from_the_events_stored_before(tmp_path, upto):
+    """m0013: on a data dir whose `mp_session_id` column is complete (12) `session_hour` is filled at once; on
+    one from before the column (5, filled after the migrations) every hour is marked for the recount."""
+    path = tmp_path / "phlite.db"
+    _old_data_dir(path, upto)
+    con = sqlite3.connect(path)
+    with con:
+        for i, (event, session) in enumerate([("$pageview", "s1"), ("$autocapture", "s1"), ("$pageview", "s2"),
+                                              ("$pageview", None)]):
+            props = json.dumps({"$session_id": session} if session else {})
+            con.execute("INSERT INTO event (project_id, uuid, event, distinct_id, properties, timestamp, created_at"
+                        + (", mp_session_id" if upto >= 6 else "") + ") VALUES (1, ?, ?, ?, ?, ?, 0"
+                        + (", ?" if upto >= 6 else "") + ")",
+                        (bytes([9, i]) * 8, event, f"d{i}", props, 1_700_000_000_000 + i * 1000)
+                        + ((session,) if upto >= 6 else ()))
+    con.close()
+    hour = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
+    want = [(1, hour, "s1", 1_700_000_000_000, 1_700_000_001_000, 1, 1, "d0"),
+            (1, hour, "s2", 1_700_000_002_000, 1_700_000_002_000, 1, 0, "d2")]
+    store = Store(path)
+    try:
+        with store.db.connection_context():
+            rows = store.db.execute_sql("SELECT * FROM session_hour ORDER BY session_id").fetchall()
+            dirty = store.db.execute_sql("SELECT project_id, hour FROM rollup_dirty").fetchall()
+            if upto >= 6:
+                assert [tuple(r) for r in rows] == want and dirty == []
+            else:
+                assert rows == [] and [tuple(r) for r in dirty] == [(1, hour)]
+                with store.transaction():
+                    assert store.refresh_rollups(hour + 2 * 3_600_000) == 1
+                rows = store.db.execute_sql("SELECT * FROM session_hour ORDER BY session_id").fetchall()
+                assert [tuple(r) for r in rows] == want
+    finally:
+        store.close()
+
+
 if __name__ == "__main__":
     import tempfile
 

@@ -1,6 +1,7 @@
-"""The hourly roll-up `event_hour` (docs/insights.md "Roll-ups"): exactly the stored events grouped by
-project, event, UTC hour and distinct id, through every way events arrive and leave; and the insights
-that read it give the answers of the events in every kind of time zone."""
+"""The hourly roll-ups (docs/insights.md "Roll-ups"): `event_hour`, exactly the stored events grouped by
+project, event, UTC hour and distinct id, and `session_hour`, by project, UTC hour and session, through
+every way events arrive and leave; and the insights that read them give the answers of the events in every
+kind of time zone."""
 
 import sqlite3
 import uuid
@@ -37,6 +38,22 @@ def grouped(db_path):
     return rollup, events
 
 
+def grouped_sessions(db_path):
+    """(`session_hour`, the same computed from the events), read from the SQLite file."""
+    con = sqlite3.connect(db_path)
+    try:
+        rollup = con.execute("SELECT project_id, hour, session_id, first, last, views, autocaptures, visitor"
+                             " FROM session_hour ORDER BY 1, 2, 3").fetchall()
+        events = con.execute(
+            f"SELECT project_id, timestamp - timestamp % {HOUR} AS h, json_extract(properties, '$.$session_id') AS s,"
+            " min(timestamp), max(timestamp), sum(event IN ('$pageview', '$screen')), sum(event = '$autocapture'),"
+            " min(CASE WHEN event IN ('$pageview', '$screen') THEN distinct_id END)"
+            " FROM event WHERE s IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").fetchall()
+    finally:
+        con.close()
+    return rollup, events
+
+
 def marked(db_path):
     con = sqlite3.connect(db_path)
     try:
@@ -51,6 +68,8 @@ def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     dup = str(uuid.uuid4())
     events = [ev("$pageview", f"u{i % 3}", (t + timedelta(minutes=25 * i)).isoformat()) for i in range(12)]
     events += [{**ev("buy", "u1", t.isoformat()), "uuid": dup}]
+    events += [ev("$autocapture" if i % 3 else "$screen", f"u{i % 2}", (t + timedelta(minutes=37 * i)).isoformat(),
+                  **{"$session_id": f"s{i % 4}"}) for i in range(9)]
     send(a, *events)
     send(a, {**ev("buy", "u1", t.isoformat()), "uuid": dup})  # the same uuid again: stored once
     send(b, *events[:5])
@@ -62,17 +81,26 @@ def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     assert srv.app.ingestion.rollups.run_pending() > 0
     assert marked(srv.store.path) == []
     rollup, want = grouped(srv.store.path)
-    assert rollup == want and sum(r[-1] for r in rollup) == 12 + 1 + 5 + 2
+    assert rollup == want and sum(r[-1] for r in rollup) == 12 + 9 + 1 + 5 + 2
+    sessions, want = grouped_sessions(srv.store.path)
+    assert sessions == want and {r[2] for r in sessions} == {"s0", "s1", "s2", "s3"}
     # deleting a person with its events: the trigger takes them out at once
     p = person(a, "u1")
     assert a.api("DELETE", f"/api/projects/@project/persons/{p['uuid']}/?delete_events=true").status == 204
     rollup, want = grouped(srv.store.path)
     assert rollup == want and not [r for r in rollup if r[0] == a.id and r[3] in ("u1", "anon-1")]
+    # a session's first or last time cannot be taken back: its hours are marked (read from the events) and
+    # recounted by the next pass
+    assert {h for pid, h in marked(srv.store.path) if pid == a.id} and srv.app.ingestion.rollups.run_pending()
+    sessions, want = grouped_sessions(srv.store.path)
+    assert sessions == want and not [r for r in sessions if r[0] == a.id and r[7] == "u1"]
     # retention deleting old events of one project
     assert a.api("PATCH", "/api/projects/@project/", {"retention_days": 1}).status == 200
     srv.app.deleter.run_pending()
     rollup, want = grouped(srv.store.path)
     assert rollup == want and {r[0] for r in rollup} == {b.id}
+    srv.app.ingestion.rollups.run_pending()
+    assert grouped_sessions(srv.store.path) == ([], [])
 
 
 def test_hours_not_recounted_yet_are_read_from_the_events(srv):
@@ -146,6 +174,48 @@ def _compare(p, tz, always):
 
     for kind in ("retention_recurring", "retention_first_time", "retention_first_ever_occurrence"):
         assert retention([], kind) == retention(always, kind), kind
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_web_overview_agrees_with_the_events(srv, tz):
+    """The web overview from `session_hour` (no filter; whole-hour zones) and from the events (an always-true
+    filter, or a half-hour zone) agree, before and after the recount: sessions over several hours and over
+    midnight, starting before the window, with autocaptures and screens, late events, merged visitors."""
+    p = Project(srv, "web")
+    base = NOW - timedelta(days=8, hours=3)
+    events = []
+    for i in range(120):
+        start = base + timedelta(minutes=97 * i + (i * 11) % 43)
+        for j in range(i % 5):  # 0-4 events a session, some minutes to hours apart
+            kind = ("$pageview", "$autocapture", "$pageview", "$screen", "click")[(i + j) % 5]
+            events.append(ev(kind, f"u{(i * 7) % 23}", (start + timedelta(minutes=j * (3 + i % 70))).isoformat(),
+                             **{"$session_id": f"s{i}", "k": "v"}))
+        events.append(ev("$pageview", f"u{i % 5}", start.isoformat(), k="v"))  # no session
+    send(p, *events, ev("$identify", "u3", base.isoformat(), **{"$anon_distinct_id": "u4", "k": "v"}))
+    srv.store.update_project(p.id, timezone=tz)
+    always = [{"key": "k", "value": "v", "operator": "exact", "type": "event"}]
+
+    def overview(props):
+        r = p.api("POST", "/api/projects/@project/query/", {"query": {
+            "kind": "WebOverviewQuery", "dateRange": {"date_from": "-7d"}, "properties": props,
+            "compareFilter": {"compare": True}}})
+        assert r.status == 200, r.body
+        return [(m["key"], m["value"], m["previous"]) for m in r.json()["results"]]
+
+    want = overview(always)
+    assert dict((k, v) for k, v, _ in want)["sessions"] > 30 and all(prev is not None for *_, prev in want)
+    assert overview([]) == want  # hours marked: read from the events inside the roll-up query
+    srv.app.ingestion.rollups.run_pending()
+    now_hour = int(NOW.timestamp() * 1000) // HOUR * HOUR
+    assert [h for _p, h in marked(srv.store.path) if h < now_hour] == []  # this hour and later are not over
+    assert overview([]) == want
+    # a late event extends a session already recounted: its hour is marked again, and it counts at once
+    send(p, ev("$pageview", "u1", (base + timedelta(days=2, minutes=1)).isoformat(), **{"$session_id": "s30", "k": "v"}))
+    want = overview(always)
+    assert overview([]) == want
+    srv.app.ingestion.rollups.run_pending()
+    assert overview([]) == want
+    srv.store.update_project(p.id, timezone="UTC")
 
 
 def test_only_insight_runners_read_the_rollup():

@@ -73,6 +73,27 @@ def rollup_subquery(pid, person, marked=()):
     return f"{rolled} UNION ALL {raw}"
 
 
+def session_hour_sql(pid, lo, hi, marked=()):
+    """Per `$session_id`: (session, first, last, views, autocaptures, least pageview distinct id) over the
+    events of [lo, hi) (UTC hours), from the roll-up `session_hour` (migration m0013) with its `marked`
+    hours (not recounted yet) read from the events, as `rollup_subquery` does. Sessions without a pageview
+    or screen in the range are left out."""
+    pid, lo, hi = int(pid), int(lo), int(hi)
+    hours = sorted({int(h) for h in marked if lo <= int(h) < hi})
+    rolled = (f"SELECT session_id AS s, first, last, views, autocaptures, visitor FROM session_hour"
+              f" WHERE project_id = {pid} AND hour >= {lo} AND hour < {hi}")
+    if hours:
+        rolled += f" AND hour NOT IN ({', '.join(map(str, hours))})"
+        spans = " OR ".join(f"(timestamp >= {a} AND timestamp < {b})" for a, b in _ranges(hours))
+        rolled += (" UNION ALL SELECT mp_session_id, min(timestamp), max(timestamp),"
+                   " sum(event IN ('$pageview', '$screen')), sum(event = '$autocapture'),"
+                   " min(CASE WHEN event IN ('$pageview', '$screen') THEN distinct_id END)"
+                   f" FROM event WHERE project_id = {pid} AND mp_session_id IS NOT NULL AND ({spans})"
+                   " GROUP BY mp_session_id")
+    return (f"SELECT s, min(first), max(last), sum(views), sum(autocaptures), min(visitor) FROM ({rolled})"
+            " GROUP BY s HAVING sum(views) > 0")
+
+
 def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=()):
     """The SELECT standing in for `table`, for project `project_id` (an int, never text).
 
@@ -127,4 +148,4 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=Fal
 # The store tables those subqueries read: the read-only connection's authorizer allows no other.
 # event_hour is the roll-up the insight runners may read (a user's HogQL cannot name it).
 # json_each is SQLite's table-valued JSON function (arrayJoin), reading no stored table.
-STORE_TABLES = frozenset({"event", "event_hour", "person", "person_distinct_id", "group_", "json_each"})
+STORE_TABLES = frozenset({"event", "event_hour", "session_hour", "person", "person_distinct_id", "group_", "json_each"})

@@ -9,7 +9,9 @@ from phlite import errors
 from phlite.query import dates
 from phlite.query import functions as fn
 from phlite.query.filters import to_hogql
-from phlite.query.runner import context, execute
+from phlite.query.rollup import aligned, rollup_context
+from phlite.query.runner import FUNCTIONS, context, execute
+from phlite.query.tables import STORE_TABLES, session_hour_sql
 from phlite.query.trends import INSIGHT_MAX_ROWS
 
 WEB_FIELDS = {"kind", "dateRange", "properties", "compareFilter", "filterTestAccounts", "conversionGoal",
@@ -21,26 +23,40 @@ BOUNCE_SECONDS = 10  # PostHog's bounceRateDurationSeconds default
 LOOKBACK_MS = 24 * 3_600_000  # a session's events before the window, to find where it started
 
 
-def _sessions(store, ctx, tz, lo, hi, props, timeout_s):
-    where = ["$session_id IS NOT NULL", f"timestamp >= {dates.ms_literal(lo - LOOKBACK_MS, tz)}",
+def _session_rows(store, ctx, tz, lo, hi, props, timeout_s):
+    """(session, first, last, views, autocaptures, least pageview distinct id) of the sessions with a
+    pageview or screen in [lo, hi], over their events from LOOKBACK_MS before lo to hi."""
+    read_lo = lo - LOOKBACK_MS
+    if not props and ctx.materialized.get("$session_id") == "mp_session_id" and aligned((lo, hi + 1)):
+        # Every hour of [read_lo, hi] lies wholly inside it: the roll-up answers (phlite/query/rollup.py).
+        rolled = rollup_context(store, ctx, read_lo, hi)
+        if rolled is not None:
+            return store.run_read_query(session_hour_sql(ctx.project_id, read_lo, hi + 1, rolled.rollup_marked),
+                                        functions=FUNCTIONS, tables=STORE_TABLES, timeout_s=timeout_s,
+                                        max_rows=INSIGHT_MAX_ROWS)[1]
+    where = ["$session_id IS NOT NULL", f"timestamp >= {dates.ms_literal(read_lo, tz)}",
              f"timestamp <= {dates.ms_literal(hi, tz)}"]
     if props:
         where.append(props)
+    # Sessions that start before lo are dropped by the caller, so the views of those kept all lie in [lo, hi].
     text = (f"SELECT $session_id AS s, min(timestamp) AS first, max(timestamp) AS last,"
-            f" countIf(event IN ('$pageview', '$screen') AND timestamp >= {dates.ms_literal(lo, tz)}) AS views,"
-            f" countIf(event IN ('$pageview', '$screen')) AS all_views,"
+            f" countIf(event IN ('$pageview', '$screen')) AS views,"
             f" countIf(event = '$autocapture') AS autocaptures,"
             f" min(if(event IN ('$pageview', '$screen'), distinct_id, NULL)) AS visitor"
-            f" FROM events WHERE {' AND '.join(where)} GROUP BY s LIMIT {INSIGHT_MAX_ROWS}")
-    rows = [r for r in execute(store, ctx, text, timeout_s)[1] if r[1] >= lo and r[3]]
+            f" FROM events WHERE {' AND '.join(where)} GROUP BY s HAVING views > 0 LIMIT {INSIGHT_MAX_ROWS}")
+    return execute(store, ctx, text, timeout_s)[1]
+
+
+def _sessions(store, ctx, tz, lo, hi, props, timeout_s):
+    rows = [r for r in _session_rows(store, ctx, tz, lo, hi, props, timeout_s) if r[1] >= lo]
     # A session's visitor is the person (after merges) of the least distinct id of its pageviews, looked up
     # once per session rather than joined to every event (PostHog takes any person of the session).
-    persons = store.person_ids_for(ctx.project_id, {r[6] for r in rows})
+    persons = store.person_ids_for(ctx.project_id, {r[5] for r in rows})
     out = []
-    for s, first, last, views, all_views, autocaptures, distinct_id in rows:
+    for s, first, last, views, autocaptures, distinct_id in rows:
         visitor = persons.get(distinct_id, distinct_id)
         duration = (last - first) // 1000
-        bounce = None if not all_views else not (all_views > 1 or autocaptures > 0 or duration >= BOUNCE_SECONDS)
+        bounce = not (views > 1 or autocaptures > 0 or duration >= BOUNCE_SECONDS)
         out.append((visitor, views, duration, bounce))
     return out
 

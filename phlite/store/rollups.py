@@ -1,6 +1,6 @@
-"""The hourly roll-up `event_hour` (migration m0011; docs/insights.md "Roll-ups"): the writer marks the
-hours it stores events into, a background pass recounts marked hours once they are over, and queries
-read a marked hour from the events."""
+"""The hourly roll-ups `event_hour` (migration m0011) and `session_hour` (m0013; docs/insights.md "Roll-ups"):
+the writer marks the hours it stores events into, a background pass recounts marked hours once they are
+over, and queries read a marked hour from the events."""
 
 import time
 
@@ -9,6 +9,14 @@ _RECOUNT = (
     "INSERT OR REPLACE INTO event_hour (project_id, event, hour, distinct_id, n)"
     " SELECT project_id, event, ?, distinct_id, count(*) FROM event"
     " WHERE project_id = ? AND timestamp >= ? AND timestamp < ? GROUP BY event, distinct_id"
+)
+# A (session, hour)'s row: see phlite/store/migrations/m0013_session_hour.py.
+_SESSION_RECOUNT = (
+    "INSERT INTO session_hour (project_id, hour, session_id, first, last, views, autocaptures, visitor)"
+    " SELECT project_id, ?, mp_session_id, min(timestamp), max(timestamp), sum(event IN ('$pageview', '$screen')),"
+    " sum(event = '$autocapture'), min(CASE WHEN event IN ('$pageview', '$screen') THEN distinct_id END)"
+    " FROM event WHERE project_id = ? AND timestamp >= ? AND timestamp < ? AND mp_session_id IS NOT NULL"
+    " GROUP BY mp_session_id"
 )
 STEP = 32  # marked hours read per statement of a pass
 
@@ -31,6 +39,9 @@ class RollupsMixin:
                                (now_ms - HOUR_MS, STEP)).fetchall()
             for project_id, hour in due:
                 conn.execute(_RECOUNT, (hour, project_id, hour, hour + HOUR_MS))
+                # Sessions whose events of the hour were all deleted go: the hour is replaced, not updated.
+                conn.execute("DELETE FROM session_hour WHERE project_id = ? AND hour = ?", (project_id, hour))
+                conn.execute(_SESSION_RECOUNT, (hour, project_id, hour, hour + HOUR_MS))
                 conn.execute("DELETE FROM rollup_dirty WHERE project_id = ? AND hour = ?", (project_id, hour))
                 done += 1
                 if monotonic() >= deadline:
