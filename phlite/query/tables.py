@@ -90,8 +90,23 @@ def session_hour_sql(pid, lo, hi, marked=()):
                    " min(CASE WHEN event IN ('$pageview', '$screen') THEN distinct_id END)"
                    f" FROM event WHERE project_id = {pid} AND mp_session_id IS NOT NULL AND ({spans})"
                    " GROUP BY mp_session_id")
-    return (f"SELECT s, min(first), max(last), sum(views), sum(autocaptures), min(visitor) FROM ({rolled})"
+    return (f"SELECT s, min(first) AS first, max(last) AS last, sum(views) AS views, sum(autocaptures) AS autocaptures,"
+            f" min(visitor) AS visitor FROM ({rolled})"
             " GROUP BY s HAVING sum(views) > 0")
+
+
+def web_metrics_sql(pid, sessions_sql, lo, bounce_seconds):
+    """The web overview's five numbers over `sessions_sql`'s sessions (see session_hour_sql) that start at
+    or after `lo`: distinct visitors (the person of the session's least pageview distinct id, after merges),
+    views, sessions, mean duration in whole seconds, and the bounce rate in percent (one pageview, no
+    autocapture, shorter than `bounce_seconds`). NULL duration and bounce rate when there is no session."""
+    pid, lo = int(pid), int(lo)
+    return ("SELECT count(DISTINCT coalesce(pdi.person_id, g.visitor)), coalesce(sum(g.views), 0), count(*),"
+            " avg((g.last - g.first) / 1000),"
+            f" 100.0 * sum(NOT (g.views > 1 OR g.autocaptures > 0 OR (g.last - g.first) / 1000 >= {int(bounce_seconds)}))"
+            " / nullif(count(*), 0)"
+            f" FROM ({sessions_sql}) AS g LEFT JOIN person_distinct_id pdi ON pdi.project_id = {pid}"
+            f" AND pdi.distinct_id = g.visitor WHERE g.first >= {lo}")
 
 
 def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=()):
