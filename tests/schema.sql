@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+-- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -60,7 +60,7 @@ CREATE TABLE deletion_job ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL,
 -- table event
 CREATE TABLE event ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, uuid BLOB NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, properties TEXT NOT NULL, timestamp INTEGER NOT NULL, created_at INTEGER NOT NULL, person_id INTEGER , mp_session_id TEXT, mp_pathname TEXT, mp_host TEXT, mp_browser TEXT, mp_os TEXT, mp_device_type TEXT, mp_referring_domain TEXT, mp_utm_source TEXT, mp_utm_medium TEXT, mp_utm_campaign TEXT, mp_utm_content TEXT, mp_utm_term TEXT);
 -- table event_hour
-CREATE TABLE event_hour ( project_id INTEGER NOT NULL, event TEXT NOT NULL, hour INTEGER NOT NULL, distinct_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (project_id, event, hour, distinct_id) ) WITHOUT ROWID;
+CREATE TABLE event_hour ( project_id INTEGER NOT NULL, event TEXT NOT NULL, hour INTEGER NOT NULL, distinct_id TEXT NOT NULL, browser NOT NULL, os NOT NULL, device_type NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (project_id, event, hour, distinct_id, browser, os, device_type) ) WITHOUT ROWID;
 -- table feature_flag
 CREATE TABLE feature_flag ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', active INTEGER NOT NULL DEFAULT 1, deleted INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', ensure_experience_continuity INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, evaluation_runtime TEXT NOT NULL DEFAULT 'all', evaluation_tags TEXT NOT NULL DEFAULT '[]', bucketing_identifier TEXT, is_remote_configuration INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table flag_hash_key_override
@@ -100,6 +100,6 @@ CREATE TABLE session_hour ( project_id INTEGER NOT NULL, hour INTEGER NOT NULL, 
 -- table spool_state
 CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL , done_events INTEGER NOT NULL DEFAULT 0);
 -- trigger event_hour_delete
-CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN UPDATE event_hour SET n = n - 1 WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id; DELETE FROM event_hour WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND n <= 0; END;
+CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN UPDATE event_hour SET n = n - 1 WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND browser = coalesce(OLD.mp_browser, x'') AND os = coalesce(OLD.mp_os, x'') AND device_type = coalesce(OLD.mp_device_type, x''); DELETE FROM event_hour WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND browser = coalesce(OLD.mp_browser, x'') AND os = coalesce(OLD.mp_os, x'') AND device_type = coalesce(OLD.mp_device_type, x'') AND n <= 0; END;
 -- trigger session_hour_delete
 CREATE TRIGGER session_hour_delete AFTER DELETE ON event WHEN OLD.mp_session_id IS NOT NULL BEGIN INSERT OR IGNORE INTO rollup_dirty (project_id, hour) VALUES (OLD.project_id, OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000); END;

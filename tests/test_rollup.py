@@ -29,10 +29,11 @@ def grouped(db_path):
     """(the roll-up, the same grouping computed from the events), read from the SQLite file."""
     con = sqlite3.connect(db_path)
     try:
-        rollup = con.execute("SELECT project_id, event, hour, distinct_id, n FROM event_hour"
-                             " ORDER BY 1, 2, 3, 4").fetchall()
-        events = con.execute(f"SELECT project_id, event, timestamp - timestamp % {HOUR} AS h, distinct_id, count(*)"
-                             " FROM event GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").fetchall()
+        rollup = con.execute("SELECT project_id, event, hour, distinct_id, nullif(browser, x''), nullif(os, x''),"
+                             " nullif(device_type, x''), n FROM event_hour ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall()
+        events = con.execute(f"SELECT project_id, event, timestamp - timestamp % {HOUR} AS h, distinct_id,"
+                             " properties ->> '$.$browser', properties ->> '$.$os', properties ->> '$.$device_type',"
+                             " count(*) FROM event GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall()
     finally:
         con.close()
     return rollup, events
@@ -66,7 +67,10 @@ def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     a, b = Project(srv, "a"), Project(srv, "b")
     t = NOW - timedelta(days=2)
     dup = str(uuid.uuid4())
-    events = [ev("$pageview", f"u{i % 3}", (t + timedelta(minutes=25 * i)).isoformat()) for i in range(12)]
+    # u0 changes browser within an hour, u2 has none: a key each
+    events = [ev("$pageview", f"u{i % 3}", (t + timedelta(minutes=25 * i)).isoformat(),
+                 **({"$browser": ("Firefox", "Chrome")[i % 2], "$os": "Linux"} if i % 3 < 2 else {}))
+              for i in range(12)]
     events += [{**ev("buy", "u1", t.isoformat()), "uuid": dup}]
     events += [ev("$autocapture" if i % 3 else "$screen", f"u{i % 2}", (t + timedelta(minutes=37 * i)).isoformat(),
                   **{"$session_id": f"s{i % 4}"}) for i in range(9)]
@@ -89,6 +93,7 @@ def test_rollup_follows_inserts_duplicates_and_deletes(srv):
     assert a.api("DELETE", f"/api/projects/@project/persons/{p['uuid']}/?delete_events=true").status == 204
     rollup, want = grouped(srv.store.path)
     assert rollup == want and not [r for r in rollup if r[0] == a.id and r[3] in ("u1", "anon-1")]
+    assert {r[4] for r in rollup if r[3] == "u0" and r[1] == "$pageview"} == {"Firefox", "Chrome"}
     # a session's first or last time cannot be taken back: its hours are marked (read from the events) and
     # recounted by the next pass
     assert {h for pid, h in marked(srv.store.path) if pid == a.id} and srv.app.ingestion.rollups.run_pending()
@@ -128,10 +133,12 @@ def test_hours_not_recounted_yet_are_read_from_the_events(srv):
     assert [r for r in rollup if r[2] != now_hour] == [r for r in want if r[2] != now_hour]
 
 
-def _trends(p, tz, **q):
+def _trends(p, tz, raw=False, **q):
     p.srv.store.update_project(p.id, timezone=tz)
     r = p.api("POST", "/api/projects/@project/query/", {"query": {"kind": "TrendsQuery", **q}})
     assert r.status == 200, r.body
+    if raw:  # each series as shown, without the part that names the query (its filters differ)
+        return [(s["action"]["math"], s["breakdown_value"], s["label"], s["data"]) for s in r.json()["results"]]
     return [(s["action"]["math"], s["data"]) for s in r.json()["results"]]
 
 
@@ -146,8 +153,10 @@ def test_trends_and_retention_agree_with_a_property_filter_that_reads_the_events
     for i in range(300):
         ts = base + timedelta(minutes=41 * i + (i * 7) % 29)
         for j in range(1 + i % 3):  # sessions of 1-3 events of one person within minutes: a roll-up row each
+            dims = {"$browser": ("Chrome", "Safari", "Firefox", "")[(i + j) % 4], "$device_type": "Mobile"} \
+                if i % 5 else {"$os": ("iOS", 7)[i % 2]}  # some without, an empty one, a number
             events.append(ev("$pageview" if i % 4 else "buy", f"u{(i * 13) % 17}",
-                             (ts + timedelta(minutes=j)).isoformat(), k="v"))
+                             (ts + timedelta(minutes=j)).isoformat(), k="v", **dims))
     send(p, *events, ev("$identify", "u2", base.isoformat(), **{"$anon_distinct_id": "u3"}))
     always = [{"key": "k", "value": "v", "operator": "exact", "type": "event"}]
     for recounted in (False, True):
@@ -163,6 +172,12 @@ def _compare(p, tz, always):
         filtered = [{**s, "properties": always} for s in series]
         q = {"interval": interval, "dateRange": {"date_from": "-10d"}}
         assert _trends(p, tz, series=series, **q) == _trends(p, tz, series=filtered, **q), interval
+        for prop in ("$browser", "$os", "$device_type"):
+            for limit in (25, 1):  # 1: the rest folded into "other"
+                bd = {"breakdownFilter": {"breakdown": prop, "breakdown_type": "event", "breakdown_limit": limit}}
+                got = _trends(p, tz, series=series, **q, **bd, raw=True)
+                assert got == _trends(p, tz, series=filtered, **q, **bd, raw=True), (interval, prop, limit)
+                assert len(got) > 3
 
     def retention(props, kind):
         entity = {"id": "$pageview", "type": "events", "properties": props}

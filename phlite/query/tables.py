@@ -35,7 +35,11 @@ def _prop(name, materialized):
 _COLUMNS = ("SELECT NULL AS __rowid, NULL AS uuid, {t}.event AS event, NULL AS properties, {hour} AS timestamp,"
             " {t}.distinct_id AS distinct_id, NULL AS elements_chain, NULL AS created_at, NULL AS \"$session_id\","
             " NULL AS \"$window_id\", NULL AS person_id, NULL AS __person_properties, NULL AS __person_created_at,"
-            " {actor} AS __actor, {n} AS __n, {pid} AS team_id FROM {table}{joins}")
+            " {actor} AS __actor, {n} AS __n, {pid} AS team_id, {dims} FROM {table}{joins}")
+# The event properties the roll-up is keyed by too (migration m0014), as the materialized columns the
+# compiler names: {property: (event column, roll-up column)}. The roll-up holds x'' for "no value".
+ROLLUP_DIMS = {"$browser": ("mp_browser", "browser"), "$os": ("mp_os", "os"),
+               "$device_type": ("mp_device_type", "device_type")}
 
 
 def _ranges(hours):
@@ -50,9 +54,10 @@ def _ranges(hours):
 
 
 def rollup_subquery(pid, person, marked=()):
-    """`events` as the hourly roll-up `event_hour` (migration m0011): one row per event name, UTC hour
-    and distinct id, `__n` its events. Only an insight runner asks for it, for questions that read no
-    more than event, hour and person; every other field is NULL. The `marked` hours (ints: the roll-up
+    """`events` as the hourly roll-up `event_hour` (migrations m0011, m0014): one row per event name, UTC
+    hour, distinct id and ROLLUP_DIMS values, `__n` its events. Only an insight runner asks for it, for
+    questions that read no more than event, hour, person and those properties' materialized columns; every
+    other field is NULL. The `marked` hours (ints: the roll-up
     has not recounted them yet) come from the events instead, one row per event."""
     def part(t, table, hour, n):
         actor, joins = "NULL", ""
@@ -60,7 +65,11 @@ def rollup_subquery(pid, person, marked=()):
             actor = f"coalesce(pdi.person_id, {t}.distinct_id)"
             joins = (f" LEFT JOIN person_distinct_id pdi ON pdi.project_id = {t}.project_id"
                      f" AND pdi.distinct_id = {t}.distinct_id")
-        return _COLUMNS.format(t=t, table=table, hour=hour, actor=actor, n=n, pid=pid, joins=joins)
+        if t == "h":
+            dims = ", ".join(f"nullif(h.{r}, x'') AS __mp_{c}" for c, r in ROLLUP_DIMS.values())
+        else:
+            dims = ", ".join(f"e.{c} AS __mp_{c}" for c, _r in ROLLUP_DIMS.values())
+        return _COLUMNS.format(t=t, table=table, hour=hour, actor=actor, n=n, pid=pid, joins=joins, dims=dims)
 
     rolled = part("h", "event_hour h", "h.hour", "h.n") + f" WHERE h.project_id = {pid}"
     if not marked:

@@ -11,6 +11,7 @@ from phlite.query import dates
 from phlite.query import functions as fn
 from phlite.query.filters import field, literal, to_hogql
 from phlite.query.rollup import aligned, rollup_context
+from phlite.query.tables import ROLLUP_DIMS
 from phlite.query.runner import context, execute
 
 NULL_BV = "$$_posthog_breakdown_null_$$"
@@ -61,6 +62,7 @@ class Trends:
         self.global_filter = to_hogql(node.get("properties"))
         bf = node.get("breakdownFilter") or {}
         self.breakdown = None
+        self.rollup_breakdown = False
         if bf.get("breakdown") not in (None, "", []):
             kind = bf.get("breakdown_type") or "event"
             key = bf["breakdown"]
@@ -72,6 +74,10 @@ class Trends:
                 raise bad(f"Breakdowns of type {kind!r} are not supported.", "breakdown_type")
             self.breakdown = (f"if(({expr}) IS NULL OR ({expr}) = '', {literal(NULL_BV)}, {expr})",
                               int(bf.get("breakdown_limit") or 25))
+            # An event property the roll-up is keyed by, read from its materialized column: the roll-up
+            # can answer the breakdown (and its "other" bucket, the same expression folded).
+            col = ROLLUP_DIMS.get(key, (None,))[0] if kind == "event" and isinstance(key, str) else None
+            self.rollup_breakdown = col is not None and self.ctx.materialized.get(key) == col
         self.hogql = None
 
     # the window
@@ -112,9 +118,9 @@ class Trends:
 
     def rollup_ctx(self, serie, bv, first, end, starts):
         """The context reading the hourly roll-up for this series (phlite/query/rollup.py), or None: it
-        must count events or persons of one event (or all) with no filter and no breakdown, and its
-        window [first, end] and bucket starts `starts` must fall on UTC hours."""
-        if bv or self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
+        must count events or persons of one event (or all) with no filter and no breakdown but one by a
+        ROLLUP_DIMS property, and its window [first, end] and bucket starts `starts` must fall on UTC hours."""
+        if (bv and not self.rollup_breakdown) or self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
             return None
         if (serie.get("math") or "total") not in ROLLUP_MATHS or self.interval == "minute":
             return None
