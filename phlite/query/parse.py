@@ -47,6 +47,9 @@ class Context:
     # With rollup: the marked hours of the question's window, not counted in the roll-up yet; the subquery
     # reads those from the events.
     rollup_marked: tuple = ()
+    # With rollup: whether the query reads the roll-up's property columns (tables.ROLLUP_DIMS); computed
+    # only then, since the roll-up's subquery is not flattened into an aggregate over its UNION ALL.
+    rollup_dims: bool = False
 
 
 @dataclasses.dataclass

@@ -23,10 +23,11 @@ def aligned(edges):
     return all(e % HOUR_MS == 0 for e in edges)
 
 
-def rollup_context(store, ctx, first, end):
+def rollup_context(store, ctx, first, end, dims=False):
     """ctx reading the roll-up for the window [first, end] (ms, end inclusive), or None when too many of
-    its hours wait for their recount. The caller has checked the question and its edges (`aligned`)."""
+    its hours wait for their recount. The caller has checked the question and its edges (`aligned`);
+    `dims`: the question reads the roll-up's property columns (a breakdown)."""
     marked = store.marked_rollup_hours(ctx.project_id, first, end, MAX_MARKED)
     if len(marked) > MAX_MARKED:
         return None
-    return dataclasses.replace(ctx, rollup=True, rollup_marked=tuple(marked))
+    return dataclasses.replace(ctx, rollup=True, rollup_marked=tuple(marked), rollup_dims=dims)

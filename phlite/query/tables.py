@@ -53,7 +53,7 @@ def _ranges(hours):
     return out
 
 
-def rollup_subquery(pid, person, marked=()):
+def rollup_subquery(pid, person, marked=(), dims=False):
     """`events` as the hourly roll-up `event_hour` (migrations m0011, m0014): one row per event name, UTC
     hour, distinct id and ROLLUP_DIMS values, `__n` its events. Only an insight runner asks for it, for
     questions that read no more than event, hour, person and those properties' materialized columns; every
@@ -65,11 +65,13 @@ def rollup_subquery(pid, person, marked=()):
             actor = f"coalesce(pdi.person_id, {t}.distinct_id)"
             joins = (f" LEFT JOIN person_distinct_id pdi ON pdi.project_id = {t}.project_id"
                      f" AND pdi.distinct_id = {t}.distinct_id")
-        if t == "h":
-            dims = ", ".join(f"nullif(h.{r}, x'') AS __mp_{c}" for c, r in ROLLUP_DIMS.values())
+        if not dims:
+            columns = ", ".join(f"NULL AS __mp_{c}" for c, _r in ROLLUP_DIMS.values())
+        elif t == "h":
+            columns = ", ".join(f"nullif(h.{r}, x'') AS __mp_{c}" for c, r in ROLLUP_DIMS.values())
         else:
-            dims = ", ".join(f"e.{c} AS __mp_{c}" for c, _r in ROLLUP_DIMS.values())
-        return _COLUMNS.format(t=t, table=table, hour=hour, actor=actor, n=n, pid=pid, joins=joins, dims=dims)
+            columns = ", ".join(f"e.{c} AS __mp_{c}" for c, _r in ROLLUP_DIMS.values())
+        return _COLUMNS.format(t=t, table=table, hour=hour, actor=actor, n=n, pid=pid, joins=joins, dims=columns)
 
     rolled = part("h", "event_hour h", "h.hour", "h.n") + f" WHERE h.project_id = {pid}"
     if not marked:
@@ -118,7 +120,7 @@ def web_metrics_sql(pid, sessions_sql, lo, bounce_seconds):
             f" AND pdi.distinct_id = g.visitor WHERE g.first >= {lo}")
 
 
-def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=()):
+def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=(), rollup_dims=False):
     """The SELECT standing in for `table`, for project `project_id` (an int, never text).
 
     `materialized` ({property: column}, columns the query may read) adds each column as `__mp_<column>`
@@ -127,7 +129,7 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=Fal
     pid = int(project_id)
     materialized = materialized or {}
     if table == "events" and rollup:
-        return rollup_subquery(pid, person, rollup_marked)
+        return rollup_subquery(pid, person, rollup_marked, rollup_dims)
     if table == "events":
         # The person of an event is the current person of its distinct id, so after a merge every
         # distinct id of a person (past events included) counts as that person.

@@ -126,7 +126,7 @@ class Trends:
             return None
         if not aligned([first, end + 1, *starts]):
             return None
-        return rollup_context(self.store, self.ctx, first, end)
+        return rollup_context(self.store, self.ctx, first, end, dims=bool(bv))
 
     # one series
 
