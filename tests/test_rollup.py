@@ -25,42 +25,37 @@ def srv(tmp_path):
     s.close()
 
 
-def grouped(db_path):
-    """(the roll-up, the same grouping computed from the events), read from the SQLite file."""
+def _read(db_path, *queries):
     con = sqlite3.connect(db_path)
     try:
-        rollup = con.execute("SELECT project_id, event, hour, distinct_id, nullif(browser, x''), nullif(os, x''),"
-                             " nullif(device_type, x''), n FROM event_hour ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall()
-        events = con.execute(f"SELECT project_id, event, timestamp - timestamp % {HOUR} AS h, distinct_id,"
-                             " properties ->> '$.$browser', properties ->> '$.$os', properties ->> '$.$device_type',"
-                             " count(*) FROM event GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall()
+        return tuple(con.execute(q).fetchall() for q in queries)
     finally:
         con.close()
-    return rollup, events
+
+
+def grouped(db_path):
+    """(the roll-up, the same grouping computed from the events), read from the SQLite file."""
+    return _read(db_path,
+                 "SELECT project_id, event, hour, distinct_id, nullif(browser, x''), nullif(os, x''),"
+                 " nullif(device_type, x''), n FROM event_hour ORDER BY 1, 2, 3, 4, 5, 6, 7",
+                 f"SELECT project_id, event, timestamp - timestamp % {HOUR} AS h, distinct_id,"
+                 " properties ->> '$.$browser', properties ->> '$.$os', properties ->> '$.$device_type',"
+                 " count(*) FROM event GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7")
 
 
 def grouped_sessions(db_path):
     """(`session_hour`, the same computed from the events), read from the SQLite file."""
-    con = sqlite3.connect(db_path)
-    try:
-        rollup = con.execute("SELECT project_id, hour, session_id, first, last, views, autocaptures, visitor"
-                             " FROM session_hour ORDER BY 1, 2, 3").fetchall()
-        events = con.execute(
-            f"SELECT project_id, timestamp - timestamp % {HOUR} AS h, json_extract(properties, '$.$session_id') AS s,"
-            " min(timestamp), max(timestamp), sum(event IN ('$pageview', '$screen')), sum(event = '$autocapture'),"
-            " min(CASE WHEN event IN ('$pageview', '$screen') THEN distinct_id END)"
-            " FROM event WHERE s IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").fetchall()
-    finally:
-        con.close()
-    return rollup, events
+    return _read(db_path,
+                 "SELECT project_id, hour, session_id, first, last, views, autocaptures, visitor"
+                 " FROM session_hour ORDER BY 1, 2, 3",
+                 f"SELECT project_id, timestamp - timestamp % {HOUR} AS h, json_extract(properties, '$.$session_id') AS s,"
+                 " min(timestamp), max(timestamp), sum(event IN ('$pageview', '$screen')), sum(event = '$autocapture'),"
+                 " min(CASE WHEN event IN ('$pageview', '$screen') THEN distinct_id END)"
+                 " FROM event WHERE s IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 
 
 def marked(db_path):
-    con = sqlite3.connect(db_path)
-    try:
-        return con.execute("SELECT project_id, hour FROM rollup_dirty ORDER BY 1, 2").fetchall()
-    finally:
-        con.close()
+    return _read(db_path, "SELECT project_id, hour FROM rollup_dirty ORDER BY 1, 2")[0]
 
 
 def test_rollup_follows_inserts_duplicates_and_deletes(srv):
