@@ -112,10 +112,10 @@ def web_metrics_sql(pid, sessions_sql, lo, bounce_seconds):
     views, sessions, mean duration in whole seconds, and the bounce rate in percent (one pageview, no
     autocapture, shorter than `bounce_seconds`). NULL duration and bounce rate when there is no session."""
     pid, lo = int(pid), int(lo)
+    seconds = "(g.last - g.first) / 1000"  # whole seconds: both are integer ms
+    bounced = f"NOT (g.views > 1 OR g.autocaptures > 0 OR {seconds} >= {int(bounce_seconds)})"
     return ("SELECT count(DISTINCT coalesce(pdi.person_id, g.visitor)), coalesce(sum(g.views), 0), count(*),"
-            " avg((g.last - g.first) / 1000),"
-            f" 100.0 * sum(NOT (g.views > 1 OR g.autocaptures > 0 OR (g.last - g.first) / 1000 >= {int(bounce_seconds)}))"
-            " / nullif(count(*), 0)"
+            f" avg({seconds}), 100.0 * sum({bounced}) / nullif(count(*), 0)"
             f" FROM ({sessions_sql}) AS g LEFT JOIN person_distinct_id pdi ON pdi.project_id = {pid}"
             f" AND pdi.distinct_id = g.visitor WHERE g.first >= {lo}")
 

@@ -120,7 +120,9 @@ class Trends:
         """The context reading the hourly roll-up for this series (phlite/query/rollup.py), or None: it
         must count events or persons of one event (or all) with no filter and no breakdown but one by a
         ROLLUP_DIMS property, and its window [first, end] and bucket starts `starts` must fall on UTC hours."""
-        if (bv and not self.rollup_breakdown) or self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
+        if bv and not self.rollup_breakdown:
+            return None
+        if self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
             return None
         if (serie.get("math") or "total") not in ROLLUP_MATHS or self.interval == "minute":
             return None
