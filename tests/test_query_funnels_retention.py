@@ -138,6 +138,30 @@ def test_conversion_times_come_from_the_latest_entry(tmp_path):
         srv.close()
 
 
+def test_step_attribution_takes_the_winning_attempts_event(tmp_path):
+    # Breakdown by the value at step 1 of the attempt that counts: a person with only first steps is
+    # counted at their first one; one who converts, at the latest entry before converting.
+    srv = InProcessServer(Config(data_dir=tmp_path / "attr"), clock=lambda: NOW.timestamp())
+    try:
+        p = Project(srv)
+        t0 = NOW - timedelta(days=3)
+        at = [(t0 + timedelta(seconds=s)).isoformat() for s in range(4)]
+        send(p, ev("view", "a", at[0], **{"$browser": "Chrome"}), ev("view", "a", at[1], **{"$browser": "Firefox"}),
+             ev("view", "a", at[2], **{"$browser": "Opera"}),
+             ev("view", "b", at[0], **{"$browser": "Safari"}), ev("view", "b", at[1], **{"$browser": "Edge"}),
+             ev("cart", "b", at[2], **{"$browser": "Edge"}),
+             ev("cart", "c", at[0], **{"$browser": "Brave"}), ev("view", "c", at[0], **{"$browser": "Vivaldi"}))
+        q = {"kind": "FunnelsQuery", "dateRange": {"date_from": "-7d"},
+             "series": [{"kind": "EventsNode", "event": "view"}, {"kind": "EventsNode", "event": "cart"}],
+             "breakdownFilter": {"breakdown": "$browser"},
+             "funnelsFilter": {"breakdownAttributionType": "step", "breakdownAttributionValue": 0}}
+        by_value = {r[0]["breakdown_value"][0]: [s["count"] for s in r] for r in query(p, q)["results"]}
+        # c's view and cart tie: the view goes first, and the attempt converts at once.
+        assert by_value == {"Chrome": [1, 0], "Edge": [1, 1], "Vivaldi": [1, 1]}
+    finally:
+        srv.close()
+
+
 def test_strict_funnel_matches_python(project):
     steps = funnel(project, funnelOrderType="strict")
     counts, _ = expected_funnel(STEPS, 14 * 86400, *RANGE, strict=True)

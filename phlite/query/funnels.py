@@ -1,7 +1,7 @@
 """FunnelsQuery (steps view): how many persons did step 1, then step 2 within the conversion window,
 and so on, with per-step conversion times (docs/insights.md "FunnelsQuery").
 
-The store returns each person's matching events in time order (one HogQL query); the walk over them is
+The store returns the matching events in time order (one HogQL query), grouped here by person; the walk over them is
 plain Python here, following PostHog's rules (window measured from the entry, inclusive; a new entry
 starts a new attempt; the first attempt to get furthest wins; exclusions remove the person).
 """
@@ -38,17 +38,18 @@ def _match(serie):
 
 
 def walk_ordered(events, n, window, strict=False):
-    """events: [(ts, set of step indexes)] in time order -> the winning attempt's step times.
+    """events: [(ts, step indexes in descending order)] in time order -> the winning attempt's step times.
 
     holder[k] is the most recent attempt (its step times) that reached step k. Each event's steps are
     tried last first, each extending the attempt that holds the step before, so one event never moves
     one attempt forward twice; at equal timestamps lower steps go first, so a tie can convert."""
     holder = [None] * n
     best = ()
-    events = sorted(events, key=lambda e: (e[0], min(e[1], default=n)))
+    if any(a[0] == b[0] for a, b in zip(events, events[1:])):
+        events = sorted(events, key=lambda e: (e[0], e[1][-1] if e[1] else n))
     for idx, (ts, steps) in enumerate(events):
         changed = set()
-        for k in sorted(steps, reverse=True):
+        for k in steps:
             if k == 0:
                 holder[0] = (ts,)
             else:
@@ -61,12 +62,13 @@ def walk_ordered(events, n, window, strict=False):
             changed.add(k)
             if len(holder[k]) > len(best):
                 best = holder[k]
-        tie = (idx + 1 < len(events) and events[idx + 1][0] == ts) or (idx and events[idx - 1][0] == ts)
-        if strict and not tie:
-            # Strict order: any other event in between breaks every attempt it did not extend.
-            for k in range(n):
-                if k not in changed:
-                    holder[k] = None
+        if strict:
+            tie = (idx + 1 < len(events) and events[idx + 1][0] == ts) or (idx and events[idx - 1][0] == ts)
+            if not tie:
+                # Strict order: any other event in between breaks every attempt it did not extend.
+                for k in range(n):
+                    if k not in changed:
+                        holder[k] = None
         if len(best) == n:
             break
     return list(best)
@@ -144,19 +146,34 @@ def run_funnels(store, project, node, now_ms, timeout_s):
         where.append(g)
     if order != "strict":
         where.append("(" + " OR ".join(f"({_match(s)})" for s in series + exclusions) + ")")
-    text = f"SELECT {', '.join(cols)} FROM events WHERE {' AND '.join(where)} ORDER BY a, timestamp"
+    # In time order only: grouping by actor in Python is cheaper than SQLite sorting every row by actor.
+    text = f"SELECT {', '.join(cols)} FROM events WHERE {' AND '.join(where)} ORDER BY timestamp"
     ctx = context(project, now_ms, max_rows=INSIGHT_MAX_ROWS)
     _compiled, rows = execute(store, ctx, text + f" LIMIT {INSIGHT_MAX_ROWS}", timeout_s)
     # Per actor: the winning attempt's step times and the breakdown value.
     per_value = {}
     attribution = ff.get("breakdownAttributionType") or "first_touch"
     k0 = 2
+    # A row's step columns -> (its steps in descending order, the highest or -1): rows share a few shapes.
+    shapes = {}
     for a, evs in _by_actor(rows):
-        steps = [(r[1], {k for k in range(n) if r[k0 + k]}) for r in evs]
+        steps, top = [], -1
+        for r in evs:
+            key = r[k0:k0 + n]
+            shape = shapes.get(key)
+            if shape is None:
+                ks = tuple(k for k in range(n - 1, -1, -1) if key[k])
+                shape = shapes[key] = (ks, ks[0] if ks else -1)
+            steps.append((r[1], shape[0]))
+            if shape[1] > top:
+                top = shape[1]
         excl = [(r[1], (x.get("funnelFromStep", 0), x.get("funnelToStep", n - 1)))
-                for r in evs for i, x in enumerate(exclusions) if r[k0 + n + i]]
+                for r in evs for i, x in enumerate(exclusions) if r[k0 + n + i]] if exclusions else []
         if order == "unordered":
             times = walk_unordered(steps, n, window)
+        elif top == 0:
+            # Only first steps: the first of them is the winning attempt (a later one is no longer).
+            times = [next(ts for ts, ks in steps if ks)]
         else:
             times = walk_ordered(steps, n, window, strict=order == "strict")
         if not times or (excl and spoiled(times, excl, n, window)):
@@ -187,15 +204,17 @@ def run_funnels(store, project, node, now_ms, timeout_s):
 
 
 def _by_actor(rows):
-    cur, group = object(), []
+    """(actor, its rows in time order) for rows in time order, actors in SQLite's order (ids, then
+    distinct ids), so that ties between breakdown values rank as they always did."""
+    groups = {}
     for r in rows:
-        if r[0] != cur:
-            if group:
-                yield cur, group
-            cur, group = r[0], []
-        group.append(r)
-    if group:
-        yield cur, group
+        group = groups.get(r[0])
+        if group is None:
+            groups[r[0]] = [r]
+        else:
+            group.append(r)
+    for actor in sorted(groups, key=lambda a: (isinstance(a, str), a)):
+        yield actor, groups[actor]
 
 
 def _steps(series, attempts, n, order, breakdown=None):
