@@ -490,13 +490,15 @@ def run_duckdb(con, today, repeat):
 
 
 def wait_rollups(db, limit_s=120):
-    """Until the server's background pass has recounted every hour that is over (docs/insights.md
+    """Until the server's background pass has recounted every hour (and day) that is over (docs/insights.md
     "Roll-ups"): the queries are measured on a server in its steady state, not while it catches up."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit_s:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            waiting = conn.execute("SELECT count(*) FROM rollup_dirty WHERE hour <= ?",
-                                   (int(time.time() * 1000) - 3_600_000,)).fetchone()[0]
+            now_ms = int(time.time() * 1000)
+            waiting = conn.execute("SELECT count(*) FROM rollup_dirty WHERE hour <= ?", (now_ms - 3_600_000,)).fetchone()[0]
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'day_dirty'").fetchone():  # m0015 on
+                waiting += conn.execute("SELECT count(*) FROM day_dirty WHERE day_end <= ?", (now_ms,)).fetchone()[0]
         if not waiting:
             log(f"  roll-up recounted ({time.monotonic() - t0:.1f} s after the last event)")
             return

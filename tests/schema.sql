@@ -1,4 +1,4 @@
--- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+-- migrations applied: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
 -- index activity_log_item
 CREATE INDEX activity_log_item ON activity_log (project_id, scope, item_id, id);
 -- index cohort_project
@@ -41,6 +41,10 @@ CREATE INDEX person_project ON person (project_id, id);
 CREATE INDEX personal_key_lookup ON personal_key (lookup);
 -- table activity_log
 CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT , user_id INTEGER);
+-- table actor_day
+CREATE TABLE actor_day ( project_id INTEGER NOT NULL, day INTEGER NOT NULL, event TEXT NOT NULL, actor NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (project_id, day, event, actor) ) WITHOUT ROWID;
+-- table actor_day_zone
+CREATE TABLE actor_day_zone ( project_id INTEGER PRIMARY KEY, timezone TEXT NOT NULL );
 -- table cohort
 CREATE TABLE cohort ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '', filters TEXT NOT NULL DEFAULT '{}', is_static INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by INTEGER, last_modified_by INTEGER );
 -- table cohort_static_member
@@ -55,6 +59,8 @@ CREATE TABLE console_user ( id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE C
 CREATE TABLE dashboard ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT, description TEXT NOT NULL DEFAULT '', pinned INTEGER NOT NULL DEFAULT 0, filters TEXT NOT NULL DEFAULT '{}', tags TEXT NOT NULL DEFAULT '[]', creation_mode TEXT NOT NULL DEFAULT 'default', deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, created_by_key INTEGER, created_by_user INTEGER, updated_at INTEGER NOT NULL );
 -- table dashboard_tile
 CREATE TABLE dashboard_tile ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, dashboard_id INTEGER NOT NULL, insight_id INTEGER, text TEXT, layouts TEXT NOT NULL DEFAULT '{}', color TEXT, deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL );
+-- table day_dirty
+CREATE TABLE day_dirty ( project_id INTEGER NOT NULL, day INTEGER NOT NULL, day_end INTEGER NOT NULL, PRIMARY KEY (project_id, day) ) WITHOUT ROWID;
 -- table deletion_job
 CREATE TABLE deletion_job ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, filter TEXT NOT NULL, max_event_id INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0, expected INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')), error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER );
 -- table event
@@ -99,6 +105,14 @@ CREATE TABLE schema_migration ( version INTEGER PRIMARY KEY, name TEXT NOT NULL,
 CREATE TABLE session_hour ( project_id INTEGER NOT NULL, hour INTEGER NOT NULL, session_id TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, views INTEGER NOT NULL, autocaptures INTEGER NOT NULL, visitor TEXT, PRIMARY KEY (project_id, hour, session_id) ) WITHOUT ROWID;
 -- table spool_state
 CREATE TABLE spool_state ( id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, offset INTEGER NOT NULL , done_events INTEGER NOT NULL DEFAULT 0);
+-- trigger actor_day_event_delete
+CREATE TRIGGER actor_day_event_delete AFTER DELETE ON event WHEN OLD.mp_session_id IS NULL BEGIN INSERT OR IGNORE INTO rollup_dirty (project_id, hour) VALUES (OLD.project_id, OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000); END;
+-- trigger actor_day_pdi_delete
+CREATE TRIGGER actor_day_pdi_delete AFTER DELETE ON person_distinct_id BEGIN INSERT OR IGNORE INTO rollup_dirty (project_id, hour) SELECT DISTINCT project_id, timestamp - ((timestamp % 3600000) + 3600000) % 3600000 FROM event WHERE project_id = OLD.project_id AND distinct_id = OLD.distinct_id; END;
+-- trigger actor_day_pdi_insert
+CREATE TRIGGER actor_day_pdi_insert AFTER INSERT ON person_distinct_id BEGIN INSERT OR IGNORE INTO rollup_dirty (project_id, hour) SELECT DISTINCT project_id, timestamp - ((timestamp % 3600000) + 3600000) % 3600000 FROM event WHERE project_id = NEW.project_id AND distinct_id = NEW.distinct_id; END;
+-- trigger actor_day_pdi_update
+CREATE TRIGGER actor_day_pdi_update AFTER UPDATE OF person_id ON person_distinct_id BEGIN INSERT OR IGNORE INTO rollup_dirty (project_id, hour) SELECT DISTINCT project_id, timestamp - ((timestamp % 3600000) + 3600000) % 3600000 FROM event WHERE project_id = NEW.project_id AND distinct_id = NEW.distinct_id; END;
 -- trigger event_hour_delete
 CREATE TRIGGER event_hour_delete AFTER DELETE ON event BEGIN UPDATE event_hour SET n = n - 1 WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND browser = coalesce(OLD.mp_browser, x'') AND os = coalesce(OLD.mp_os, x'') AND device_type = coalesce(OLD.mp_device_type, x''); DELETE FROM event_hour WHERE project_id = OLD.project_id AND event = OLD.event AND hour = (OLD.timestamp - ((OLD.timestamp % 3600000) + 3600000) % 3600000) AND distinct_id = OLD.distinct_id AND browser = coalesce(OLD.mp_browser, x'') AND os = coalesce(OLD.mp_os, x'') AND device_type = coalesce(OLD.mp_device_type, x'') AND n <= 0; END;
 -- trigger session_hour_delete

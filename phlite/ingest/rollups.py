@@ -12,6 +12,7 @@ import threading
 import time
 
 from phlite import errors
+from phlite.query import local_day
 from phlite.store import WRITE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class RollupRefresher:
 
     def _step(self, now_ms):
         with self.store.transaction():
-            return self.store.refresh_rollups(now_ms, BUDGET_SECONDS)
+            return self.store.refresh_rollups(now_ms, local_day, BUDGET_SECONDS)
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="phlite-rollups", daemon=True)

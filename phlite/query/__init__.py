@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from phlite import errors
+from phlite.query.functions import local_day  # noqa: F401 - the pass that cuts the daily roll-up uses it
 from phlite.query.overrides import clean_filters, with_filters
 
 REFRESH = {"blocking", "async", "lazy_async", "async_except_on_cache_miss", "force_blocking", "force_async",

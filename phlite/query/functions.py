@@ -36,6 +36,13 @@ def local_midnight(d, tz):
     return to_ms(datetime(d.year, d.month, d.day, tzinfo=zone(tz)))
 
 
+def local_day(ms, tz):
+    """(start, end) epoch ms of the calendar day holding `ms` in zone `tz`: the days insights bucket by,
+    and the daily roll-up is cut by (docs/insights.md "Roll-ups")."""
+    d = to_local(ms, tz).date()
+    return local_midnight(d, tz), local_midnight(d + timedelta(days=1), tz)
+
+
 def parse_datetime(text, tz):
     """A date or datetime string as epoch ms; no offset means the project's zone. None if unparsable."""
     if not isinstance(text, str):

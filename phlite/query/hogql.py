@@ -374,7 +374,8 @@ def compile_query(text, ctx):
     sql, cols = compiler.statement(tree, Scope())
     sql = sql.replace(compiler.events_token,
                       subquery("events", ctx.project_id, ctx.materialized, person=compiler.person,
-                               rollup=ctx.rollup, rollup_marked=ctx.rollup_marked, rollup_dims=ctx.rollup_dims))
+                               rollup=ctx.rollup, rollup_marked=ctx.rollup_marked, rollup_dims=ctx.rollup_dims,
+                               rollup_days=ctx.rollup_days))
     limit = None
     has_limit = isinstance(tree, exp.Select) and tree.args.get("limit") is not None
     if not has_limit:

@@ -50,6 +50,9 @@ class Context:
     # With rollup: whether the query reads the roll-up's property columns (tables.ROLLUP_DIMS); computed
     # only then, since the roll-up's subquery is not flattened into an aggregate over its UNION ALL.
     rollup_dims: bool = False
+    # With rollup: None reads the hourly roll-up; a tuple reads the daily one (`actor_day`), with these
+    # days ((start, end) ms) read through the hourly roll-up instead (query/rollup.py).
+    rollup_days: tuple | None = None
 
 
 @dataclasses.dataclass

@@ -84,6 +84,23 @@ def rollup_subquery(pid, person, marked=(), dims=False):
     return f"{rolled} UNION ALL {raw}"
 
 
+def day_rollup_subquery(pid, person, marked, days):
+    """`events` as the daily roll-up `actor_day` (migration m0015): one row per event name, day start in
+    the project's zone (as `timestamp`), and person after merges (`__actor`; the distinct id of an event
+    without a person), `__n` its events. The `days` ((start, end) ms, UTC hours) come from the hourly
+    roll-up instead, with its `marked` hours from the events (rollup_subquery). Only a trends runner asks
+    for it, for questions that read no more than event, day and person."""
+    rolled = _COLUMNS.format(t="a", table="actor_day a", hour="a.day", actor="a.actor", n="a.n", pid=pid, joins="",
+                             dims=", ".join(f"NULL AS __mp_{c}" for c, _r in ROLLUP_DIMS.values()))
+    rolled = rolled.replace("a.distinct_id AS distinct_id", "NULL AS distinct_id") + f" WHERE a.project_id = {pid}"
+    if not days:
+        return rolled
+    rolled += f" AND a.day NOT IN ({', '.join(str(int(d)) for d, _e in days)})"
+    spans = " OR ".join(f"(timestamp >= {int(d)} AND timestamp < {int(e)})" for d, e in days)
+    hourly = rollup_subquery(pid, person, [h for h in marked if any(d <= h < e for d, e in days)])
+    return f"{rolled} UNION ALL SELECT * FROM ({hourly}) WHERE {spans}"
+
+
 def session_hour_sql(pid, lo, hi, marked=()):
     """Per `$session_id`: (session, first, last, views, autocaptures, least pageview distinct id) over the
     events of [lo, hi) (UTC hours), from the roll-up `session_hour` (migration m0013) with its `marked`
@@ -120,7 +137,8 @@ def web_metrics_sql(pid, sessions_sql, lo, bounce_seconds):
             f" AND pdi.distinct_id = g.visitor WHERE g.first >= {lo}")
 
 
-def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=(), rollup_dims=False):
+def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=False, rollup_marked=(), rollup_dims=False,
+             rollup_days=None):
     """The SELECT standing in for `table`, for project `project_id` (an int, never text).
 
     `materialized` ({property: column}, columns the query may read) adds each column as `__mp_<column>`
@@ -128,6 +146,8 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=Fal
     needs (SQLite does not drop unused LEFT JOINs of a flattened subquery: they cost a lookup per row)."""
     pid = int(project_id)
     materialized = materialized or {}
+    if table == "events" and rollup and rollup_days is not None:
+        return day_rollup_subquery(pid, person, rollup_marked, rollup_days)
     if table == "events" and rollup:
         return rollup_subquery(pid, person, rollup_marked, rollup_dims)
     if table == "events":
@@ -172,6 +192,7 @@ def subquery(table, project_id, materialized=None, person=PERSON_ROW, rollup=Fal
 
 
 # The store tables those subqueries read: the read-only connection's authorizer allows no other.
-# event_hour is the roll-up the insight runners may read (a user's HogQL cannot name it).
-# json_each is SQLite's table-valued JSON function (arrayJoin), reading no stored table.
-STORE_TABLES = frozenset({"event", "event_hour", "session_hour", "person", "person_distinct_id", "group_", "json_each"})
+# event_hour, session_hour and actor_day are the roll-ups the insight runners may read (a user's HogQL
+# cannot name them). json_each is SQLite's table-valued JSON function (arrayJoin), reading no stored table.
+STORE_TABLES = frozenset({"event", "event_hour", "session_hour", "actor_day", "person", "person_distinct_id",
+                          "group_", "json_each"})

@@ -10,7 +10,7 @@ from phlite import errors
 from phlite.query import dates
 from phlite.query import functions as fn
 from phlite.query.filters import field, literal, to_hogql
-from phlite.query.rollup import aligned, rollup_context
+from phlite.query.rollup import aligned, day_rollup_context, rollup_context
 from phlite.query.tables import ROLLUP_DIMS
 from phlite.query.runner import context, execute
 
@@ -117,16 +117,22 @@ class Trends:
         return execute(self.store, ctx or self.ctx, text, self.timeout_s)[1]
 
     def rollup_ctx(self, serie, bv, first, end, starts):
-        """The context reading the hourly roll-up for this series (phlite/query/rollup.py), or None: it
-        must count events or persons of one event (or all) with no filter and no breakdown but one by a
-        ROLLUP_DIMS property, and its window [first, end] and bucket starts `starts` must fall on UTC hours."""
+        """The context reading a roll-up for this series (phlite/query/rollup.py), or None: it must count
+        events or persons of one event (or all) with no filter and no breakdown but one by a ROLLUP_DIMS
+        property, and its window [first, end] and bucket starts `starts` must fall on UTC hours. With no
+        breakdown and buckets of whole days in the project's zone, the daily roll-up is read."""
         if bv and not self.rollup_breakdown:
             return None
         if self.global_filter or to_hogql(serie.get("properties")) or to_hogql(serie.get("fixedProperties")):
             return None
         if (serie.get("math") or "total") not in ROLLUP_MATHS or self.interval == "minute":
             return None
-        if not aligned([first, end + 1, *starts]):
+        edges = [first, end + 1, *starts]
+        if not bv and all(fn.start_of(e, "day", self.tz) == e for e in edges):
+            daily = day_rollup_context(self.store, self.ctx, first, end, fn.local_day)
+            if daily is not None:
+                return daily
+        if not aligned(edges):
             return None
         return rollup_context(self.store, self.ctx, first, end, dims=bool(bv))
 
