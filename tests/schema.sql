@@ -42,7 +42,7 @@ CREATE INDEX personal_key_lookup ON personal_key (lookup);
 -- table activity_log
 CREATE TABLE activity_log ( id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, scope TEXT NOT NULL, item_id INTEGER NOT NULL, activity TEXT NOT NULL, key_id INTEGER, created_at INTEGER NOT NULL, before TEXT, after TEXT , user_id INTEGER);
 -- table actor_day
-CREATE TABLE actor_day ( project_id INTEGER NOT NULL, day INTEGER NOT NULL, event TEXT NOT NULL, actor NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (project_id, day, event, actor) ) WITHOUT ROWID;
+CREATE TABLE actor_day ( project_id INTEGER NOT NULL, day INTEGER NOT NULL, event TEXT NOT NULL, actor NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (project_id, event, day, actor) ) WITHOUT ROWID;
 -- table actor_day_zone
 CREATE TABLE actor_day_zone ( project_id INTEGER PRIMARY KEY, timezone TEXT NOT NULL );
 -- table cohort

@@ -65,6 +65,12 @@ def execute(store, ctx, text, timeout_s):
     return compiled, rows
 
 
+def execute_sql(store, sql, timeout_s, max_rows):
+    """Rows of SQL a runner wrote itself over STORE_TABLES (tables.py builds it, for one project)."""
+    return store.run_read_query(sql, functions=FUNCTIONS, tables=STORE_TABLES, timeout_s=timeout_s,
+                                max_rows=max_rows)[1]
+
+
 def run_hogql(store, project, node, now_ms, timeout_s):
     check_fields(node, HOGQL_FIELDS, "HogQLQuery")
     text = node.get("query")

@@ -101,6 +101,22 @@ def day_rollup_subquery(pid, person, marked, days):
     return f"{rolled} UNION ALL SELECT * FROM ({hourly}) WHERE {spans}"
 
 
+def _text(value):
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def day_counts_sql(pid, event, lo, hi, skip=()):
+    """Per day of [lo, hi] (ms) in the daily roll-up `actor_day`: (day start, events, persons) of one event,
+    leaving out the days starting at `skip`. A (event, day, person) key is one row, so the persons are its
+    rows: no distinct count. The day's order is the key's, so SQLite groups without sorting."""
+    sql = (f"SELECT day, sum(n), count(*) FROM actor_day WHERE project_id = {int(pid)} AND event = {_text(event)}"
+           f" AND day >= {int(lo)} AND day <= {int(hi)}")
+    if skip:
+        sql += f" AND day NOT IN ({', '.join(str(int(d)) for d in skip)})"
+    return sql + " GROUP BY day"
+
+
 def session_hour_sql(pid, lo, hi, marked=()):
     """Per `$session_id`: (session, first, last, views, autocaptures, least pageview distinct id) over the
     events of [lo, hi) (UTC hours), from the roll-up `session_hour` (migration m0013) with its `marked`

@@ -29,13 +29,14 @@ def _hours_of(row):
 
 STATEMENTS = [
     # `actor` has no declared type: a person's row id (integer) or a distinct id (text), kept as given.
+    # Keyed by event first, as event_hour: a series reads one event's days, in day order.
     """CREATE TABLE actor_day (
         project_id INTEGER NOT NULL,
         day INTEGER NOT NULL,
         event TEXT NOT NULL,
         actor NOT NULL,
         n INTEGER NOT NULL,
-        PRIMARY KEY (project_id, day, event, actor)
+        PRIMARY KEY (project_id, event, day, actor)
     ) WITHOUT ROWID""",
     """CREATE TABLE day_dirty (
         project_id INTEGER NOT NULL,
